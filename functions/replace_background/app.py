@@ -1,0 +1,94 @@
+"""Lambda entry point: Powertools around the pipeline. Event shapes in, batch response out.
+
+No business rules here: ``backdrop_fn/pipeline.py`` decides what happens to each object.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from backdrop_fn.adapters.metrics import EmfMetrics
+from backdrop_fn.errors import BackdropError, ClaimInProgress
+from backdrop_fn.events import UnrecognisedEvent, items_from_event, items_from_message
+from backdrop_fn.pipeline import Invocation, Outcome
+from backdrop_fn.ports import Deadline
+from backdrop_fn.wiring import Runtime, build_runtime
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+copy_config_to_registered_loggers(source_logger=logger, include={"backdrop_fn"})
+
+
+@lru_cache(maxsize=1)
+def runtime() -> Runtime:
+    """Clients and adapters, built once per container on the first event."""
+    return build_runtime(EmfMetrics(metrics))
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    current = runtime()
+    current.claims.register_lambda_context(context)
+    if _is_sqs_batch(event):
+        # A processor per invocation: its state is per batch, and the local poller runs batches in threads.
+        processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+        return process_partial_response(
+            event=event,
+            record_handler=lambda record: _handle_message(current, record, context),
+            processor=processor,
+            context=context,
+        )
+    return {"outcomes": [outcome.as_dict() for outcome in _handle_direct(current, event, context)]}
+
+
+def _is_sqs_batch(event: dict[str, Any]) -> bool:
+    records = event.get("Records")
+    return bool(records) and isinstance(records, list) and records[0].get("eventSource") == "aws:sqs"
+
+
+def _handle_message(current: Runtime, record: SQSRecord, context: LambdaContext) -> list[Outcome]:
+    """One work-queue message. Raising reports it in ``batchItemFailures`` (it comes back later)."""
+    attempt = int(record.attributes.approximate_receive_count or 1)
+    final_attempt = attempt >= current.settings.max_attempts
+    invocation = Invocation(Deadline.from_context(context), context.aws_request_id)
+    try:
+        items = items_from_message(record.body, attempt=attempt, final_attempt=final_attempt)
+    except UnrecognisedEvent as error:
+        return [current.pipeline.reject(str(error), record.body, attempt=attempt, invocation=invocation)]
+    outcomes: list[Outcome] = []
+    try:
+        for item in items:
+            outcomes.extend(current.pipeline.process(item, invocation))
+    except (BackdropError, ClaimInProgress):
+        if current.backoff is not None:
+            current.backoff.delay(record.receipt_handle, attempt)
+        raise
+    return outcomes
+
+
+def _handle_direct(current: Runtime, event: dict[str, Any], context: LambdaContext) -> list[Outcome]:
+    """An S3 notification, EventBridge event or DLQ record invoked directly: no later attempt."""
+    invocation = Invocation(Deadline.from_context(context), context.aws_request_id)
+    try:
+        items = items_from_event(event)
+    except UnrecognisedEvent as error:
+        return [current.pipeline.reject(str(error), json.dumps(event, default=str), attempt=1, invocation=invocation)]
+    outcomes: list[Outcome] = []
+    for item in items:
+        try:
+            outcomes.extend(current.pipeline.process(item, invocation))
+        except ClaimInProgress:
+            # The invocation holding the claim finishes the pair (or Lambda retries its event).
+            logger.info("skipped: this pair is being processed by another invocation", extra={"key": item.key})
+    return outcomes

@@ -1,0 +1,26 @@
+"""The failure sink on the SQS dead-letter queue."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from backdrop_fn.errors import InfrastructureUnavailable
+
+
+class SqsFailureSink:
+    def __init__(self, client: Any, queue_url: str) -> None:
+        self._sqs = client
+        self._queue_url = queue_url
+
+    def send(self, body: str, *, error_class: str) -> None:
+        try:
+            self._sqs.send_message(
+                QueueUrl=self._queue_url,
+                MessageBody=body,
+                MessageAttributes={"error_class": {"DataType": "String", "StringValue": error_class}},
+            )
+        except (ClientError, BotoCoreError) as error:
+            # Not dead-lettered means not done: the record stays on the work queue and comes back.
+            raise InfrastructureUnavailable(f"could not write the DLQ record: {type(error).__name__}") from None

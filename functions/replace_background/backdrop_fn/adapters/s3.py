@@ -1,0 +1,122 @@
+"""The object store port on S3 (boto3)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from backdrop_fn.errors import BackdropError, InfrastructureUnavailable, InternalError, OutputWriteFailed
+from backdrop_fn.ports import ObjectInfo, StoredObject
+
+_NOT_FOUND = {"404", "NoSuchKey", "NotFound", "NoSuchVersion"}
+# Answers that mean "try again": throttling, and an object replaced between our HEAD and GET.
+_TRANSIENT_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "PreconditionFailed", "412"}
+
+
+def _etag(raw: str) -> str:
+    return raw.strip('"')
+
+
+def _is_not_found(error: ClientError) -> bool:
+    return error.response.get("Error", {}).get("Code") in _NOT_FOUND
+
+
+class S3ObjectStore:
+    def __init__(self, client: Any) -> None:
+        self._s3 = client
+
+    def head(self, bucket: str, key: str) -> ObjectInfo | None:
+        try:
+            response = self._s3.head_object(Bucket=bucket, Key=key)
+        except ClientError as error:
+            if _is_not_found(error):
+                return None
+            raise _unavailable("HeadObject", bucket, key, error) from None
+        except BotoCoreError as error:
+            raise _unavailable("HeadObject", bucket, key, error) from None
+        return ObjectInfo(
+            bucket=bucket,
+            key=key,
+            etag=_etag(response["ETag"]),
+            size=response["ContentLength"],
+            version_id=response.get("VersionId"),
+        )
+
+    def read(self, obj: ObjectInfo, *, first_bytes: int | None = None) -> bytes:
+        request: dict[str, Any] = {"Bucket": obj.bucket, "Key": obj.key, "IfMatch": f'"{obj.etag}"'}
+        if obj.version_id:
+            request["VersionId"] = obj.version_id
+        if first_bytes is not None:
+            request["Range"] = f"bytes=0-{first_bytes - 1}"
+        try:
+            response = self._s3.get_object(**request)
+            return response["Body"].read()
+        except (ClientError, BotoCoreError) as error:
+            raise _unavailable("GetObject", obj.bucket, obj.key, error) from None
+
+    def read_small(self, bucket: str, key: str, *, limit: int) -> StoredObject | None:
+        try:
+            response = self._s3.get_object(Bucket=bucket, Key=key)
+        except ClientError as error:
+            if _is_not_found(error):
+                return None
+            raise _unavailable("GetObject", bucket, key, error) from None
+        except BotoCoreError as error:
+            raise _unavailable("GetObject", bucket, key, error) from None
+        body = response["Body"]
+        try:
+            data = body.read(limit + 1)  # never more than the limit tells us, whatever the size
+        finally:
+            body.close()
+        info = ObjectInfo(
+            bucket=bucket,
+            key=key,
+            etag=_etag(response["ETag"]),
+            size=response["ContentLength"],
+            version_id=response.get("VersionId"),
+        )
+        return StoredObject(info=info, body=data)
+
+    def list_keys(self, bucket: str, prefix: str) -> list[str]:
+        keys: list[str] = []
+        try:
+            for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+                keys.extend(item["Key"] for item in page.get("Contents", []))
+        except (ClientError, BotoCoreError) as error:
+            raise _unavailable("ListObjectsV2", bucket, prefix, error) from None
+        return keys
+
+    def presigned_url(self, obj: ObjectInfo, *, expires_in: int) -> str:
+        params: dict[str, Any] = {"Bucket": obj.bucket, "Key": obj.key}
+        if obj.version_id:
+            params["VersionId"] = obj.version_id
+        return self._s3.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in)
+
+    def write_output(
+        self, bucket: str, key: str, body: bytes, *, content_type: str, metadata: dict[str, str]
+    ) -> None:
+        try:
+            self._s3.put_object(
+                Bucket=bucket, Key=key, Body=body, ContentType=content_type, Metadata=metadata
+            )
+        except (ClientError, BotoCoreError) as error:
+            raise OutputWriteFailed(f"could not write s3://{bucket}/{key}: {_reason(error)}") from None
+
+
+def _reason(error: Exception) -> str:
+    if isinstance(error, ClientError):
+        details = error.response.get("Error", {})
+        return f"{details.get('Code', 'error')}: {details.get('Message', '')}".rstrip(": ")
+    return type(error).__name__
+
+
+def _unavailable(operation: str, bucket: str, key: str, error: Exception) -> BackdropError:
+    """Transient S3 trouble is worth another receive; a 4xx such as AccessDenied is not."""
+    message = f"S3 {operation} s3://{bucket}/{key} failed: {_reason(error)}"
+    if isinstance(error, ClientError):
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        code = error.response.get("Error", {}).get("Code", "")
+        if status < 500 and code not in _TRANSIENT_CODES:
+            return InternalError(message)
+    return InfrastructureUnavailable(message)

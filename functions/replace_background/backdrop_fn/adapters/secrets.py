@@ -1,0 +1,70 @@
+"""The API key from Secrets Manager, cached per container by Powertools Parameters."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools.utilities.parameters import SecretsProvider
+from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+from botocore.exceptions import ClientError
+
+from backdrop_fn.errors import AuthFailed, BackdropError, InfrastructureUnavailable
+from backdrop_fn.ports import ApiKey
+
+# The key is read once per container and kept this long; a 401/403 reads it again at once.
+CACHE_SECONDS = 3600
+_PERMANENT_CODES = {"ResourceNotFoundException", "AccessDeniedException", "DecryptionFailure", "InvalidRequestException"}
+
+
+class SecretsManagerApiKey:
+    def __init__(self, secret_id: str, provider: SecretsProvider, *, cache_seconds: int = CACHE_SECONDS) -> None:
+        self._secret_id = secret_id
+        self._provider = provider
+        self._cache_seconds = cache_seconds
+
+    @classmethod
+    def from_client(cls, secret_id: str, client: Any) -> SecretsManagerApiKey:
+        return cls(secret_id, SecretsProvider(boto3_client=client))
+
+    def current(self) -> ApiKey:
+        return self._read(force=False)
+
+    def refreshed(self) -> ApiKey:
+        return self._read(force=True)
+
+    def _read(self, *, force: bool) -> ApiKey:
+        try:
+            value = self._provider.get(self._secret_id, max_age=self._cache_seconds, force_fetch=force)
+        except GetParameterError as error:
+            raise self._explain(error) from None
+        return ApiKey(self._key_from(value))
+
+    def _key_from(self, secret: Any) -> str:
+        """The secret string is the raw key, or ``{"api_key": "…"}`` (CONTRACT.md §4)."""
+        if isinstance(secret, bytes):
+            secret = secret.decode("utf-8", errors="replace")
+        text = str(secret).strip()
+        if text.startswith("{"):
+            try:
+                document = json.loads(text)
+            except json.JSONDecodeError:
+                raise AuthFailed(f"the secret {self._secret_id!r} looks like JSON but does not parse") from None
+            text = str(document.get("api_key") or "").strip() if isinstance(document, dict) else ""
+        if not text:
+            raise AuthFailed(
+                f"the secret {self._secret_id!r} holds no API key yet: put it with "
+                f"`aws secretsmanager put-secret-value --secret-id {self._secret_id} --secret-string <key>`"
+            )
+        return text
+
+    def _explain(self, error: GetParameterError) -> BackdropError:
+        cause = error.__cause__
+        if isinstance(cause, ClientError):
+            code = cause.response.get("Error", {}).get("Code", "")
+            if code in _PERMANENT_CODES:
+                return AuthFailed(f"cannot read the API key secret {self._secret_id!r}: {code}")
+            return InfrastructureUnavailable(f"Secrets Manager failed for {self._secret_id!r}: {code}")
+        return InfrastructureUnavailable(
+            f"Secrets Manager failed for {self._secret_id!r}: {type(cause or error).__name__}"
+        )

@@ -1,0 +1,233 @@
+"""The paid call: Segmind's Ideogram 3 replace-background endpoint over a pooled requests session.
+
+The retry loop is written here rather than left to urllib3's ``Retry``: each attempt's read
+timeout must shrink with the Lambda's remaining time (``Retry`` fixes one timeout for all
+attempts), the wait must also honour Segmind's ``x-rate-limit-reset-at-utc``, and the number
+of retries must be known on the failure path too, for the ``ApiRetries`` metric. urllib3 still
+parses ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import InvalidHeader
+from urllib3.util.retry import Retry
+
+from backdrop_fn.errors import (
+    ApiNotFound,
+    ApiTimeout,
+    AuthFailed,
+    BackdropError,
+    BadRequest,
+    InsufficientCredits,
+    RateLimited,
+    ServerError,
+)
+from backdrop_fn.images import SNIFF_BYTES, sniff
+from backdrop_fn.ports import ApiImage, ApiKey, ApiKeySource, Deadline, Metrics
+
+USER_AGENT = "backdrop/1.0 (+https://github.com/backdrop)"
+_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+_ERRORS_BY_STATUS: dict[int, type[BackdropError]] = {
+    400: BadRequest,
+    422: BadRequest,
+    401: AuthFailed,
+    403: AuthFailed,
+    404: ApiNotFound,
+    406: InsufficientCredits,
+    429: RateLimited,
+}
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_retries: int = 4
+    backoff_base_seconds: float = 1.0
+    backoff_max_seconds: float = 20.0
+    # A server-requested wait (Retry-After, reset time) longer than this is not waited for here:
+    # the message goes back to the queue instead of holding a Lambda idle.
+    max_server_wait_seconds: float = 65.0
+    # Kept free after the call for the output write or the DLQ record.
+    reserve_seconds: float = 10.0
+    # A retry is only started when at least this much time is left for it.
+    min_attempt_seconds: float = 15.0
+    connect_timeout_seconds: float = 5.0
+
+
+class SegmindClient:
+    def __init__(
+        self,
+        url: str,
+        keys: ApiKeySource,
+        metrics: Metrics,
+        *,
+        read_timeout_seconds: float = 120.0,
+        policy: RetryPolicy | None = None,
+        session: requests.Session | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        jitter: Callable[[], float] = random.random,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._url = url
+        self._keys = keys
+        self._metrics = metrics
+        self._read_timeout = read_timeout_seconds
+        self._policy = policy or RetryPolicy()
+        self._session = session or pooled_session()
+        self._clock = clock
+        self._sleep = sleep
+        self._jitter = jitter
+        self._wall_clock = wall_clock
+
+    def replace_background(self, payload: dict[str, Any], deadline: Deadline) -> ApiImage:
+        body = json.dumps(payload).encode("utf-8")
+        key = self._keys.current()
+        response = self._post(body, key, deadline)
+        if response.status_code in (401, 403):
+            # Once per call: a rotated key is picked up at once, a wrong one is not retried forever.
+            fresh = self._keys.refreshed()
+            if fresh.value != key.value:
+                response.close()
+                key = fresh
+                response = self._post(body, key, deadline)
+        return self._interpret(response, key)
+
+    def _post(self, body: bytes, key: ApiKey, deadline: Deadline) -> requests.Response:
+        """POST with retries of 429, 5xx and timeouts, never past the deadline."""
+        headers = {
+            "x-api-key": key.value,
+            "Content-Type": "application/json",
+            "Accept": "image/png, image/jpeg, image/webp, application/json",
+            "User-Agent": USER_AGENT,
+        }
+        retries = 0
+        while True:
+            budget = deadline.remaining() - self._policy.reserve_seconds
+            if budget <= self._policy.connect_timeout_seconds:
+                self._metrics.add("ApiRetries", retries)
+                raise ApiTimeout("not enough Lambda time left to call the API")
+            timeout = (self._policy.connect_timeout_seconds, min(self._read_timeout, budget))
+            response, transport_error = self._attempt(body, headers, timeout)
+            if transport_error is None and response.status_code not in _RETRY_STATUSES:
+                self._metrics.add("ApiRetries", retries)
+                return response
+            wait = self._wait_before_retry(response, retries)
+            time_after_wait = deadline.remaining() - wait - self._policy.reserve_seconds
+            if (
+                retries >= self._policy.max_retries
+                or wait > self._policy.max_server_wait_seconds
+                or time_after_wait < self._policy.min_attempt_seconds
+            ):
+                self._metrics.add("ApiRetries", retries)
+                if transport_error is not None:
+                    raise transport_error
+                return response  # the caller turns a retryable status into its error class
+            if response is not None:
+                response.close()
+            self._sleep(wait)
+            retries += 1
+
+    def _attempt(
+        self, body: bytes, headers: dict[str, str], timeout: tuple[float, float]
+    ) -> tuple[requests.Response, None] | tuple[None, BackdropError]:
+        """One POST: the response (whatever its status), or the transport failure."""
+        started = self._clock()
+        try:
+            response = self._session.post(self._url, data=body, headers=headers, timeout=timeout)
+        except requests.Timeout:
+            return None, ApiTimeout(f"the API did not answer within {timeout[1]:.0f} s")
+        except requests.ConnectionError as error:
+            return None, ServerError(f"could not reach the API: {type(error).__name__}")
+        except requests.RequestException as error:
+            return None, ServerError(f"the API connection failed: {type(error).__name__}")
+        self._metrics.add("ApiLatency", (self._clock() - started) * 1000.0, "Milliseconds")
+        credits = response.headers.get("x-remaining-credits")
+        if credits is not None:
+            try:
+                self._metrics.add("RemainingCredits", float(credits))
+            except ValueError:
+                pass
+        return response, None
+
+    def _wait_before_retry(self, response: requests.Response | None, retries: int) -> float:
+        if response is not None:
+            asked = [w for w in (self._retry_after(response), self._reset_wait(response)) if w is not None]
+            if asked:
+                return max(asked)
+        ceiling = min(self._policy.backoff_max_seconds, self._policy.backoff_base_seconds * 2**retries)
+        return ceiling * (0.5 + self._jitter() / 2)  # "equal jitter": spread, but never zero
+
+    @staticmethod
+    def _retry_after(response: requests.Response) -> float | None:
+        value = response.headers.get("Retry-After")
+        if not value:
+            return None
+        try:
+            return Retry().parse_retry_after(value)
+        except InvalidHeader:
+            return None
+
+    def _reset_wait(self, response: requests.Response) -> float | None:
+        """Segmind tells when the rate-limit window resets: ISO 8601 time or Unix seconds, UTC."""
+        value = response.headers.get("x-rate-limit-reset-at-utc")
+        if not value:
+            return None
+        try:
+            reset_at = float(value)
+        except ValueError:
+            try:
+                parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+            except ValueError:
+                return None
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=timezone.utc)
+            reset_at = parsed.timestamp()
+        return max(0.0, reset_at - self._wall_clock())
+
+    def _interpret(self, response: requests.Response, key: ApiKey) -> ApiImage:
+        status = response.status_code
+        if status == 200:
+            body = response.content
+            image_type = sniff(body[:SNIFF_BYTES])
+            if image_type is None:
+                content_type = response.headers.get("Content-Type", "no content type")
+                raise ServerError(
+                    f"the API answered 200 with {len(body):,} bytes of {content_type}, not a JPEG, PNG or WebP image",
+                    http_status=200,
+                )
+            return ApiImage(body=body, image_type=image_type)
+        error_class = _ERRORS_BY_STATUS.get(status) or (ServerError if status >= 500 else BadRequest)
+        message = _error_text(response).replace(key.value, "***") if key.value else _error_text(response)
+        raise error_class(f"API {status}: {message}", http_status=status)
+
+
+def _error_text(response: requests.Response) -> str:
+    """The API's ``{"error": "…"}`` text, or the start of whatever else it sent."""
+    try:
+        document = response.json()
+    except ValueError:
+        document = None
+    if isinstance(document, dict) and document.get("error"):
+        text = str(document["error"])
+    else:
+        text = response.text.strip() or response.reason or "no details"
+    return text[:500]
+
+
+def pooled_session(pool_size: int = 10) -> requests.Session:
+    """One keep-alive pool per container; retries are ours, so the adapter makes none."""
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session

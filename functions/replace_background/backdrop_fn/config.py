@@ -1,0 +1,82 @@
+"""The function's configuration, read once from its environment (CONTRACT.md §4)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+DEFAULT_API_URL = "https://api.segmind.com/v1/ideogram-3-replace-background"
+IMAGE_TRANSFER_MODES = ("url", "base64")
+
+
+class ConfigurationError(ValueError):
+    """The function's environment is incomplete or wrong: a deployment mistake, not an input one."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    output_bucket: str
+    api_key_secret_id: str
+    dlq_url: str
+    idempotency_table: str
+    output_prefix: str = ""
+    api_url: str = DEFAULT_API_URL
+    default_prompt: str | None = None
+    max_image_bytes: int = 10 * 1024 * 1024
+    image_transfer: str = "url"
+    max_attempts: int = 5
+    # How long a processed pair is remembered: duplicate events inside this window make no call.
+    idempotency_ttl_seconds: int = 7 * 24 * 3600
+    # Per-attempt bound on waiting for the API's answer; the Lambda deadline bounds it further.
+    api_timeout_seconds: float = 120.0
+    # The work queue, so that a failed message can be given a backoff before its next receive.
+    work_queue_url: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        missing = [
+            name
+            for name in ("OUTPUT_BUCKET", "API_KEY_SECRET_ID", "DLQ_URL", "IDEMPOTENCY_TABLE")
+            if not env.get(name)
+        ]
+        if missing:
+            raise ConfigurationError(f"missing environment variable(s): {', '.join(missing)}")
+        image_transfer = env.get("IMAGE_TRANSFER", "url").strip().lower() or "url"
+        if image_transfer not in IMAGE_TRANSFER_MODES:
+            raise ConfigurationError(
+                f"IMAGE_TRANSFER must be one of {', '.join(IMAGE_TRANSFER_MODES)}, not {image_transfer!r}"
+            )
+        return cls(
+            output_bucket=env["OUTPUT_BUCKET"],
+            api_key_secret_id=env["API_KEY_SECRET_ID"],
+            dlq_url=env["DLQ_URL"],
+            idempotency_table=env["IDEMPOTENCY_TABLE"],
+            output_prefix=env.get("OUTPUT_PREFIX", ""),
+            api_url=env.get("API_URL") or DEFAULT_API_URL,
+            default_prompt=(env.get("DEFAULT_PROMPT") or "").strip() or None,
+            max_image_bytes=_positive_int(env, "MAX_IMAGE_BYTES", cls.max_image_bytes),
+            image_transfer=image_transfer,
+            max_attempts=_positive_int(env, "MAX_ATTEMPTS", cls.max_attempts),
+            idempotency_ttl_seconds=_positive_int(
+                env, "IDEMPOTENCY_TTL_SECONDS", cls.idempotency_ttl_seconds
+            ),
+            api_timeout_seconds=float(
+                _positive_int(env, "API_TIMEOUT_SECONDS", int(cls.api_timeout_seconds))
+            ),
+            work_queue_url=env.get("WORK_QUEUE_URL") or None,
+        )
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a whole number, not {raw!r}") from None
+    if value <= 0:
+        raise ConfigurationError(f"{name} must be positive, not {value}")
+    return value

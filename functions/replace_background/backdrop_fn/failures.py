@@ -1,0 +1,72 @@
+"""The DLQ record (CONTRACT.md §3): one replayable JSON message per failure."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from backdrop_fn.errors import BackdropError
+
+RECORD_TYPE = "backdrop.failure"
+
+
+class FailureError(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    error_class: str = Field(alias="class")
+    message: str
+    http_status: int | None = None
+    retryable: bool
+
+
+class FailureSource(BaseModel):
+    bucket: str | None = None
+    key: str | None = None
+    etag: str | None = None
+    sidecar_key: str | None = None
+
+
+class FailureRecord(BaseModel):
+    type: Literal["backdrop.failure"] = RECORD_TYPE
+    version: Literal[1] = 1
+    error: FailureError
+    source: FailureSource
+    attempts: int
+    failed_at: str
+    request_id: str | None = None
+    event: dict[str, Any] = Field(description="the original S3 record, so that the message can be replayed")
+
+    @classmethod
+    def from_error(
+        cls,
+        error: BackdropError,
+        *,
+        source: FailureSource,
+        attempts: int,
+        request_id: str | None,
+        event: dict[str, Any],
+        now: datetime | None = None,
+    ) -> FailureRecord:
+        failed_at = (now or datetime.now(timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return cls(
+            error=FailureError(
+                error_class=error.error_class,
+                message=error.message,
+                http_status=error.http_status,
+                retryable=error.retryable,
+            ),
+            source=source,
+            attempts=attempts,
+            failed_at=failed_at,
+            request_id=request_id,
+            event=event,
+        )
+
+    def to_json(self) -> str:
+        return self.model_dump_json(by_alias=True)
+
+    def replay_id(self) -> str:
+        """What tells this failure from another of the same pair, so each redrive is processed once."""
+        return f"{self.failed_at}/{self.request_id}/{self.attempts}"

@@ -1,0 +1,379 @@
+"""One object named by an event → its pair → checks → one paid call → output, or one DLQ record.
+
+Pure orchestration over the ports in ``ports.py``: no boto3, no HTTP, no environment here.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from backdrop_fn import keys
+from backdrop_fn.config import Settings
+from backdrop_fn.errors import (
+    BackdropError,
+    InternalError,
+    InvalidImage,
+    InvalidSidecar,
+    MissingObject,
+)
+from backdrop_fn.events import WorkItem
+from backdrop_fn.failures import FailureRecord, FailureSource
+from backdrop_fn.images import SNIFF_BYTES, describe, sniff
+from backdrop_fn.ports import (
+    BackgroundApi,
+    Claims,
+    Deadline,
+    FailureSink,
+    Metrics,
+    ObjectInfo,
+    ObjectStore,
+    StoredObject,
+)
+from backdrop_fn.sidecar import MAX_SIDECAR_BYTES, SEED_MAX, SEED_MIN, Sidecar, is_url, parse_sidecar
+
+logger = logging.getLogger(__name__)
+
+# S3 refuses a PUT whose user metadata (names and values, in bytes) is larger than this.
+S3_METADATA_LIMIT = 2048
+# A presigned input URL must outlive the API call, and no more (CONTRACT.md §4: at most 15 min).
+PRESIGNED_URL_SECONDS = 600
+# An unrecognised message is kept in its DLQ record up to this many characters: even escaped
+# (6 bytes a character at worst) the record stays under the 256 KiB of an SQS message.
+UNRECOGNISED_EVENT_CHARS = 30_000
+
+
+class Status(str, Enum):
+    PROCESSED = "processed"
+    FAILED = "failed"
+    DUPLICATE = "duplicate"
+    AWAITING_SIDECAR = "awaiting_sidecar"
+    AWAITING_IMAGE = "awaiting_image"
+    IGNORED = "ignored"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: Status
+    image_key: str | None = None
+    output_key: str | None = None
+    error_class: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status.value,
+            "image_key": self.image_key,
+            "output_key": self.output_key,
+            "error_class": self.error_class,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Outcome:
+        return cls(
+            status=Status(data["status"]),
+            image_key=data.get("image_key"),
+            output_key=data.get("output_key"),
+            error_class=data.get("error_class"),
+        )
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """What the pipeline needs to know of the Lambda invocation it runs in."""
+
+    deadline: Deadline
+    request_id: str | None
+
+
+@dataclass(frozen=True)
+class _Pair:
+    image: ObjectInfo
+    sidecar: StoredObject | None  # None: the image is processed with DEFAULT_PROMPT
+
+    def identity(self, default_prompt: str | None, replay_of: str | None) -> dict[str, Any]:
+        """What makes a result: both halves' versions (ETags), not the message that carried them."""
+        identity: dict[str, Any] = {
+            "bucket": self.image.bucket,
+            "image_key": self.image.key,
+            "image_etag": self.image.etag,
+            "sidecar_key": self.sidecar.info.key if self.sidecar else None,
+            "sidecar_etag": self.sidecar.info.etag if self.sidecar else None,
+            "default_prompt_sha256": None if self.sidecar else _sha256(default_prompt or ""),
+        }
+        if replay_of:
+            identity["replay_of"] = replay_of
+        return identity
+
+    def failure_source(self) -> FailureSource:
+        return FailureSource(
+            bucket=self.image.bucket,
+            key=self.image.key,
+            etag=self.image.etag,
+            sidecar_key=self.sidecar.info.key if self.sidecar else None,
+        )
+
+
+class Pipeline:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: ObjectStore,
+        api: BackgroundApi,
+        failures: FailureSink,
+        claims: Claims,
+        metrics: Metrics,
+        random_seed: Callable[[], int] = lambda: random.randint(SEED_MIN, SEED_MAX),
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._api = api
+        self._failures = failures
+        self._claims = claims
+        self._metrics = metrics
+        self._random_seed = random_seed
+
+    def process(self, item: WorkItem, invocation: Invocation) -> list[Outcome]:
+        """Handle one object named by an event.
+
+        Returns what became of each image it concerns. Raises (ClaimInProgress, or a transient
+        BackdropError on an attempt that is not the last) when the item must be tried again later.
+        """
+        kind = keys.classify(item.key)
+        if kind is keys.KeyKind.IGNORED:
+            logger.info("ignored: not an image or a sidecar", extra={"key": item.key})
+            return [Outcome(Status.IGNORED)]
+        try:
+            if kind is keys.KeyKind.IMAGE:
+                return [self._process_image(item, item.key, invocation)]
+            image_keys = self._images_owning(item.bucket, item.key)
+        except BackdropError as error:
+            return [self._fail_unclaimed(error, item, invocation)]
+        if not image_keys:
+            logger.info("sidecar waits for its image", extra={"key": item.key})
+            self._metrics.add("AwaitingImage", 1)
+            return [Outcome(Status.AWAITING_IMAGE)]
+        outcomes = []
+        for image_key in image_keys:
+            try:
+                outcomes.append(self._process_image(item, image_key, invocation))
+            except BackdropError as error:
+                outcomes.append(self._fail_unclaimed(error, item, invocation, image_key=image_key))
+        return outcomes
+
+    # -- resolving the pair -------------------------------------------------------------------
+
+    def _images_owning(self, bucket: str, sidecar_key: str) -> list[str]:
+        exact, stem_prefix = keys.image_places_for_sidecar(sidecar_key)
+        found = []
+        if exact and self._store.head(bucket, exact):
+            found.append(exact)
+        found.extend(
+            key
+            for key in self._store.list_keys(bucket, stem_prefix)
+            if key != exact and keys.may_own_sidecar(key, sidecar_key)
+        )
+        return found
+
+    def _find_sidecar(self, bucket: str, image_key: str) -> StoredObject | None:
+        for candidate in keys.sidecar_candidates(image_key):
+            found = self._store.read_small(bucket, candidate, limit=MAX_SIDECAR_BYTES)
+            if found is not None:
+                return found
+        return None
+
+    def _process_image(self, item: WorkItem, image_key: str, invocation: Invocation) -> Outcome:
+        image = self._store.head(item.bucket, image_key)
+        if image is None:
+            return self._missing_image(item, image_key, invocation)
+        sidecar = self._find_sidecar(item.bucket, image_key)
+        if sidecar is None and self._settings.default_prompt is None:
+            logger.info("image waits for its sidecar", extra={"key": image_key})
+            self._metrics.add("AwaitingSidecar", 1)
+            return Outcome(Status.AWAITING_SIDECAR, image_key=image_key)
+        pair = _Pair(image=image, sidecar=sidecar)
+        identity = pair.identity(self._settings.default_prompt, item.replay_of)
+        return self._once(identity, lambda: self._run(pair, item, invocation))
+
+    def _missing_image(self, item: WorkItem, image_key: str, invocation: Invocation) -> Outcome:
+        # Deleted between upload and processing: one DLQ record however often the event comes.
+        identity = {
+            "bucket": item.bucket,
+            "missing_key": image_key,
+            "event_etag": item.etag if image_key == item.key else None,
+            "replay_of": item.replay_of,
+        }
+        error = MissingObject(f"the image {image_key!r} is no longer in bucket {item.bucket!r}")
+        source = FailureSource(bucket=item.bucket, key=image_key, etag=item.etag)
+        return self._once(identity, lambda: self._dead_letter(error, source, item.event, item.attempt, invocation))
+
+    def _once(self, identity: dict[str, Any], work: Callable[[], dict[str, Any]]) -> Outcome:
+        result, stored_before = self._claims.run_once(identity, work)
+        outcome = Outcome.from_dict(result)
+        if stored_before:
+            logger.info("duplicate: this pair was handled before", extra={"image_key": outcome.image_key})
+            self._metrics.add("DuplicatesSkipped", 1)
+            return Outcome(Status.DUPLICATE, image_key=outcome.image_key, output_key=outcome.output_key)
+        return outcome
+
+    # -- the claimed work -----------------------------------------------------------------------
+
+    def _run(self, pair: _Pair, item: WorkItem, invocation: Invocation) -> dict[str, Any]:
+        """Everything done under the claim. Returns the outcome to remember for duplicates."""
+        try:
+            return self._replace_background(pair, invocation)
+        except BackdropError as error:
+            if error.retryable and not item.final_attempt:
+                logger.warning(
+                    "transient failure, the message will come back",
+                    extra={"key": pair.image.key, "error_class": error.error_class, "attempt": item.attempt},
+                )
+                raise
+            return self._dead_letter(error, pair.failure_source(), item.event, item.attempt, invocation)
+        except Exception as exc:  # a bug must still end in exactly one DLQ record
+            logger.exception("unexpected failure", extra={"key": pair.image.key})
+            error = InternalError(f"unexpected {type(exc).__name__}: {exc}")
+            return self._dead_letter(error, pair.failure_source(), item.event, item.attempt, invocation)
+
+    def _replace_background(self, pair: _Pair, invocation: Invocation) -> dict[str, Any]:
+        sidecar = self._sidecar_of(pair)
+        seed = sidecar.seed if sidecar.seed is not None else self._random_seed()
+        metadata = self._output_metadata(pair, sidecar, seed)
+        payload = {
+            "image": self._image_field(pair.image, "image"),
+            "prompt": sidecar.prompt,
+            "rendering_speed": sidecar.rendering_speed,
+            "magic_prompt": sidecar.magic_prompt,
+            "seed": seed,
+            "style_codes": list(sidecar.style_codes or []),
+            "style_reference_images": [
+                self._style_reference(pair.image.bucket, reference, index)
+                for index, reference in enumerate(sidecar.style_reference_images or [])
+            ],
+        }
+        if sidecar.color_palette is not None:
+            payload["color_palette"] = sidecar.color_palette.model_dump(exclude_none=True)
+
+        result = self._api.replace_background(payload, invocation.deadline)
+
+        out_key = keys.output_key(self._settings.output_prefix, pair.image.key, result.image_type.extension)
+        self._store.write_output(
+            self._settings.output_bucket,
+            out_key,
+            result.body,
+            content_type=result.image_type.content_type,
+            metadata=metadata,
+        )
+        self._metrics.add("ImagesProcessed", 1)
+        self._metrics.add("OutputBytes", len(result.body), "Bytes")
+        logger.info(
+            "processed",
+            extra={"key": pair.image.key, "output_key": out_key, "output_bytes": len(result.body)},
+        )
+        return Outcome(Status.PROCESSED, image_key=pair.image.key, output_key=out_key).as_dict()
+
+    def _sidecar_of(self, pair: _Pair) -> Sidecar:
+        if pair.sidecar is None:
+            return Sidecar(prompt=self._settings.default_prompt or "")
+        size = pair.sidecar.info.size
+        if size > MAX_SIDECAR_BYTES:
+            raise InvalidSidecar(f"the sidecar is {size:,} bytes; the limit is {MAX_SIDECAR_BYTES:,}")
+        return parse_sidecar(pair.sidecar.body)
+
+    def _checked_image(self, obj: ObjectInfo, what: str) -> bytes | None:
+        """Check size and magic number; return the whole bytes in base64 mode (read once)."""
+        if obj.size == 0:
+            raise InvalidImage(f"{what} {obj.key!r} is empty")
+        if obj.size > self._settings.max_image_bytes:
+            raise InvalidImage(
+                f"{what} {obj.key!r} is {obj.size:,} bytes; the limit (MAX_IMAGE_BYTES) is "
+                f"{self._settings.max_image_bytes:,}"
+            )
+        whole = self._store.read(obj) if self._settings.image_transfer == "base64" else None
+        head = whole[:SNIFF_BYTES] if whole is not None else self._store.read(obj, first_bytes=SNIFF_BYTES)
+        if sniff(head) is None:
+            raise InvalidImage(f"{what} {obj.key!r} is not a JPEG, PNG or WebP image: {describe(head)}")
+        return whole
+
+    def _image_field(self, obj: ObjectInfo, what: str) -> str:
+        whole = self._checked_image(obj, what)
+        if whole is not None:
+            return base64.b64encode(whole).decode("ascii")
+        return self._store.presigned_url(obj, expires_in=PRESIGNED_URL_SECONDS)
+
+    def _style_reference(self, bucket: str, reference: str, index: int) -> str:
+        if is_url(reference):
+            return reference
+        obj = self._store.head(bucket, reference)
+        if obj is None:
+            raise MissingObject(f"style_reference_images[{index}]: no object {reference!r} in bucket {bucket!r}")
+        return self._image_field(obj, f"style_reference_images[{index}]")
+
+    def _output_metadata(self, pair: _Pair, sidecar: Sidecar, seed: int) -> dict[str, str]:
+        metadata = {
+            "source-bucket": pair.image.bucket,
+            "source-key": keys.metadata_value(pair.image.key),
+            "source-etag": pair.image.etag,
+            "prompt-sha256": _sha256(sidecar.prompt),
+            "rendering-speed": sidecar.rendering_speed,
+            "magic-prompt": sidecar.magic_prompt,
+            "seed": str(seed),
+        }
+        if pair.sidecar is not None:
+            metadata["sidecar-key"] = keys.metadata_value(pair.sidecar.info.key)
+            metadata["sidecar-etag"] = pair.sidecar.info.etag
+        for name, value in (sidecar.metadata or {}).items():
+            metadata[name.lower()] = keys.metadata_value(value)
+        size = sum(len(name) + len(value) for name, value in metadata.items())
+        if size > S3_METADATA_LIMIT:
+            raise InvalidSidecar(
+                f"metadata: the output's S3 metadata would be {size:,} bytes, over S3's "
+                f"{S3_METADATA_LIMIT:,}-byte limit; shorten the sidecar's metadata"
+            )
+        return metadata
+
+    # -- failures -------------------------------------------------------------------------------
+
+    def reject(self, reason: str, raw: str, *, attempt: int, invocation: Invocation) -> Outcome:
+        """An event of no shape we accept: dead-lettered as it came, since no retry can fix it."""
+        error = InternalError(f"unrecognised event: {reason}")
+        event = {"unrecognised": raw[:UNRECOGNISED_EVENT_CHARS]}
+        return Outcome.from_dict(self._dead_letter(error, FailureSource(), event, attempt, invocation))
+
+    def _dead_letter(
+        self,
+        error: BackdropError,
+        source: FailureSource,
+        event: dict[str, Any],
+        attempts: int,
+        invocation: Invocation,
+    ) -> dict[str, Any]:
+        record = FailureRecord.from_error(
+            error, source=source, attempts=attempts, request_id=invocation.request_id, event=event
+        )
+        self._failures.send(record.to_json(), error_class=error.error_class)
+        self._metrics.add_failure(error.error_class)
+        logger.warning(
+            "failed: sent to the DLQ",
+            extra={"key": source.key, "error_class": error.error_class, "error": error.message},
+        )
+        return Outcome(Status.FAILED, image_key=source.key, error_class=error.error_class).as_dict()
+
+    def _fail_unclaimed(
+        self, error: BackdropError, item: WorkItem, invocation: Invocation, *, image_key: str | None = None
+    ) -> Outcome:
+        """A failure before the pair is known (an S3 read failing): retry it, or dead-letter it."""
+        if error.retryable and not item.final_attempt:
+            raise error
+        source = FailureSource(bucket=item.bucket, key=image_key or item.key, etag=item.etag)
+        return Outcome.from_dict(self._dead_letter(error, source, item.event, item.attempt, invocation))
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

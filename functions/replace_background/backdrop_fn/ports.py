@@ -1,0 +1,108 @@
+"""What the pipeline needs from the outside world, as small interfaces.
+
+The pipeline is written against these; ``adapters/`` implements them with boto3, Powertools and
+requests, and the unit tests implement them with in-memory fakes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from backdrop_fn.images import ImageType
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    bucket: str
+    key: str
+    etag: str
+    size: int
+    version_id: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    info: ObjectInfo
+    body: bytes
+
+
+class ObjectStore(Protocol):
+    def head(self, bucket: str, key: str) -> ObjectInfo | None:
+        """The object's current version, or None when there is no such object."""
+
+    def read(self, obj: ObjectInfo, *, first_bytes: int | None = None) -> bytes:
+        """The bytes of exactly that version (or its first ``first_bytes`` bytes)."""
+
+    def read_small(self, bucket: str, key: str, *, limit: int) -> StoredObject | None:
+        """A small object whole, or its first ``limit + 1`` bytes when it is larger; None if absent."""
+
+    def list_keys(self, bucket: str, prefix: str) -> list[str]: ...
+
+    def presigned_url(self, obj: ObjectInfo, *, expires_in: int) -> str: ...
+
+    def write_output(
+        self, bucket: str, key: str, body: bytes, *, content_type: str, metadata: dict[str, str]
+    ) -> None: ...
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """The Segmind key. Its repr never shows the value, so a stray log line cannot leak it."""
+
+    value: str = field(repr=False)
+
+
+class ApiKeySource(Protocol):
+    def current(self) -> ApiKey:
+        """The cached key (read from the secret store at most once per cache period)."""
+
+    def refreshed(self) -> ApiKey:
+        """The key read again from the secret store, for a 401/403 after a rotation."""
+
+
+@dataclass(frozen=True)
+class ApiImage:
+    body: bytes = field(repr=False)
+    image_type: ImageType
+
+
+class Deadline:
+    """The moment the Lambda invocation ends, on a monotonic clock."""
+
+    def __init__(self, seconds_left: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._ends_at = clock() + seconds_left
+
+    @classmethod
+    def from_context(cls, context: Any, clock: Callable[[], float] = time.monotonic) -> Deadline:
+        return cls(context.get_remaining_time_in_millis() / 1000.0, clock)
+
+    def remaining(self) -> float:
+        return self._ends_at - self._clock()
+
+
+class BackgroundApi(Protocol):
+    def replace_background(self, payload: dict[str, Any], deadline: Deadline) -> ApiImage:
+        """Make the paid call. Raises a BackdropError subclass on every failure."""
+
+
+class FailureSink(Protocol):
+    def send(self, body: str, *, error_class: str) -> None: ...
+
+
+class Claims(Protocol):
+    def run_once(self, identity: dict[str, Any], work: Callable[[], dict[str, Any]]) -> tuple[dict[str, Any], bool]:
+        """Run ``work`` at most once per ``identity``; returns (its result, whether it was stored before).
+
+        An exception from ``work`` releases the claim (a later attempt may run it again).
+        Raises ClaimInProgress when another attempt holds the claim right now.
+        """
+
+
+class Metrics(Protocol):
+    def add(self, name: str, value: float, unit: str = "Count") -> None: ...
+
+    def add_failure(self, error_class: str) -> None: ...

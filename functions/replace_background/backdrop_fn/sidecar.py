@@ -1,0 +1,286 @@
+"""The sidecar: one strict JSON object per image (CONTRACT.md §1), parsed before any paid call.
+
+Every rule is checked here so that a sidecar bound to fail never reaches the API, and every
+error names its field, because a typo silently ignored would cost the user a wrong image.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import json
+import re
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+
+from backdrop_fn.errors import InvalidSidecar
+
+MAX_SIDECAR_BYTES = 64 * 1024
+MAX_PROMPT_CHARS = 4000
+SEED_MIN, SEED_MAX = 100, 999_999
+MAX_STYLE_REFERENCES = 4
+PALETTE_PRESETS = ("EMBER", "FRESH", "JUNGLE", "MAGIC", "MELON", "MOSAIC", "PASTEL", "ULTRAMARINE")
+# Keys the function writes itself on the output object: a sidecar may not overwrite them.
+RESERVED_METADATA_KEYS = frozenset(
+    {
+        "source-bucket",
+        "source-key",
+        "source-etag",
+        "sidecar-key",
+        "sidecar-etag",
+        "prompt-sha256",
+        "rendering-speed",
+        "magic-prompt",
+        "seed",
+    }
+)
+
+_STYLE_CODE = re.compile(r"[0-9A-Fa-f]{8}")
+_COLOR_HEX = re.compile(r"#[0-9A-Fa-f]{6}")
+_METADATA_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class PaletteMember(BaseModel):
+    model_config = _STRICT
+
+    color_hex: str
+    color_weight: float | None = None
+
+    @field_validator("color_hex")
+    @classmethod
+    def _hex(cls, value: str) -> str:
+        if not _COLOR_HEX.fullmatch(value):
+            raise ValueError(f"must look like #rrggbb, not {value!r}")
+        return value
+
+    @field_validator("color_weight")
+    @classmethod
+    def _weight(cls, value: float | None) -> float | None:
+        if value is not None and not 0.05 <= value <= 1.0:
+            raise ValueError(f"must be between 0.05 and 1.0, not {value}")
+        return value
+
+
+class ColorPalette(BaseModel):
+    """Either a preset ``name`` or 1–8 ``members``, never both."""
+
+    model_config = _STRICT
+
+    name: str | None = None
+    members: list[PaletteMember] | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _preset(cls, value: str | None) -> str | None:
+        if value is not None and value not in PALETTE_PRESETS:
+            raise ValueError(f"must be one of {', '.join(PALETTE_PRESETS)}, not {value!r}")
+        return value
+
+    @field_validator("members")
+    @classmethod
+    def _member_count(cls, value: list[PaletteMember] | None) -> list[PaletteMember] | None:
+        if value is not None and not 1 <= len(value) <= 8:
+            raise ValueError(f"must hold 1 to 8 colours, not {len(value)}")
+        return value
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ColorPalette:
+        if (self.name is None) == (self.members is None):
+            raise ValueError('give either "name" (a preset) or "members" (your colours), not both or neither')
+        return self
+
+
+class Sidecar(BaseModel):
+    model_config = _STRICT
+
+    prompt: str
+    rendering_speed: Literal["TURBO", "DEFAULT", "QUALITY"] = "DEFAULT"
+    magic_prompt: Literal["AUTO", "ON", "OFF"] = "AUTO"
+    seed: int | None = None
+    style_codes: list[str] | None = None
+    style_reference_images: list[str] | None = None
+    color_palette: ColorPalette | None = None
+    metadata: dict[str, str] | None = None
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("must not be empty")
+        if len(value) > MAX_PROMPT_CHARS:
+            raise ValueError(f"must be at most {MAX_PROMPT_CHARS:,} characters, not {len(value):,}")
+        return value
+
+    @field_validator("seed")
+    @classmethod
+    def _seed(cls, value: int | None) -> int | None:
+        if value is not None and not SEED_MIN <= value <= SEED_MAX:
+            raise ValueError(f"must be between {SEED_MIN} and {SEED_MAX}")
+        return value
+
+    @field_validator("style_codes")
+    @classmethod
+    def _style_codes(cls, value: list[str] | None) -> list[str] | None:
+        for index, code in enumerate(value or ()):
+            if not _STYLE_CODE.fullmatch(code):
+                raise ValueError(f"[{index}] must be 8 hexadecimal digits, not {code!r}")
+        return value
+
+    @field_validator("style_reference_images")
+    @classmethod
+    def _style_references(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        if len(value) > MAX_STYLE_REFERENCES:
+            raise ValueError(f"must hold at most {MAX_STYLE_REFERENCES} images, not {len(value)}")
+        for index, reference in enumerate(value):
+            problem = _style_reference_problem(reference)
+            if problem:
+                raise ValueError(f"[{index}] {problem}")
+        return value
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        for key in value or {}:
+            if not _METADATA_KEY.fullmatch(key):
+                raise ValueError(
+                    f"key {key!r} must be ASCII letters, digits, '.', '_' or '-' (S3 metadata names)"
+                )
+            if key.lower() in RESERVED_METADATA_KEYS:
+                raise ValueError(f"key {key!r} is written by Backdrop itself; choose another name")
+        return value
+
+    @model_validator(mode="after")
+    def _one_style_source(self) -> Sidecar:
+        if self.style_codes and self.style_reference_images:
+            raise ValueError("style_codes and style_reference_images cannot be used together")
+        return self
+
+
+def is_url(reference: str) -> bool:
+    return "://" in reference
+
+
+def _style_reference_problem(reference: str) -> str | None:
+    if not reference or reference != reference.strip():
+        return "must be an https:// URL or a key in the input bucket, without surrounding spaces"
+    if not is_url(reference):
+        return None
+    parts = urlsplit(reference)
+    if parts.scheme != "https" or not parts.hostname:
+        return f"must be an https:// URL or a key in the input bucket, not {reference!r}"
+    if parts.username or parts.password:
+        return "must not carry credentials in the URL"
+    host = parts.hostname
+    if host == "localhost" or host.endswith(".localhost"):
+        return "must be a public address, not localhost"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    if not address.is_global:
+        return f"must be a public address, not {host}"
+    return None
+
+
+def parse_sidecar(raw: bytes) -> Sidecar:
+    """Parse a sidecar's bytes, or raise InvalidSidecar with every problem named."""
+    if len(raw) > MAX_SIDECAR_BYTES:
+        raise InvalidSidecar(f"the sidecar is {len(raw):,} bytes; the limit is {MAX_SIDECAR_BYTES:,}")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvalidSidecar(f"the sidecar is not UTF-8 (bad byte at offset {exc.start})") from None
+    try:
+        data = json.loads(text, object_pairs_hook=_reject_duplicate_keys, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise InvalidSidecar(f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
+    except _JsonRuleBroken as exc:
+        raise InvalidSidecar(f"not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidSidecar("not valid JSON: nested too deeply") from None
+    if not isinstance(data, dict):
+        raise InvalidSidecar(f"the sidecar must be a JSON object, not {_json_kind(data)}")
+    try:
+        return Sidecar.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidSidecar(describe_validation_error(exc)) from None
+
+
+class _JsonRuleBroken(ValueError):
+    pass
+
+
+def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _JsonRuleBroken(f"field {key!r} is given twice")
+        result[key] = value
+    return result
+
+
+def _reject_constant(name: str) -> None:
+    raise _JsonRuleBroken(f"{name} is not a JSON number")
+
+
+def _json_kind(value: Any) -> str:
+    kinds = {list: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
+    return kinds.get(type(value), "null")
+
+
+_TYPE_WORDS = {
+    "string_type": "must be a string",
+    "int_type": "must be a whole number",
+    "float_type": "must be a number",
+    "list_type": "must be a list",
+    "dict_type": "must be an object",
+    "model_type": "must be an object",
+    "missing": "is required",
+}
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line per problem, ``field: what is wrong``, unknown fields with the allowed ones."""
+    problems = []
+    for error in exc.errors(include_url=False):
+        loc = error["loc"]
+        where = _format_loc(loc)
+        kind = error["type"]
+        if kind == "extra_forbidden":
+            problems.append(_unknown_field(loc))
+        elif kind == "literal_error":
+            problems.append(f"{where}: must be {error['ctx']['expected']}, not {error['input']!r}")
+        elif kind in ("value_error", "assertion_error"):
+            message = str(error["ctx"]["error"]) if "ctx" in error else error["msg"]
+            problems.append(f"{where}: {message}" if where else message)
+        else:
+            problems.append(f"{where}: {_TYPE_WORDS.get(kind, error['msg'])}")
+    return "; ".join(problems)
+
+
+def _format_loc(loc: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _unknown_field(loc: tuple[int | str, ...]) -> str:
+    name = str(loc[-1])
+    model: type[BaseModel] = Sidecar
+    for part in loc[:-1]:
+        if part == "color_palette":
+            model = ColorPalette
+        elif part == "members":
+            model = PaletteMember
+    allowed = list(model.model_fields)
+    guess = difflib.get_close_matches(name, allowed, n=1)
+    hint = f" (did you mean {guess[0]!r}?)" if guess else ""
+    where = _format_loc(loc)
+    return f"{where}: unknown field{hint}; allowed fields: {', '.join(allowed)}"

@@ -1,0 +1,1 @@
+"""Backdrop's command line and its offline tools: the local stack and the Segmind API emulator."""

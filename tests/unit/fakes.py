@@ -1,0 +1,141 @@
+"""In-memory fakes of the pipeline's ports: behaviour, not mocks (they keep state and rules)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from backdrop_fn.errors import BackdropError, ClaimInProgress
+from backdrop_fn.images import PNG, ImageType
+from backdrop_fn.ports import ApiImage, Deadline, ObjectInfo, StoredObject
+
+PNG_BYTES = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+JPEG_BYTES = b"\xff\xd8\xff\xe0" + b"\x00" * 64
+WEBP_BYTES = b"RIFF\x40\x00\x00\x00WEBPVP8 " + b"\x00" * 64
+
+
+class FakeStore:
+    """Buckets as dicts; ETags are content hashes, as S3's are for single-part uploads."""
+
+    def __init__(self) -> None:
+        self.objects: dict[tuple[str, str], bytes] = {}
+        self.outputs: dict[tuple[str, str], dict[str, Any]] = {}
+        self.reads: list[tuple[str, int | None]] = []
+        self.fail_writes_with: BackdropError | None = None
+
+    def put(self, bucket: str, key: str, body: bytes | str | dict) -> str:
+        if isinstance(body, dict):
+            body = json.dumps(body)
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        self.objects[(bucket, key)] = body
+        return etag_of(body)
+
+    def delete(self, bucket: str, key: str) -> None:
+        self.objects.pop((bucket, key), None)
+
+    def head(self, bucket: str, key: str) -> ObjectInfo | None:
+        body = self.objects.get((bucket, key))
+        if body is None:
+            return None
+        return ObjectInfo(bucket=bucket, key=key, etag=etag_of(body), size=len(body))
+
+    def read(self, obj: ObjectInfo, *, first_bytes: int | None = None) -> bytes:
+        self.reads.append((obj.key, first_bytes))
+        body = self.objects[(obj.bucket, obj.key)]
+        return body if first_bytes is None else body[:first_bytes]
+
+    def read_small(self, bucket: str, key: str, *, limit: int) -> StoredObject | None:
+        info = self.head(bucket, key)
+        if info is None:
+            return None
+        return StoredObject(info=info, body=self.objects[(bucket, key)][: limit + 1])
+
+    def list_keys(self, bucket: str, prefix: str) -> list[str]:
+        return sorted(key for (b, key) in self.objects if b == bucket and key.startswith(prefix))
+
+    def presigned_url(self, obj: ObjectInfo, *, expires_in: int) -> str:
+        return f"https://{obj.bucket}.s3.example/{obj.key}?expires={expires_in}"
+
+    def write_output(
+        self, bucket: str, key: str, body: bytes, *, content_type: str, metadata: dict[str, str]
+    ) -> None:
+        if self.fail_writes_with is not None:
+            raise self.fail_writes_with
+        self.outputs[(bucket, key)] = {"body": body, "content_type": content_type, "metadata": metadata}
+
+
+def etag_of(body: bytes) -> str:
+    return hashlib.md5(body, usedforsecurity=False).hexdigest()
+
+
+@dataclass
+class FakeApi:
+    """Answers with ``image`` unless told to raise; remembers every payload it was sent."""
+
+    image: bytes = PNG_BYTES
+    image_type: ImageType = PNG
+    errors: list[BackdropError] = field(default_factory=list)
+    payloads: list[dict[str, Any]] = field(default_factory=list)
+
+    def replace_background(self, payload: dict[str, Any], deadline: Deadline) -> ApiImage:
+        self.payloads.append(payload)
+        if self.errors:
+            raise self.errors.pop(0)
+        return ApiImage(body=self.image, image_type=self.image_type)
+
+    @property
+    def calls(self) -> int:
+        return len(self.payloads)
+
+
+@dataclass
+class FakeFailureSink:
+    sent: list[tuple[dict[str, Any], str]] = field(default_factory=list)
+
+    def send(self, body: str, *, error_class: str) -> None:
+        self.sent.append((json.loads(body), error_class))
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        return [record for record, _ in self.sent]
+
+
+class InMemoryClaims:
+    """The Powertools idempotency semantics the pipeline relies on, in a dict."""
+
+    def __init__(self) -> None:
+        self.done: dict[str, dict[str, Any]] = {}
+        self.in_progress: set[str] = set()
+
+    def run_once(self, identity: dict[str, Any], work: Callable[[], dict[str, Any]]) -> tuple[dict[str, Any], bool]:
+        key = json.dumps(identity, sort_keys=True)
+        if key in self.done:
+            return dict(self.done[key]), True
+        if key in self.in_progress:
+            raise ClaimInProgress("in progress")
+        self.in_progress.add(key)
+        try:
+            result = work()
+        finally:
+            self.in_progress.discard(key)
+        self.done[key] = dict(result)
+        return result, False
+
+
+@dataclass
+class RecordingMetrics:
+    values: list[tuple[str, float, str]] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+    def add(self, name: str, value: float, unit: str = "Count") -> None:
+        self.values.append((name, value, unit))
+
+    def add_failure(self, error_class: str) -> None:
+        self.failures.append(error_class)
+
+    def total(self, name: str) -> float:
+        return sum(value for metric, value, _ in self.values if metric == name)

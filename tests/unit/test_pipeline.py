@@ -1,0 +1,455 @@
+"""The pipeline's rules against in-memory ports: pairing, money, failures, output."""
+
+from __future__ import annotations
+
+import hashlib
+from urllib.parse import unquote
+
+import pytest
+from backdrop_fn.errors import (
+    ApiNotFound,
+    ApiTimeout,
+    AuthFailed,
+    BadRequest,
+    ClaimInProgress,
+    InsufficientCredits,
+    OutputWriteFailed,
+    RateLimited,
+    ServerError,
+)
+from backdrop_fn.images import JPEG, WEBP
+from backdrop_fn.pipeline import Status
+
+from tests.unit.conftest import BUCKET, OUTPUT_BUCKET, World
+from tests.unit.fakes import JPEG_BYTES, PNG_BYTES, WEBP_BYTES
+
+SIDECAR = {"prompt": "a sunny beach", "seed": 1234}
+
+
+def statuses(outcomes) -> list[Status]:
+    return [outcome.status for outcome in outcomes]
+
+
+# -- pairing ------------------------------------------------------------------------------------
+
+
+def test_image_then_sidecar_processes_once_both_are_there(world: World):
+    world.upload("shop/shoe-1.jpg", JPEG_BYTES)
+    assert statuses(world.event("shop/shoe-1.jpg")) == [Status.AWAITING_SIDECAR]
+    assert world.api.calls == 0
+    world.upload("shop/shoe-1.jpg.json", SIDECAR)
+    assert statuses(world.event("shop/shoe-1.jpg.json")) == [Status.PROCESSED]
+    assert world.api.calls == 1
+    assert (OUTPUT_BUCKET, "shop/shoe-1.png") in world.store.outputs
+
+
+def test_sidecar_then_image_waits_for_the_image_then_processes(world: World):
+    world.upload("shop/shoe-1.json", SIDECAR)
+    assert statuses(world.event("shop/shoe-1.json")) == [Status.AWAITING_IMAGE]
+    world.upload("shop/shoe-1.jpg", JPEG_BYTES)
+    assert statuses(world.event("shop/shoe-1.jpg")) == [Status.PROCESSED]
+    assert world.api.payloads[0]["prompt"] == "a sunny beach"
+
+
+def test_waiting_for_a_sidecar_is_counted_and_is_not_a_failure(world: World):
+    world.upload("a.png", PNG_BYTES)
+    world.event("a.png")
+    assert world.metrics.total("AwaitingSidecar") == 1
+    assert world.dlq.sent == []
+    assert world.metrics.failures == []
+
+
+@pytest.mark.parametrize("sidecar_key", ["shop/shoe-1.jpg.json", "shop/shoe-1.json"])
+def test_both_sidecar_names_are_found(world: World, sidecar_key: str):
+    world.upload("shop/shoe-1.jpg", JPEG_BYTES)
+    world.upload(sidecar_key, {"prompt": f"from {sidecar_key}"})
+    world.event("shop/shoe-1.jpg")
+    assert world.api.payloads[0]["prompt"] == f"from {sidecar_key}"
+
+
+def test_full_name_sidecar_wins_over_the_stem_sidecar(world: World):
+    world.upload("shoe.jpg", JPEG_BYTES)
+    world.upload("shoe.json", {"prompt": "stem"})
+    world.upload("shoe.jpg.json", {"prompt": "full name"})
+    world.event("shoe.json")
+    world.event("shoe.jpg.json")
+    assert [p["prompt"] for p in world.api.payloads] == ["full name"]
+
+
+def test_a_stem_sidecar_serves_every_image_of_that_stem(world: World):
+    world.upload("look.jpg", JPEG_BYTES)
+    world.upload("look.webp", WEBP_BYTES)
+    world.upload("lookalike.png", PNG_BYTES)
+    world.upload("look.json", SIDECAR)
+    outcomes = world.event("look.json")
+    assert sorted(o.image_key for o in outcomes) == ["look.jpg", "look.webp"]
+    assert world.api.calls == 2
+
+
+def test_default_prompt_processes_an_image_without_sidecar(world: World):
+    world.configure(default_prompt="plain white studio")
+    world.upload("a.jpg", JPEG_BYTES)
+    assert statuses(world.event("a.jpg")) == [Status.PROCESSED]
+    assert world.api.payloads[0]["prompt"] == "plain white studio"
+    assert world.api.payloads[0]["rendering_speed"] == "DEFAULT"
+
+
+def test_uppercase_image_extension_is_an_image(world: World):
+    world.upload("A.JPG", JPEG_BYTES)
+    world.upload("A.JPG.json", SIDECAR)
+    assert statuses(world.event("A.JPG")) == [Status.PROCESSED]
+    assert (OUTPUT_BUCKET, "A.png") in world.store.outputs
+
+
+@pytest.mark.parametrize("key", ["folder/", "notes.txt", "data.JSON", ""])
+def test_folders_and_other_files_are_ignored(world: World, key: str):
+    assert statuses(world.event(key)) == [Status.IGNORED]
+    assert world.api.calls == 0 and world.dlq.sent == []
+
+
+# -- money: at most one paid call per (image version, sidecar version) --------------------------
+
+
+def test_duplicate_event_makes_no_second_api_call(world: World):
+    world.upload("a.jpg", JPEG_BYTES)
+    world.upload("a.jpg.json", SIDECAR)
+    world.event("a.jpg")
+    assert statuses(world.event("a.jpg")) == [Status.DUPLICATE]
+    assert world.api.calls == 1
+    assert world.metrics.total("DuplicatesSkipped") == 1
+
+
+def test_events_of_both_halves_make_one_api_call(world: World):
+    world.upload("a.jpg", JPEG_BYTES)
+    world.upload("a.jpg.json", SIDECAR)
+    assert statuses(world.event("a.jpg.json")) == [Status.PROCESSED]
+    assert statuses(world.event("a.jpg")) == [Status.DUPLICATE]
+    assert world.api.calls == 1
+
+
+def test_changed_sidecar_makes_a_new_call(world: World):
+    world.upload("a.jpg", JPEG_BYTES)
+    world.upload("a.jpg.json", SIDECAR)
+    world.event("a.jpg.json")
+    world.upload("a.jpg.json", {**SIDECAR, "prompt": "a snowy mountain"})
+    assert statuses(world.event("a.jpg.json")) == [Status.PROCESSED]
+    assert [p["prompt"] for p in world.api.payloads] == ["a sunny beach", "a snowy mountain"]
+
+
+def test_changed_image_makes_a_new_call(world: World):
+    world.upload("a.jpg", JPEG_BYTES)
+    world.upload("a.jpg.json", SIDECAR)
+    world.event("a.jpg")
+    world.upload("a.jpg", JPEG_BYTES + b"new version")
+    assert statuses(world.event("a.jpg")) == [Status.PROCESSED]
+    assert world.api.calls == 2
+
+
+def test_a_pair_being_processed_elsewhere_is_left_for_later(world: World):
+    world.upload("a.jpg", JPEG_BYTES)
+    world.upload("a.jpg.json", SIDECAR)
+
+    def api_sees_a_concurrent_duplicate(payload, deadline):
+        with pytest.raises(ClaimInProgress):
+            world.event("a.jpg.json")
+        return original(payload, deadline)
+
+    original = world.api.replace_background
+    world.api.replace_background = api_sees_a_concurrent_duplicate
+    world.event("a.jpg")
+    assert len(world.api.payloads) == 1
+
+
+def test_a_failed_pair_is_not_dead_lettered_twice_by_duplicate_events(world: World):
+    world.upload("a.jpg", JPEG_BYTES)
+    world.upload("a.jpg.json", "{not json")
+    world.event("a.jpg")
+    world.event("a.jpg.json")
+    world.event("a.jpg")
+    assert len(world.dlq.sent) == 1
+
+
+def test_a_redriven_failure_is_processed_again(world: World):
+    world.upload("a.jpg", JPEG_BYTES)
+    world.upload("a.jpg.json", SIDECAR)
+    world.api.errors = [InsufficientCredits("API 406: no credits", http_status=406)]
+    world.event("a.jpg")
+    assert [cls for _, cls in world.dlq.sent] == ["insufficient_credits"]
+    replay = world.dlq.records[0]
+    assert statuses(world.event("a.jpg", replay_of="2026-11-27T10:00:00Z/req-1/1")) == [Status.PROCESSED]
+    assert world.api.calls == 2
+    assert replay["event"]["s3"]["object"]["key"] == "a.jpg"
+
+
+# -- bad input: the right class, no paid call ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sidecar", "expected"),
+    [
+        ("{not json", "not valid JSON"),
+        ({"seed": 1234}, "prompt: is required"),
+        ({"prompt": "x", "seed": 99}, "seed: must be between 100 and 999999"),
+        ({"prompt": "x", "sead": 1234}, "sead: unknown field (did you mean 'seed'?)"),
+        ({"prompt": "x", "rendering_speed": "FAST"}, "rendering_speed: must be 'TURBO', 'DEFAULT' or 'QUALITY'"),
+        ("{" + '"prompt": "' + "x" * 70_000 + '"}', "the limit is 65,536"),
+    ],
+)
+def test_invalid_sidecar_goes_to_the_dlq_without_a_paid_call(world: World, sidecar, expected: str):
+    world.upload("a.jpg", JPEG_BYTES)
+    world.upload("a.jpg.json", sidecar)
+    assert statuses(world.event("a.jpg")) == [Status.FAILED]
+    assert world.api.calls == 0
+    (record, error_class), = world.dlq.sent
+    assert error_class == "invalid_sidecar" == record["error"]["class"]
+    assert expected in record["error"]["message"]
+    assert record["error"]["retryable"] is False
+
+
+def test_non_image_bytes_named_jpg_are_an_invalid_image(world: World):
+    world.upload("fake.jpg", b"GIF89a not what the name says")
+    world.upload("fake.jpg.json", SIDECAR)
+    world.event("fake.jpg")
+    (record, error_class), = world.dlq.sent
+    assert error_class == "invalid_image"
+    assert "not a JPEG, PNG or WebP image" in record["error"]["message"]
+    assert world.api.calls == 0
+
+
+def test_a_png_named_jpg_is_still_an_image(world: World):
+    world.upload("mislabelled.jpg", PNG_BYTES)
+    world.upload("mislabelled.jpg.json", SIDECAR)
+    assert statuses(world.event("mislabelled.jpg")) == [Status.PROCESSED]
+
+
+def test_image_over_max_image_bytes_fails_before_any_read(world: World):
+    world.configure(max_image_bytes=100)
+    world.upload("big.png", PNG_BYTES + b"\x00" * 200)
+    world.upload("big.png.json", SIDECAR)
+    world.event("big.png")
+    (record, error_class), = world.dlq.sent
+    assert error_class == "invalid_image"
+    assert "MAX_IMAGE_BYTES" in record["error"]["message"]
+    assert world.store.reads == [] and world.api.calls == 0
+
+
+def test_image_deleted_before_processing_is_a_missing_object(world: World):
+    world.upload("gone.jpg.json", SIDECAR)
+    outcomes = world.event("gone.jpg")
+    assert statuses(outcomes) == [Status.FAILED]
+    assert world.dlq.sent[0][1] == "missing_object"
+    world.event("gone.jpg")
+    assert len(world.dlq.sent) == 1
+
+
+def test_missing_style_reference_object_fails_before_the_call(world: World):
+    world.upload("a.jpg", JPEG_BYTES)
+    world.upload("a.jpg.json", {"prompt": "x", "style_reference_images": ["styles/nope.png"]})
+    world.event("a.jpg")
+    assert world.dlq.sent[0][1] == "missing_object"
+    assert world.api.calls == 0
+
+
+def test_sidecar_metadata_too_large_for_s3_fails_before_the_call(world: World):
+    world.upload("a.jpg", JPEG_BYTES)
+    world.upload("a.jpg.json", {"prompt": "x", "metadata": {"notes": "y" * 2100}})
+    world.event("a.jpg")
+    assert world.dlq.sent[0][1] == "invalid_sidecar"
+    assert "2,048-byte limit" in world.dlq.records[0]["error"]["message"]
+    assert world.api.calls == 0
+
+
+# -- API failures: class, retry or DLQ ----------------------------------------------------------
+
+PERMANENT = [
+    (BadRequest("API 400: bad", http_status=400), "bad_request"),
+    (AuthFailed("API 401: no", http_status=401), "auth"),
+    (ApiNotFound("API 404: no", http_status=404), "not_found"),
+    (InsufficientCredits("API 406: no", http_status=406), "insufficient_credits"),
+]
+TRANSIENT = [
+    (RateLimited("API 429", http_status=429), "rate_limited"),
+    (ServerError("API 502", http_status=502), "server_error"),
+    (ApiTimeout("slow"), "timeout"),
+]
+
+
+@pytest.mark.parametrize(("error", "error_class"), PERMANENT)
+def test_permanent_api_errors_go_to_the_dlq_at_once(world: World, error, error_class: str):
+    world.upload("a.jpg", JPEG_BYTES)
+    world.upload("a.jpg.json", SIDECAR)
+    world.api.errors = [error]
+    assert statuses(world.event("a.jpg", attempt=1, final=False)) == [Status.FAILED]
+    record = world.dlq.records[0]
+    assert record["error"]["class"] == error_class
+    assert record["error"]["http_status"] == error.http_status
+    assert world.metrics.failures == [error_class]
+
+
+@pytest.mark.parametrize(("error", "error_class"), TRANSIENT)
+def test_transient_api_errors_are_retried_until_the_last_attempt(world: World, error, error_class: str):
+    world.upload("a.jpg", JPEG_BYTES)
+    world.upload("a.jpg.json", SIDECAR)
+    world.api.errors = [error, error]
+    with pytest.raises(type(error)):
+        world.event("a.jpg", attempt=1, final=False)
+    assert world.dlq.sent == []
+    # The claim was released: the last attempt calls again, fails, and dead-letters.
+    assert statuses(world.event("a.jpg", attempt=5, final=True)) == [Status.FAILED]
+    assert world.dlq.records[0]["error"] == {
+        "class": error_class,
+        "message": error.message,
+        "http_status": error.http_status,
+        "retryable": True,
+    }
+    assert world.dlq.records[0]["attempts"] == 5
+
+
+def test_a_transient_failure_then_success_writes_the_output(world: World):
+    world.upload("a.jpg", JPEG_BYTES)
+    world.upload("a.jpg.json", SIDECAR)
+    world.api.errors = [ServerError("API 500", http_status=500)]
+    with pytest.raises(ServerError):
+        world.event("a.jpg", final=False)
+    assert statuses(world.event("a.jpg", attempt=2, final=False)) == [Status.PROCESSED]
+    assert world.dlq.sent == []
+
+
+def test_output_write_failure_is_transient(world: World):
+    world.upload("a.jpg", JPEG_BYTES)
+    world.upload("a.jpg.json", SIDECAR)
+    world.store.fail_writes_with = OutputWriteFailed("could not write")
+    with pytest.raises(OutputWriteFailed):
+        world.event("a.jpg", final=False)
+    world.event("a.jpg", attempt=5, final=True)
+    assert world.dlq.sent[0][1] == "output_write"
+
+
+def test_an_unexpected_bug_ends_in_one_internal_dlq_record(world: World):
+    world.upload("a.jpg", JPEG_BYTES)
+    world.upload("a.jpg.json", SIDECAR)
+    world.api.errors = [ZeroDivisionError("oops")]  # type: ignore[list-item]
+    world.event("a.jpg", final=False)
+    assert world.dlq.sent[0][1] == "internal"
+    assert "ZeroDivisionError" in world.dlq.records[0]["error"]["message"]
+
+
+# -- the request and the output -----------------------------------------------------------------
+
+
+def test_request_carries_every_sidecar_field(world: World):
+    world.upload("a.jpg", JPEG_BYTES)
+    world.upload(
+        "a.jpg.json",
+        {
+            "prompt": "  neon city  ",
+            "rendering_speed": "TURBO",
+            "magic_prompt": "OFF",
+            "seed": 777,
+            "style_codes": ["0A1B2C3D"],
+            "color_palette": {"members": [{"color_hex": "#ff0000", "color_weight": 0.5}]},
+        },
+    )
+    world.event("a.jpg")
+    payload = world.api.payloads[0]
+    assert payload == {
+        "image": f"https://{BUCKET}.s3.example/a.jpg?expires=600",
+        "prompt": "neon city",
+        "rendering_speed": "TURBO",
+        "magic_prompt": "OFF",
+        "seed": 777,
+        "style_codes": ["0A1B2C3D"],
+        "style_reference_images": [],
+        "color_palette": {"members": [{"color_hex": "#ff0000", "color_weight": 0.5}]},
+    }
+
+
+def test_url_mode_reads_only_the_first_bytes_of_the_image(world: World):
+    world.upload("a.jpg", JPEG_BYTES)
+    world.upload("a.jpg.json", SIDECAR)
+    world.event("a.jpg")
+    assert world.store.reads == [("a.jpg", 16)]
+
+
+def test_base64_mode_sends_the_image_bytes(world: World):
+    import base64
+
+    world.configure(image_transfer="base64")
+    world.upload("a.jpg", JPEG_BYTES)
+    world.upload("a.jpg.json", SIDECAR)
+    world.event("a.jpg")
+    assert base64.b64decode(world.api.payloads[0]["image"]) == JPEG_BYTES
+    assert world.store.reads == [("a.jpg", None)]
+
+
+def test_style_reference_keys_become_urls_and_https_urls_pass_through(world: World):
+    world.upload("a.jpg", JPEG_BYTES)
+    world.upload("styles/ref.png", PNG_BYTES)
+    world.upload(
+        "a.jpg.json",
+        {"prompt": "x", "style_reference_images": ["styles/ref.png", "https://cdn.example.com/s.jpg"]},
+    )
+    world.event("a.jpg")
+    assert world.api.payloads[0]["style_reference_images"] == [
+        f"https://{BUCKET}.s3.example/styles/ref.png?expires=600",
+        "https://cdn.example.com/s.jpg",
+    ]
+
+
+def test_an_omitted_seed_is_chosen_and_recorded(world: World):
+    world.upload("a.jpg", JPEG_BYTES)
+    world.upload("a.jpg.json", {"prompt": "x"})
+    world.event("a.jpg")
+    assert world.api.payloads[0]["seed"] == world.seed
+    assert world.output("a.png")["metadata"]["seed"] == str(world.seed)
+
+
+@pytest.mark.parametrize(
+    ("image", "image_type", "key", "content_type"),
+    [(JPEG_BYTES, JPEG, "shop/shoe-1.jpg", "image/jpeg"), (WEBP_BYTES, WEBP, "shop/shoe-1.webp", "image/webp")],
+)
+def test_output_extension_and_content_type_follow_the_returned_image(
+    world: World, image, image_type, key, content_type
+):
+    world.api.image, world.api.image_type = image, image_type
+    world.upload("shop/shoe-1.png", PNG_BYTES)
+    world.upload("shop/shoe-1.json", SIDECAR)
+    world.event("shop/shoe-1.png")
+    assert world.output(key)["content_type"] == content_type
+    assert world.output(key)["body"] == image
+
+
+def test_output_prefix_is_put_in_front_of_the_key(world: World):
+    world.configure(output_prefix="processed/")
+    world.upload("shop/a.webp", WEBP_BYTES)
+    world.upload("shop/a.webp.json", SIDECAR)
+    world.event("shop/a.webp")
+    assert (OUTPUT_BUCKET, "processed/shop/a.png") in world.store.outputs
+
+
+def test_output_metadata_records_source_prompt_and_sidecar_metadata(world: World):
+    image_etag = world.upload("shop/schuh ü.jpg", JPEG_BYTES)
+    world.upload(
+        "shop/schuh ü.jpg.json",
+        {"prompt": "a sunny beach", "seed": 1234, "metadata": {"SKU": "A-1", "name": "Größe 42"}},
+    )
+    world.event("shop/schuh ü.jpg")
+    metadata = world.output("shop/schuh ü.png")["metadata"]
+    assert metadata["source-bucket"] == BUCKET
+    assert metadata["source-key"] == "shop/schuh%20%C3%BC.jpg"
+    assert unquote(metadata["source-key"]) == "shop/schuh ü.jpg"
+    assert metadata["source-etag"] == image_etag
+    assert metadata["prompt-sha256"] == hashlib.sha256(b"a sunny beach").hexdigest()
+    assert metadata["rendering-speed"] == "DEFAULT"
+    assert metadata["seed"] == "1234"
+    assert metadata["sku"] == "A-1"
+    assert unquote(metadata["name"]) == "Größe 42"
+    assert all(value.isascii() for value in metadata.values())
+
+
+def test_success_is_counted_with_its_bytes(world: World):
+    world.upload("a.jpg", JPEG_BYTES)
+    world.upload("a.jpg.json", SIDECAR)
+    world.event("a.jpg")
+    assert world.metrics.total("ImagesProcessed") == 1
+    assert world.metrics.total("OutputBytes") == len(PNG_BYTES)
