@@ -6,6 +6,7 @@ No business rules here: ``backdrop_fn/pipeline.py`` decides what happens to each
 from __future__ import annotations
 
 import json
+import os
 from functools import lru_cache
 from typing import Any
 
@@ -22,9 +23,13 @@ from backdrop_fn.pipeline import Invocation, Outcome
 from backdrop_fn.ports import Deadline
 from backdrop_fn.wiring import Runtime, build_runtime
 
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics()
+# CONTRACT.md §4 gives these defaults when the variables are not set.
+SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "backdrop")
+NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Backdrop")
+
+logger = Logger(service=SERVICE)
+tracer = Tracer(service=SERVICE)
+metrics = Metrics(service=SERVICE, namespace=NAMESPACE)
 copy_config_to_registered_loggers(source_logger=logger, include={"backdrop_fn"})
 
 
@@ -83,12 +88,18 @@ def _handle_direct(current: Runtime, event: dict[str, Any], context: LambdaConte
     try:
         items = items_from_event(event)
     except UnrecognisedEvent as error:
-        return [current.pipeline.reject(str(error), json.dumps(event, default=str), attempt=1, invocation=invocation)]
+        return [
+            current.pipeline.reject(
+                str(error), json.dumps(event, default=str), attempt=1, invocation=invocation
+            )
+        ]
     outcomes: list[Outcome] = []
     for item in items:
         try:
             outcomes.extend(current.pipeline.process(item, invocation))
         except ClaimInProgress:
             # The invocation holding the claim finishes the pair (or Lambda retries its event).
-            logger.info("skipped: this pair is being processed by another invocation", extra={"key": item.key})
+            logger.info(
+                "skipped: this pair is being processed by another invocation", extra={"key": item.key}
+            )
     return outcomes

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 import threading
@@ -17,7 +18,9 @@ def parse_faults(text: str) -> dict[str, float]:
     for part in filter(None, (piece.strip() for piece in text.split(","))):
         kind, _, value = part.partition("=")
         if kind not in {"429", "500", "502", "503", "504", "timeout"}:
-            raise argparse.ArgumentTypeError(f"unknown fault {kind!r}: use 429, 500, 502, 503, 504 or timeout")
+            raise argparse.ArgumentTypeError(
+                f"unknown fault {kind!r}: use 429, 500, 502, 503, 504 or timeout"
+            )
         try:
             probability = float(value)
         except ValueError:
@@ -45,24 +48,31 @@ def _emulator(args: argparse.Namespace) -> int:
     print(f"accepted x-api-key: {', '.join(sorted(settings.api_keys))}   Ctrl-C to stop")
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         stopped.wait()
-    except KeyboardInterrupt:
-        pass
     emulator.stop()
-    print(f"served {len(emulator.requests)} requests, billed {emulator.billed_calls} (${emulator.spent_usd:.3f})")
+    print(
+        f"served {len(emulator.requests)} requests, "
+        f"billed {emulator.billed_calls} (${emulator.spent_usd:.3f})"
+    )
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="backdrop", description="Backdrop: replace image backgrounds on S3.")
+    parser = argparse.ArgumentParser(
+        prog="backdrop", description="Backdrop: replace image backgrounds on S3."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    emulator = commands.add_parser("emulator", help="serve the offline Segmind-compatible emulator on loopback")
+    emulator = commands.add_parser(
+        "emulator", help="serve the offline Segmind-compatible emulator on loopback"
+    )
     emulator.add_argument("--port", type=int, default=8080)
     emulator.add_argument("--key", action="append", default=None, help="an accepted x-api-key (repeatable)")
     emulator.add_argument("--credits", type=float, default=None, help="credits in USD; 406 when spent")
-    emulator.add_argument("--format", choices=("png", "jpeg", "webp"), default="png", help="answer image type")
+    emulator.add_argument(
+        "--format", choices=("png", "jpeg", "webp"), default="png", help="answer image type"
+    )
     emulator.add_argument("--latency", type=float, default=0.0, help="seconds added to every successful call")
     emulator.add_argument("--fail", type=parse_faults, default={}, help="e.g. 429=0.2,500=0.05,timeout=0.02")
     emulator.add_argument("--rpm", type=int, default=None, help="requests a minute before 429")

@@ -5,18 +5,20 @@ from typing import Any
 from urllib.parse import quote_plus
 
 import pytest
+
 from backdrop_fn.config import Settings
 from backdrop_fn.events import WorkItem
 from backdrop_fn.pipeline import Invocation, Outcome, Pipeline
 from backdrop_fn.ports import Deadline
-
 from tests.unit.fakes import FakeApi, FakeFailureSink, FakeStore, InMemoryClaims, RecordingMetrics
 
 BUCKET = "in-bucket"
 OUTPUT_BUCKET = "out-bucket"
 
 
-def s3_record(key: str, *, bucket: str = BUCKET, etag: str = "etag", event_name: str = "ObjectCreated:Put") -> dict:
+def s3_record(
+    key: str, *, bucket: str = BUCKET, etag: str = "etag", event_name: str = "ObjectCreated:Put"
+) -> dict:
     """An S3 event record as S3 writes it: the key URL-encoded with '+' for spaces."""
     return {
         "eventVersion": "2.1",
@@ -57,7 +59,9 @@ class World:
     def upload(self, key: str, body: Any) -> str:
         return self.store.put(BUCKET, key, body)
 
-    def event(self, key: str, *, attempt: int = 1, final: bool = True, replay_of: str | None = None) -> list[Outcome]:
+    def event(
+        self, key: str, *, attempt: int = 1, final: bool = True, replay_of: str | None = None
+    ) -> list[Outcome]:
         item = WorkItem(
             bucket=BUCKET,
             key=key,

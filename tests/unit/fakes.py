@@ -111,7 +111,9 @@ class InMemoryClaims:
         self.done: dict[str, dict[str, Any]] = {}
         self.in_progress: set[str] = set()
 
-    def run_once(self, identity: dict[str, Any], work: Callable[[], dict[str, Any]]) -> tuple[dict[str, Any], bool]:
+    def run_once(
+        self, identity: dict[str, Any], work: Callable[[], dict[str, Any]]
+    ) -> tuple[dict[str, Any], bool]:
         key = json.dumps(identity, sort_keys=True)
         if key in self.done:
             return dict(self.done[key]), True

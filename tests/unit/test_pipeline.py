@@ -6,6 +6,7 @@ import hashlib
 from urllib.parse import unquote
 
 import pytest
+
 from backdrop_fn.errors import (
     ApiNotFound,
     ApiTimeout,
@@ -19,7 +20,6 @@ from backdrop_fn.errors import (
 )
 from backdrop_fn.images import JPEG, WEBP
 from backdrop_fn.pipeline import Status
-
 from tests.unit.conftest import BUCKET, OUTPUT_BUCKET, World
 from tests.unit.fakes import JPEG_BYTES, PNG_BYTES, WEBP_BYTES
 
@@ -104,7 +104,8 @@ def test_uppercase_image_extension_is_an_image(world: World):
 @pytest.mark.parametrize("key", ["folder/", "notes.txt", "data.JSON", ""])
 def test_folders_and_other_files_are_ignored(world: World, key: str):
     assert statuses(world.event(key)) == [Status.IGNORED]
-    assert world.api.calls == 0 and world.dlq.sent == []
+    assert world.api.calls == 0
+    assert world.dlq.sent == []
 
 
 # -- money: at most one paid call per (image version, sidecar version) --------------------------
@@ -191,7 +192,10 @@ def test_a_redriven_failure_is_processed_again(world: World):
         ({"seed": 1234}, "prompt: is required"),
         ({"prompt": "x", "seed": 99}, "seed: must be between 100 and 999999"),
         ({"prompt": "x", "sead": 1234}, "sead: unknown field (did you mean 'seed'?)"),
-        ({"prompt": "x", "rendering_speed": "FAST"}, "rendering_speed: must be 'TURBO', 'DEFAULT' or 'QUALITY'"),
+        (
+            {"prompt": "x", "rendering_speed": "FAST"},
+            "rendering_speed: must be 'TURBO', 'DEFAULT' or 'QUALITY'",
+        ),
         ("{" + '"prompt": "' + "x" * 70_000 + '"}', "the limit is 65,536"),
     ],
 )
@@ -200,7 +204,7 @@ def test_invalid_sidecar_goes_to_the_dlq_without_a_paid_call(world: World, sidec
     world.upload("a.jpg.json", sidecar)
     assert statuses(world.event("a.jpg")) == [Status.FAILED]
     assert world.api.calls == 0
-    (record, error_class), = world.dlq.sent
+    ((record, error_class),) = world.dlq.sent
     assert error_class == "invalid_sidecar" == record["error"]["class"]
     assert expected in record["error"]["message"]
     assert record["error"]["retryable"] is False
@@ -210,7 +214,7 @@ def test_non_image_bytes_named_jpg_are_an_invalid_image(world: World):
     world.upload("fake.jpg", b"GIF89a not what the name says")
     world.upload("fake.jpg.json", SIDECAR)
     world.event("fake.jpg")
-    (record, error_class), = world.dlq.sent
+    ((record, error_class),) = world.dlq.sent
     assert error_class == "invalid_image"
     assert "not a JPEG, PNG or WebP image" in record["error"]["message"]
     assert world.api.calls == 0
@@ -227,10 +231,11 @@ def test_image_over_max_image_bytes_fails_before_any_read(world: World):
     world.upload("big.png", PNG_BYTES + b"\x00" * 200)
     world.upload("big.png.json", SIDECAR)
     world.event("big.png")
-    (record, error_class), = world.dlq.sent
+    ((record, error_class),) = world.dlq.sent
     assert error_class == "invalid_image"
     assert "MAX_IMAGE_BYTES" in record["error"]["message"]
-    assert world.store.reads == [] and world.api.calls == 0
+    assert world.store.reads == []
+    assert world.api.calls == 0
 
 
 def test_image_deleted_before_processing_is_a_missing_object(world: World):
@@ -406,7 +411,10 @@ def test_an_omitted_seed_is_chosen_and_recorded(world: World):
 
 @pytest.mark.parametrize(
     ("image", "image_type", "key", "content_type"),
-    [(JPEG_BYTES, JPEG, "shop/shoe-1.jpg", "image/jpeg"), (WEBP_BYTES, WEBP, "shop/shoe-1.webp", "image/webp")],
+    [
+        (JPEG_BYTES, JPEG, "shop/shoe-1.jpg", "image/jpeg"),
+        (WEBP_BYTES, WEBP, "shop/shoe-1.webp", "image/webp"),
+    ],
 )
 def test_output_extension_and_content_type_follow_the_returned_image(
     world: World, image, image_type, key, content_type

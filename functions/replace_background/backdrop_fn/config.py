@@ -30,6 +30,9 @@ class Settings:
     idempotency_ttl_seconds: int = 7 * 24 * 3600
     # Per-attempt bound on waiting for the API's answer; the Lambda deadline bounds it further.
     api_timeout_seconds: float = 120.0
+    # Retries inside one call (429, 5xx, timeouts) and the first backoff, doubled each time.
+    api_max_retries: int = 4
+    api_backoff_seconds: float = 1.0
     # The work queue, so that a failed message can be given a backoff before its next receive.
     work_queue_url: str | None = None
 
@@ -56,20 +59,20 @@ class Settings:
             output_prefix=env.get("OUTPUT_PREFIX", ""),
             api_url=env.get("API_URL") or DEFAULT_API_URL,
             default_prompt=(env.get("DEFAULT_PROMPT") or "").strip() or None,
-            max_image_bytes=_positive_int(env, "MAX_IMAGE_BYTES", cls.max_image_bytes),
+            max_image_bytes=_whole_number(env, "MAX_IMAGE_BYTES", cls.max_image_bytes),
             image_transfer=image_transfer,
-            max_attempts=_positive_int(env, "MAX_ATTEMPTS", cls.max_attempts),
-            idempotency_ttl_seconds=_positive_int(
+            max_attempts=_whole_number(env, "MAX_ATTEMPTS", cls.max_attempts),
+            idempotency_ttl_seconds=_whole_number(
                 env, "IDEMPOTENCY_TTL_SECONDS", cls.idempotency_ttl_seconds
             ),
-            api_timeout_seconds=float(
-                _positive_int(env, "API_TIMEOUT_SECONDS", int(cls.api_timeout_seconds))
-            ),
+            api_timeout_seconds=_seconds(env, "API_TIMEOUT_SECONDS", cls.api_timeout_seconds),
+            api_max_retries=_whole_number(env, "API_MAX_RETRIES", cls.api_max_retries, minimum=0),
+            api_backoff_seconds=_seconds(env, "API_BACKOFF_SECONDS", cls.api_backoff_seconds),
             work_queue_url=env.get("WORK_QUEUE_URL") or None,
         )
 
 
-def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+def _whole_number(env: Mapping[str, str], name: str, default: int, *, minimum: int = 1) -> int:
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -77,6 +80,19 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
         value = int(raw)
     except ValueError:
         raise ConfigurationError(f"{name} must be a whole number, not {raw!r}") from None
-    if value <= 0:
-        raise ConfigurationError(f"{name} must be positive, not {value}")
+    if value < minimum:
+        raise ConfigurationError(f"{name} must be at least {minimum}, not {value}")
+    return value
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a number of seconds, not {raw!r}") from None
+    if not value > 0:
+        raise ConfigurationError(f"{name} must be more than 0, not {value}")
     return value

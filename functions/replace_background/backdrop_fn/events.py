@@ -71,7 +71,9 @@ def _items(payload: dict[str, Any], *, attempt: int, final_attempt: bool) -> lis
     raise UnrecognisedEvent("not an S3 notification, an EventBridge S3 event or a Backdrop DLQ record")
 
 
-def _from_s3_record(record: Any, *, attempt: int, final_attempt: bool, replay_of: str | None = None) -> list[WorkItem]:
+def _from_s3_record(
+    record: Any, *, attempt: int, final_attempt: bool, replay_of: str | None = None
+) -> list[WorkItem]:
     if not isinstance(record, dict) or record.get("eventSource") != "aws:s3":
         raise UnrecognisedEvent("a record in Records is not an S3 event record")
     if not str(record.get("eventName", "")).startswith("ObjectCreated"):
@@ -97,7 +99,9 @@ def _from_s3_record(record: Any, *, attempt: int, final_attempt: bool, replay_of
     ]
 
 
-def _from_eventbridge(event: dict[str, Any], *, attempt: int, final_attempt: bool, replay_of: str | None = None) -> list[WorkItem]:
+def _from_eventbridge(
+    event: dict[str, Any], *, attempt: int, final_attempt: bool, replay_of: str | None = None
+) -> list[WorkItem]:
     if event.get("detail-type") != "Object Created":
         return []
     try:
@@ -106,7 +110,9 @@ def _from_eventbridge(event: dict[str, Any], *, attempt: int, final_attempt: boo
         obj = detail["object"]
         key = unquote_plus(obj["key"])
     except (KeyError, TypeError):
-        raise UnrecognisedEvent("an EventBridge S3 event without detail.bucket.name or detail.object.key") from None
+        raise UnrecognisedEvent(
+            "an EventBridge S3 event without detail.bucket.name or detail.object.key"
+        ) from None
     return [
         WorkItem(
             bucket=bucket,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -49,7 +49,7 @@ class FailureRecord(BaseModel):
         event: dict[str, Any],
         now: datetime | None = None,
     ) -> FailureRecord:
-        failed_at = (now or datetime.now(timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        failed_at = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
         return cls(
             error=FailureError(
                 error_class=error.error_class,

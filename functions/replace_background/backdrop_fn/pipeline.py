@@ -11,7 +11,7 @@ import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from backdrop_fn import keys
@@ -49,7 +49,7 @@ PRESIGNED_URL_SECONDS = 600
 UNRECOGNISED_EVENT_CHARS = 30_000
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     PROCESSED = "processed"
     FAILED = "failed"
     DUPLICATE = "duplicate"
@@ -211,7 +211,9 @@ class Pipeline:
         }
         error = MissingObject(f"the image {image_key!r} is no longer in bucket {item.bucket!r}")
         source = FailureSource(bucket=item.bucket, key=image_key, etag=item.etag)
-        return self._once(identity, lambda: self._dead_letter(error, source, item.event, item.attempt, invocation))
+        return self._once(
+            identity, lambda: self._dead_letter(error, source, item.event, item.attempt, invocation)
+        )
 
     def _once(self, identity: dict[str, Any], work: Callable[[], dict[str, Any]]) -> Outcome:
         result, stored_before = self._claims.run_once(identity, work)
@@ -312,7 +314,9 @@ class Pipeline:
             return reference
         obj = self._store.head(bucket, reference)
         if obj is None:
-            raise MissingObject(f"style_reference_images[{index}]: no object {reference!r} in bucket {bucket!r}")
+            raise MissingObject(
+                f"style_reference_images[{index}]: no object {reference!r} in bucket {bucket!r}"
+            )
         return self._image_field(obj, f"style_reference_images[{index}]")
 
     def _output_metadata(self, pair: _Pair, sidecar: Sidecar, seed: int) -> dict[str, str]:

@@ -94,7 +94,9 @@ class FailureSink(Protocol):
 
 
 class Claims(Protocol):
-    def run_once(self, identity: dict[str, Any], work: Callable[[], dict[str, Any]]) -> tuple[dict[str, Any], bool]:
+    def run_once(
+        self, identity: dict[str, Any], work: Callable[[], dict[str, Any]]
+    ) -> tuple[dict[str, Any], bool]:
         """Run ``work`` at most once per ``identity``; returns (its result, whether it was stored before).
 
         An exception from ``work`` releases the claim (a later attempt may run it again).

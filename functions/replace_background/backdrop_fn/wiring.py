@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import boto3
 from botocore.config import Config
@@ -12,7 +13,7 @@ from backdrop_fn.adapters.dlq import SqsFailureSink
 from backdrop_fn.adapters.metrics import EmfMetrics
 from backdrop_fn.adapters.s3 import S3ObjectStore
 from backdrop_fn.adapters.secrets import SecretsManagerApiKey
-from backdrop_fn.adapters.segmind import SegmindClient
+from backdrop_fn.adapters.segmind import RetryPolicy, SegmindClient
 from backdrop_fn.adapters.work_queue import WorkQueueBackoff
 from backdrop_fn.config import Settings
 from backdrop_fn.pipeline import Pipeline
@@ -20,6 +21,14 @@ from backdrop_fn.pipeline import Pipeline
 # boto3's "standard" mode retries throttling and 5xx with backoff; endpoints come from
 # AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_<SERVICE>, so the same code runs against a local stack.
 _AWS_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=60)
+# Presigned URLs must be SigV4: the only signature every region and KMS-encrypted object accepts.
+_S3_CONFIG = _AWS_CONFIG.merge(Config(signature_version="s3v4"))
+
+
+def aws_client(service: str, session: boto3.session.Session | None = None) -> Any:
+    """A client configured as the function uses it."""
+    config = _S3_CONFIG if service == "s3" else _AWS_CONFIG
+    return (session or boto3.session.Session()).client(service, config=config)
 
 
 @dataclass(frozen=True)
@@ -33,20 +42,25 @@ class Runtime:
 def build_runtime(metrics: EmfMetrics) -> Runtime:
     settings = Settings.from_env()
     session = boto3.session.Session()
-    s3 = session.client("s3", config=_AWS_CONFIG.merge(Config(signature_version="s3v4")))
-    sqs = session.client("sqs", config=_AWS_CONFIG)
+    sqs = aws_client("sqs", session)
     claims = IdempotencyClaims(
         settings.idempotency_table,
         ttl_seconds=settings.idempotency_ttl_seconds,
-        client=session.client("dynamodb", config=_AWS_CONFIG),
+        client=aws_client("dynamodb", session),
     )
-    keys = SecretsManagerApiKey.from_client(
-        settings.api_key_secret_id, session.client("secretsmanager", config=_AWS_CONFIG)
-    )
+    keys = SecretsManagerApiKey.from_client(settings.api_key_secret_id, aws_client("secretsmanager", session))
     pipeline = Pipeline(
         settings,
-        store=S3ObjectStore(s3),
-        api=SegmindClient(settings.api_url, keys, metrics, read_timeout_seconds=settings.api_timeout_seconds),
+        store=S3ObjectStore(aws_client("s3", session)),
+        api=SegmindClient(
+            settings.api_url,
+            keys,
+            metrics,
+            read_timeout_seconds=settings.api_timeout_seconds,
+            policy=RetryPolicy(
+                max_retries=settings.api_max_retries, backoff_base_seconds=settings.api_backoff_seconds
+            ),
+        ),
         failures=SqsFailureSink(sqs, settings.dlq_url),
         claims=claims,
         metrics=metrics,

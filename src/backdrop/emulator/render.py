@@ -70,7 +70,9 @@ def _border_colour(image: Image.Image) -> tuple[int, int, int]:
     return tuple(sorted(channel)[len(channel) // 2] for channel in channels)  # type: ignore[return-value]
 
 
-def draw_backdrop(size: tuple[int, int], prompt: str, *, seed: int | None, palette: dict | None) -> Image.Image:
+def draw_backdrop(
+    size: tuple[int, int], prompt: str, *, seed: int | None, palette: dict | None
+) -> Image.Image:
     """A gradient with soft light spots, from the palette (or the prompt's hash) and the seed."""
     colours = _palette_colours(palette) or _prompt_colours(prompt)
     rng = random.Random(f"{seed}:{prompt}")

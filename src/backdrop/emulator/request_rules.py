@@ -38,7 +38,9 @@ def check_body(body: Any) -> dict[str, Any]:
     unknown = sorted(set(body) - FIELDS)
     _require(not unknown, f"unknown parameter(s): {', '.join(unknown)}")
     for required in ("image", "prompt"):
-        _require(isinstance(body.get(required), str) and body[required].strip() != "", f"{required} is required")
+        _require(
+            isinstance(body.get(required), str) and body[required].strip() != "", f"{required} is required"
+        )
     _require(len(body["prompt"]) <= 4000, "prompt is too long")
     for name, allowed in ENUMS.items():
         if name in body:
@@ -51,10 +53,14 @@ def check_body(body: Any) -> dict[str, Any]:
         )
     codes = body.get("style_codes") or []
     _require(isinstance(codes, list), "style_codes must be a list")
-    _require(all(isinstance(c, str) and re.fullmatch(r"[0-9A-Fa-f]{8}", c) for c in codes),
-             "each style code must be 8 hexadecimal characters")
+    _require(
+        all(isinstance(c, str) and re.fullmatch(r"[0-9A-Fa-f]{8}", c) for c in codes),
+        "each style code must be 8 hexadecimal characters",
+    )
     references = body.get("style_reference_images") or []
-    _require(isinstance(references, list) and len(references) <= 4, "style_reference_images: a list of at most 4")
+    _require(
+        isinstance(references, list) and len(references) <= 4, "style_reference_images: a list of at most 4"
+    )
     _require(all(isinstance(r, str) and r for r in references), "style_reference_images must be strings")
     _require(not (codes and references), "style_codes cannot be combined with style_reference_images")
     if "color_palette" in body:
@@ -65,17 +71,27 @@ def check_body(body: Any) -> dict[str, Any]:
 def _check_palette(palette: Any) -> None:
     _require(isinstance(palette, dict), "color_palette must be an object")
     if "name" in palette:
-        _require(set(palette) == {"name"} and palette["name"] in PRESETS, "color_palette.name must be a preset")
+        _require(
+            set(palette) == {"name"} and palette["name"] in PRESETS, "color_palette.name must be a preset"
+        )
         return
     members = palette.get("members")
-    _require(set(palette) == {"members"} and isinstance(members, list) and 1 <= len(members) <= 8,
-             "color_palette needs a preset name or 1 to 8 members")
+    _require(
+        set(palette) == {"members"} and isinstance(members, list) and 1 <= len(members) <= 8,
+        "color_palette needs a preset name or 1 to 8 members",
+    )
     for member in members:
-        _require(isinstance(member, dict) and set(member) <= {"color_hex", "color_weight"},
-                 "a palette member has color_hex and an optional color_weight")
-        _require(isinstance(member.get("color_hex"), str)
-                 and re.fullmatch(r"#[0-9A-Fa-f]{6}", member["color_hex"]) is not None,
-                 "color_hex must be #rrggbb")
+        _require(
+            isinstance(member, dict) and set(member) <= {"color_hex", "color_weight"},
+            "a palette member has color_hex and an optional color_weight",
+        )
+        _require(
+            isinstance(member.get("color_hex"), str)
+            and re.fullmatch(r"#[0-9A-Fa-f]{6}", member["color_hex"]) is not None,
+            "color_hex must be #rrggbb",
+        )
         weight = member.get("color_weight", 1.0)
-        _require(isinstance(weight, int | float) and not isinstance(weight, bool) and 0.05 <= weight <= 1.0,
-                 "color_weight must be from 0.05 to 1.0")
+        _require(
+            isinstance(weight, int | float) and not isinstance(weight, bool) and 0.05 <= weight <= 1.0,
+            "color_weight must be from 0.05 to 1.0",
+        )

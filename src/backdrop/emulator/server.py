@@ -19,7 +19,7 @@ import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
@@ -69,7 +69,9 @@ class RecordedRequest:
 
 
 class Emulator:
-    def __init__(self, settings: EmulatorSettings | None = None, *, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, settings: EmulatorSettings | None = None, *, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
         if not ipaddress.ip_address(host).is_loopback:
             raise ValueError("the emulator serves loopback only")
         if (settings or EmulatorSettings()).output_format not in FORMATS:
@@ -94,7 +96,9 @@ class Emulator:
         return f"http://{host}:{port}{ENDPOINT}"
 
     def start(self) -> Emulator:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="segmind-emulator", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="segmind-emulator", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -127,7 +131,9 @@ class Emulator:
     def answer(self, path: str, headers: dict[str, str], raw_body: bytes) -> Reply:
         reply, body, billed = self._decide(path, headers, raw_body)
         with self._lock:
-            self.requests.append(RecordedRequest(headers=headers, body=body, status=reply.status, billed=billed))
+            self.requests.append(
+                RecordedRequest(headers=headers, body=body, status=reply.status, billed=billed)
+            )
         return reply
 
     def _decide(self, path: str, headers: dict[str, str], raw_body: bytes) -> tuple[Reply, Any, bool]:
@@ -191,7 +197,7 @@ class Emulator:
             while self._recent and self._recent[0] <= now - 60:
                 self._recent.popleft()
             if len(self._recent) >= limit:
-                reset = datetime.fromtimestamp(self._recent[0] + 60, timezone.utc) + timedelta(milliseconds=1)
+                reset = datetime.fromtimestamp(self._recent[0] + 60, UTC) + timedelta(milliseconds=1)
                 return _error(429, "Rate limit exceeded", {"x-rate-limit-reset-at-utc": reset.isoformat()})
             self._recent.append(now)
         return None
@@ -251,13 +257,13 @@ def _handler_for(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
         protocol_version = "HTTP/1.1"  # keep-alive, as the client's pooled session expects
         server_version = "SegmindEmulator/1.0"
 
-        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
             headers = {name.lower(): value for name, value in self.headers.items()}
             self._send(emulator.answer(self.path, headers, raw))
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             self._send(_error(405, "use POST"))
 
         def _send(self, reply: Reply) -> None:
@@ -278,7 +284,7 @@ def _handler_for(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(payload)
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             pass  # quiet: tests and the demo print what matters themselves
 
     return Handler

@@ -50,7 +50,9 @@ class IdempotencyClaims:
     def register_lambda_context(self, context: Any) -> None:
         self._config.register_lambda_context(context)
 
-    def run_once(self, identity: dict[str, Any], work: Callable[[], dict[str, Any]]) -> tuple[dict[str, Any], bool]:
+    def run_once(
+        self, identity: dict[str, Any], work: Callable[[], dict[str, Any]]
+    ) -> tuple[dict[str, Any], bool]:
         try:
             result = dict(self._run(identity=identity, work=work))
         except IdempotencyAlreadyInProgressError:

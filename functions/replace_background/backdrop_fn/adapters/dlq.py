@@ -23,4 +23,6 @@ class SqsFailureSink:
             )
         except (ClientError, BotoCoreError) as error:
             # Not dead-lettered means not done: the record stays on the work queue and comes back.
-            raise InfrastructureUnavailable(f"could not write the DLQ record: {type(error).__name__}") from None
+            raise InfrastructureUnavailable(
+                f"could not write the DLQ record: {type(error).__name__}"
+            ) from None

@@ -11,7 +11,14 @@ from backdrop_fn.ports import ObjectInfo, StoredObject
 
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound", "NoSuchVersion"}
 # Answers that mean "try again": throttling, and an object replaced between our HEAD and GET.
-_TRANSIENT_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "PreconditionFailed", "412"}
+_TRANSIENT_CODES = {
+    "SlowDown",
+    "Throttling",
+    "ThrottlingException",
+    "RequestTimeout",
+    "PreconditionFailed",
+    "412",
+}
 
 
 def _etag(raw: str) -> str:

@@ -14,11 +14,18 @@ from backdrop_fn.ports import ApiKey
 
 # The key is read once per container and kept this long; a 401/403 reads it again at once.
 CACHE_SECONDS = 3600
-_PERMANENT_CODES = {"ResourceNotFoundException", "AccessDeniedException", "DecryptionFailure", "InvalidRequestException"}
+_PERMANENT_CODES = {
+    "ResourceNotFoundException",
+    "AccessDeniedException",
+    "DecryptionFailure",
+    "InvalidRequestException",
+}
 
 
 class SecretsManagerApiKey:
-    def __init__(self, secret_id: str, provider: SecretsProvider, *, cache_seconds: int = CACHE_SECONDS) -> None:
+    def __init__(
+        self, secret_id: str, provider: SecretsProvider, *, cache_seconds: int = CACHE_SECONDS
+    ) -> None:
         self._secret_id = secret_id
         self._provider = provider
         self._cache_seconds = cache_seconds
@@ -49,7 +56,9 @@ class SecretsManagerApiKey:
             try:
                 document = json.loads(text)
             except json.JSONDecodeError:
-                raise AuthFailed(f"the secret {self._secret_id!r} looks like JSON but does not parse") from None
+                raise AuthFailed(
+                    f"the secret {self._secret_id!r} looks like JSON but does not parse"
+                ) from None
             text = str(document.get("api_key") or "").strip() if isinstance(document, dict) else ""
         if not text:
             raise AuthFailed(
@@ -59,7 +68,8 @@ class SecretsManagerApiKey:
         return text
 
     def _explain(self, error: GetParameterError) -> BackdropError:
-        cause = error.__cause__
+        # Powertools re-raises every failure as GetParameterError; the boto3 error is its context.
+        cause = error.__cause__ or error.__context__
         if isinstance(cause, ClientError):
             code = cause.response.get("Error", {}).get("Code", "")
             if code in _PERMANENT_CODES:

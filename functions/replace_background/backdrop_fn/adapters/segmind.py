@@ -9,12 +9,13 @@ parses ``Retry-After``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import requests
@@ -153,10 +154,8 @@ class SegmindClient:
         self._metrics.add("ApiLatency", (self._clock() - started) * 1000.0, "Milliseconds")
         credits = response.headers.get("x-remaining-credits")
         if credits is not None:
-            try:
+            with contextlib.suppress(ValueError):
                 self._metrics.add("RemainingCredits", float(credits))
-            except ValueError:
-                pass
         return response, None
 
     def _wait_before_retry(self, response: requests.Response | None, retries: int) -> float:
@@ -190,7 +189,7 @@ class SegmindClient:
             except ValueError:
                 return None
             if parsed.tzinfo is None:
-                parsed = parsed.replace(tzinfo=timezone.utc)
+                parsed = parsed.replace(tzinfo=UTC)
             reset_at = parsed.timestamp()
         return max(0.0, reset_at - self._wall_clock())
 
@@ -202,7 +201,8 @@ class SegmindClient:
             if image_type is None:
                 content_type = response.headers.get("Content-Type", "no content type")
                 raise ServerError(
-                    f"the API answered 200 with {len(body):,} bytes of {content_type}, not a JPEG, PNG or WebP image",
+                    f"the API answered 200 with {len(body):,} bytes of {content_type}, "
+                    "not a JPEG, PNG or WebP image",
                     http_status=200,
                 )
             return ApiImage(body=body, image_type=image_type)

@@ -1,0 +1,220 @@
+"""The real handler against moto in server mode (real HTTP) and the Segmind emulator."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+import requests
+from moto.server import ThreadedMotoServer
+from PIL import Image
+
+from backdrop.emulator import Emulator, EmulatorSettings
+from backdrop.local.context import LocalLambdaContext
+from backdrop.local.esm import sqs_lambda_event
+
+REGION = "us-east-1"
+logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto server logs every request
+API_KEY = "sk-test-9f8e7d6c5b4a"
+INPUT_BUCKET = "backdrop-in"
+OUTPUT_BUCKET = "backdrop-out"
+SUFFIXES = [".jpg", ".jpeg", ".png", ".webp", ".JPG", ".JPEG", ".PNG", ".WEBP", ".json"]
+
+
+def photo(fmt: str = "PNG", size: tuple[int, int] = (64, 48)) -> bytes:
+    """A small real picture: a dark square subject on a light, plain backdrop."""
+    image = Image.new("RGB", size, (235, 235, 235))
+    image.paste((40, 60, 160), (size[0] // 4, size[1] // 4, 3 * size[0] // 4, 3 * size[1] // 4))
+    out = io.BytesIO()
+    image.save(out, format=fmt)
+    return out.getvalue()
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    for name, value in {
+        "AWS_ENDPOINT_URL": moto_endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+    }.items():
+        monkeypatch.setenv(name, value)
+    requests.post(f"{moto_endpoint}/moto-api/reset", timeout=10).raise_for_status()
+    return moto_endpoint
+
+
+@pytest.fixture
+def emulator() -> Iterator[Emulator]:
+    with Emulator(EmulatorSettings(api_keys={API_KEY})) as running:
+        yield running
+
+
+@dataclass
+class Stack:
+    """The deployed shape of template.yaml, on moto, with the function's environment set."""
+
+    s3: Any
+    sqs: Any
+    secrets: Any
+    work_queue_url: str
+    work_queue_arn: str
+    dlq_url: str
+    secret_id: str
+    emulator: Emulator
+    monkeypatch: pytest.MonkeyPatch
+
+    def configure(self, **env: str) -> None:
+        """Change the function's environment; the next invocation is a new container."""
+        import app
+
+        for name, value in env.items():
+            self.monkeypatch.setenv(name, value)
+        app.runtime.cache_clear()
+
+    def upload(self, key: str, body: bytes | str | dict) -> str:
+        if isinstance(body, dict):
+            body = json.dumps(body)
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        return self.s3.put_object(Bucket=INPUT_BUCKET, Key=key, Body=body)["ETag"].strip('"')
+
+    def received(self, max_messages: int = 10) -> list[dict[str, Any]]:
+        """What the work queue holds (S3's test event aside), as the event source mapping receives it."""
+        messages = []
+        while True:
+            batch = self.sqs.receive_message(
+                QueueUrl=self.work_queue_url,
+                MaxNumberOfMessages=max_messages,
+                AttributeNames=["All"],
+                MessageAttributeNames=["All"],
+                WaitTimeSeconds=0,
+            ).get("Messages", [])
+            if not batch:
+                return messages
+            messages.extend(batch)
+
+    def invoke(self, event: dict[str, Any], *, timeout_seconds: float = 300) -> dict[str, Any]:
+        import app
+
+        return app.lambda_handler(event, LocalLambdaContext(timeout_seconds=timeout_seconds))
+
+    def deliver(self, messages: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """Hand messages to the handler as one SQS batch, then delete the successes, as Lambda would."""
+        messages = self.received() if messages is None else messages
+        response = self.invoke(sqs_lambda_event(messages, self.work_queue_arn))
+        failed = {failure["itemIdentifier"] for failure in response["batchItemFailures"]}
+        for message in messages:
+            if message["MessageId"] not in failed:
+                self.delete(message)
+        return response
+
+    def delete(self, message: dict[str, Any]) -> None:
+        self.sqs.delete_message(QueueUrl=self.work_queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+    def drain(self) -> None:
+        """Process whatever S3 has notified so far."""
+        self.deliver()
+
+    def dlq(self) -> list[tuple[dict[str, Any], str]]:
+        records = []
+        while True:
+            batch = self.sqs.receive_message(
+                QueueUrl=self.dlq_url,
+                MaxNumberOfMessages=10,
+                MessageAttributeNames=["All"],
+                WaitTimeSeconds=0,
+            ).get("Messages", [])
+            if not batch:
+                return records
+            for message in batch:
+                attribute = message["MessageAttributes"]["error_class"]["StringValue"]
+                records.append((json.loads(message["Body"]), attribute))
+                self.sqs.delete_message(QueueUrl=self.dlq_url, ReceiptHandle=message["ReceiptHandle"])
+
+    def output(self, key: str) -> dict[str, Any]:
+        return self.s3.get_object(Bucket=OUTPUT_BUCKET, Key=key)
+
+    def output_keys(self) -> list[str]:
+        return [item["Key"] for item in self.s3.list_objects_v2(Bucket=OUTPUT_BUCKET).get("Contents", [])]
+
+    @property
+    def api_calls(self) -> int:
+        return len(self.emulator.requests)
+
+
+@pytest.fixture
+def stack(aws: str, emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+    import app
+
+    s3 = boto3.client("s3", region_name=REGION)
+    sqs = boto3.client("sqs", region_name=REGION)
+    secrets = boto3.client("secretsmanager", region_name=REGION)
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+
+    s3.create_bucket(Bucket=INPUT_BUCKET)
+    s3.create_bucket(Bucket=OUTPUT_BUCKET)
+    dlq_url = sqs.create_queue(QueueName="backdrop-dlq")["QueueUrl"]
+    work_queue_url = sqs.create_queue(QueueName="backdrop-work")["QueueUrl"]
+    work_queue_arn = sqs.get_queue_attributes(QueueUrl=work_queue_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    s3.put_bucket_notification_configuration(
+        Bucket=INPUT_BUCKET,
+        NotificationConfiguration={
+            "QueueConfigurations": [
+                {
+                    "QueueArn": work_queue_arn,
+                    "Events": ["s3:ObjectCreated:*"],
+                    "Filter": {"Key": {"FilterRules": [{"Name": "suffix", "Value": suffix}]}},
+                }
+                for suffix in SUFFIXES
+            ]
+        },
+    )
+    dynamodb.create_table(
+        TableName="backdrop-idempotency",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    secret_id = secrets.create_secret(Name="backdrop/segmind-api-key", SecretString=API_KEY)["ARN"]
+
+    for name, value in {
+        "OUTPUT_BUCKET": OUTPUT_BUCKET,
+        "API_KEY_SECRET_ID": secret_id,
+        "DLQ_URL": dlq_url,
+        "IDEMPOTENCY_TABLE": "backdrop-idempotency",
+        "API_URL": emulator.url,
+        "API_BACKOFF_SECONDS": "0.01",
+        "WORK_QUEUE_URL": work_queue_url,
+        "POWERTOOLS_SERVICE_NAME": "backdrop",
+        "POWERTOOLS_METRICS_NAMESPACE": "Backdrop",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+    }.items():
+        monkeypatch.setenv(name, value)
+    for name in ("DEFAULT_PROMPT", "OUTPUT_PREFIX", "IMAGE_TRANSFER", "MAX_IMAGE_BYTES", "MAX_ATTEMPTS"):
+        monkeypatch.delenv(name, raising=False)
+    app.runtime.cache_clear()
+
+    stack = Stack(s3, sqs, secrets, work_queue_url, work_queue_arn, dlq_url, secret_id, emulator, monkeypatch)
+    for test_event in stack.received():  # S3's s3:TestEvent, sent when the notification was configured
+        stack.delete(test_event)
+    yield stack
+    app.runtime.cache_clear()

@@ -1,0 +1,323 @@
+"""Each adapter against the real-shaped service it wraps: moto in server mode, the emulator."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+
+import boto3
+import pytest
+import requests
+
+from backdrop.emulator import Emulator, Reply
+from backdrop.local.context import LocalLambdaContext
+from backdrop_fn.adapters.claims import IdempotencyClaims
+from backdrop_fn.adapters.s3 import S3ObjectStore
+from backdrop_fn.adapters.secrets import SecretsManagerApiKey
+from backdrop_fn.adapters.segmind import RetryPolicy, SegmindClient
+from backdrop_fn.errors import ApiTimeout, AuthFailed, ClaimInProgress, RateLimited, ServerError
+from backdrop_fn.ports import ApiKey, Deadline
+from backdrop_fn.wiring import aws_client
+from tests.integration.conftest import API_KEY, REGION, photo
+from tests.unit.fakes import RecordingMetrics
+
+BUCKET = "adapter-bucket"
+
+# -- S3 -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def s3(aws: str):
+    client = aws_client("s3")
+    client.create_bucket(Bucket=BUCKET)
+    return client
+
+
+def test_read_small_never_reads_past_its_limit(s3):
+    s3.put_object(Bucket=BUCKET, Key="big.json", Body=b"x" * 100_000)
+    found = S3ObjectStore(s3).read_small(BUCKET, "big.json", limit=1000)
+    assert found is not None
+    assert (found.info.size, len(found.body)) == (100_000, 1001)
+
+
+def test_missing_objects_are_none_not_errors(s3):
+    store = S3ObjectStore(s3)
+    assert store.head(BUCKET, "nope.png") is None
+    assert store.read_small(BUCKET, "nope.json", limit=10) is None
+
+
+def test_presigned_url_serves_exactly_that_object(s3):
+    s3.put_object(Bucket=BUCKET, Key="shop/red shoe ü.png", Body=photo())
+    store = S3ObjectStore(s3)
+    url = store.presigned_url(store.head(BUCKET, "shop/red shoe ü.png"), expires_in=60)
+    assert "X-Amz-Expires=60" in url
+    assert requests.get(url, timeout=10).content == photo()
+
+
+def test_reading_a_replaced_object_by_its_old_etag_fails_rather_than_mixing_versions(s3):
+    s3.put_object(Bucket=BUCKET, Key="a.png", Body=b"first")
+    store = S3ObjectStore(s3)
+    first = store.head(BUCKET, "a.png")
+    s3.put_object(Bucket=BUCKET, Key="a.png", Body=b"second")
+    with pytest.raises(Exception, match="GetObject"):
+        store.read(first)
+
+
+# -- DynamoDB claims (Powertools idempotency) ---------------------------------------------------
+
+
+@pytest.fixture
+def claims(aws: str) -> IdempotencyClaims:
+    client = boto3.client("dynamodb", region_name=REGION)
+    client.create_table(
+        TableName="claims",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    made = IdempotencyClaims("claims", ttl_seconds=3600, client=client)
+    made.register_lambda_context(LocalLambdaContext(timeout_seconds=60))
+    return made
+
+
+def test_work_runs_once_per_identity_and_its_result_is_remembered(claims: IdempotencyClaims):
+    runs = []
+
+    def work():
+        runs.append(1)
+        return {"status": "processed", "output_key": "a.png"}
+
+    assert claims.run_once({"image_etag": "1"}, work) == (
+        {"status": "processed", "output_key": "a.png"},
+        False,
+    )
+    assert claims.run_once({"image_etag": "1"}, work) == (
+        {"status": "processed", "output_key": "a.png"},
+        True,
+    )
+    assert claims.run_once({"image_etag": "2"}, work)[1] is False
+    assert len(runs) == 2
+
+
+def test_a_failed_work_releases_the_claim(claims: IdempotencyClaims):
+    with pytest.raises(RuntimeError):
+        claims.run_once({"k": 1}, lambda: (_ for _ in ()).throw(RuntimeError("boom")))
+    assert claims.run_once({"k": 1}, lambda: {"status": "processed"}) == ({"status": "processed"}, False)
+
+
+def test_a_claim_held_by_a_running_invocation_is_in_progress(claims: IdempotencyClaims):
+    def inner():
+        with pytest.raises(ClaimInProgress):
+            claims.run_once({"k": "x"}, lambda: {"status": "processed"})
+        return {"status": "processed"}
+
+    claims.run_once({"k": "x"}, inner)
+
+
+def test_an_in_progress_claim_expires_with_the_invocation_deadline(aws: str):
+    """A crashed invocation must not block its pair for longer than it could have run."""
+    client = boto3.client("dynamodb", region_name=REGION)
+    client.create_table(
+        TableName="claims2",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    crashed = IdempotencyClaims("claims2", ttl_seconds=3600, client=client)
+    crashed.register_lambda_context(LocalLambdaContext(timeout_seconds=1))
+
+    class Crash(BaseException):
+        """Like the runtime killing the process: nothing gets to release the claim."""
+
+    with pytest.raises(Crash):
+        crashed.run_once({"k": "y"}, lambda: (_ for _ in ()).throw(Crash()))
+    later = IdempotencyClaims("claims2", ttl_seconds=3600, client=client)
+    later.register_lambda_context(LocalLambdaContext(timeout_seconds=60))
+    with pytest.raises(ClaimInProgress):
+        later.run_once({"k": "y"}, lambda: {"status": "processed"})
+    time.sleep(1.2)
+    assert later.run_once({"k": "y"}, lambda: {"status": "processed"}) == ({"status": "processed"}, False)
+
+
+# -- Secrets Manager ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def secrets(aws: str):
+    return boto3.client("secretsmanager", region_name=REGION)
+
+
+@pytest.mark.parametrize("stored", ["sk-raw-key", json.dumps({"api_key": "sk-raw-key"}), " sk-raw-key\n"])
+def test_the_secret_is_the_raw_key_or_a_json_document(secrets, stored: str):
+    secrets.create_secret(Name="k", SecretString=stored)
+    assert SecretsManagerApiKey.from_client("k", secrets).current() == ApiKey("sk-raw-key")
+
+
+def test_the_key_is_cached_until_refreshed(secrets):
+    secrets.create_secret(Name="k", SecretString="one")
+    keys = SecretsManagerApiKey.from_client("k", secrets)
+    assert keys.current().value == "one"
+    secrets.put_secret_value(SecretId="k", SecretString="two")
+    assert keys.current().value == "one"
+    assert keys.refreshed().value == "two"
+    assert keys.current().value == "two"
+
+
+@pytest.mark.parametrize("stored", ["", json.dumps({"api_key": ""}), json.dumps({"key": "x"})])
+def test_a_secret_without_a_key_is_an_auth_failure_that_says_what_to_do(secrets, stored: str):
+    secrets.create_secret(Name="k", SecretString=stored or " ")
+    with pytest.raises(AuthFailed, match="put-secret-value"):
+        SecretsManagerApiKey.from_client("k", secrets).current()
+
+
+def test_a_missing_secret_is_an_auth_failure(secrets):
+    with pytest.raises(AuthFailed, match="ResourceNotFoundException"):
+        SecretsManagerApiKey.from_client("nope", secrets).current()
+
+
+def test_the_key_repr_hides_the_value():
+    assert "sk-secret" not in repr(ApiKey("sk-secret"))
+
+
+# -- the Segmind client -------------------------------------------------------------------------
+
+
+class FixedKey:
+    def __init__(self, value: str = API_KEY) -> None:
+        self.value = value
+
+    def current(self) -> ApiKey:
+        return ApiKey(self.value)
+
+    def refreshed(self) -> ApiKey:
+        return ApiKey(self.value)
+
+
+class FakeClock:
+    """Time that passes only when the client sleeps: retry timing without waiting."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def api(emulator: Emulator):
+    clock = FakeClock()
+    metrics = RecordingMetrics()
+    client = SegmindClient(
+        emulator.url,
+        FixedKey(),
+        metrics,
+        policy=RetryPolicy(),
+        clock=clock,
+        sleep=clock.sleep,
+        jitter=lambda: 1.0,
+        wall_clock=lambda: clock.now,
+    )
+    return client, clock, metrics
+
+
+def payload() -> dict:
+    import base64
+
+    return {
+        "image": base64.b64encode(photo()).decode(),
+        "prompt": "p",
+        "rendering_speed": "DEFAULT",
+        "magic_prompt": "AUTO",
+        "seed": 100,
+        "style_codes": [],
+        "style_reference_images": [],
+    }
+
+
+def test_backoff_doubles_between_retries(api, emulator: Emulator):
+    client, clock, metrics = api
+    emulator.script(*[Reply(500, {"error": "x"})] * 3)
+    client.replace_background(payload(), Deadline(300, clock))
+    assert clock.sleeps == [1.0, 2.0, 4.0]
+    assert metrics.total("ApiRetries") == 3
+
+
+def test_retry_after_and_the_rate_limit_reset_time_are_waited_for(api, emulator: Emulator):
+    client, clock, _ = api
+    reset_at = datetime.fromtimestamp(clock.now + 7, UTC)
+    emulator.script(
+        Reply(429, {"error": "x"}, {"Retry-After": "3"}),
+        Reply(429, {"error": "x"}, {"x-rate-limit-reset-at-utc": reset_at.isoformat()}),
+    )
+    client.replace_background(payload(), Deadline(300, clock))
+    assert clock.sleeps[0] == 3.0
+    assert clock.sleeps[1] == pytest.approx(4.0, abs=0.01)  # 7 s after the start, 3 s already slept
+
+
+def test_retries_stop_before_the_lambda_deadline(api, emulator: Emulator):
+    client, clock, _ = api
+    emulator.script(*[Reply(503, {"error": "x"})] * 5)
+    with pytest.raises(ServerError):
+        client.replace_background(payload(), Deadline(30, clock))
+    # 30 s left, 10 kept for the write, a retry needs 15: after waits of 1 and 2 s, a 4-s wait
+    # would leave 27 - 4 - 10 = 13 s, too little for another attempt.
+    assert clock.sleeps == [1.0, 2.0]
+
+
+def test_a_server_wait_longer_than_the_call_can_afford_goes_back_to_the_queue(api, emulator: Emulator):
+    client, clock, _ = api
+    emulator.script(Reply(429, {"error": "x"}, {"Retry-After": "120"}))
+    with pytest.raises(RateLimited):
+        client.replace_background(payload(), Deadline(300, clock))
+    assert clock.sleeps == []
+
+
+def test_no_call_is_started_without_time_for_it(api, emulator: Emulator):
+    client, clock, _ = api
+    with pytest.raises(ApiTimeout, match="not enough Lambda time"):
+        client.replace_background(payload(), Deadline(12, clock))
+    assert emulator.requests == []
+
+
+def test_remaining_credits_and_latency_are_measured(emulator: Emulator):
+    emulator.settings.credits = 5.0
+    metrics = RecordingMetrics()
+    SegmindClient(emulator.url, FixedKey(), metrics).replace_background(payload(), Deadline(300))
+    assert metrics.total("RemainingCredits") == pytest.approx(5.0 - 0.075)
+    assert metrics.total("ApiLatency") > 0
+
+
+def test_the_session_reuses_its_connection(emulator: Emulator):
+    client = SegmindClient(emulator.url, FixedKey(), RecordingMetrics())
+    client.replace_background(payload(), Deadline(300))
+    client.replace_background(payload(), Deadline(300))
+    pool = next(iter(client._session.adapters["http://"].poolmanager.pools._container.values()))
+    assert pool.num_connections == 1
+
+
+def test_unrecognised_reset_header_falls_back_to_backoff(api, emulator: Emulator):
+    client, clock, _ = api
+    emulator.script(Reply(429, {"error": "x"}, {"x-rate-limit-reset-at-utc": "soon"}))
+    client.replace_background(payload(), Deadline(300, clock))
+    assert clock.sleeps == [1.0]
+
+
+def test_reset_time_in_unix_seconds_is_understood(api, emulator: Emulator):
+    client, clock, _ = api
+    emulator.script(Reply(429, {"error": "x"}, {"x-rate-limit-reset-at-utc": str(clock.now + 5)}))
+    client.replace_background(payload(), Deadline(300, clock))
+    assert clock.sleeps == [pytest.approx(5.0)]
+
+
+def test_reset_time_in_the_past_means_no_wait(api, emulator: Emulator):
+    client, clock, _ = api
+    past = (datetime.fromtimestamp(clock.now, UTC) - timedelta(seconds=30)).isoformat()
+    emulator.script(Reply(429, {"error": "x"}, {"x-rate-limit-reset-at-utc": past}))
+    client.replace_background(payload(), Deadline(300, clock))
+    assert clock.sleeps == [0.0]

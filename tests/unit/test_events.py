@@ -1,0 +1,90 @@
+"""Event shapes of CONTRACT.md §5 → work items."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from backdrop_fn.events import UnrecognisedEvent, items_from_event, items_from_message
+from tests.unit.conftest import s3_record
+
+
+@pytest.mark.parametrize(
+    ("encoded", "decoded"),
+    [
+        ("shop/red+shoe.jpg", "shop/red shoe.jpg"),
+        ("shop/red%20shoe.jpg", "shop/red shoe.jpg"),
+        ("shop/c%2B%2B.png", "shop/c++.png"),
+        ("shop/schuh+%C3%BC.jpg", "shop/schuh ü.jpg"),
+        ("a/b/c/d.webp", "a/b/c/d.webp"),
+    ],
+)
+def test_s3_keys_are_url_decoded(encoded: str, decoded: str):
+    record = s3_record("x")
+    record["s3"]["object"]["key"] = encoded
+    (item,) = items_from_event({"Records": [record]})
+    assert item.key == decoded
+    assert item.event is record
+
+
+def test_direct_events_are_their_own_last_attempt():
+    (item,) = items_from_event({"Records": [s3_record("a.jpg", etag="abc")]})
+    assert (item.bucket, item.etag, item.attempt, item.final_attempt) == ("in-bucket", "abc", 1, True)
+
+
+def test_message_items_carry_the_receive_count():
+    body = json.dumps({"Records": [s3_record("a.jpg")]})
+    (item,) = items_from_message(body, attempt=3, final_attempt=False)
+    assert (item.attempt, item.final_attempt) == (3, False)
+
+
+def test_s3_test_event_gives_nothing_to_do():
+    body = json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": "in-bucket"})
+    assert items_from_message(body, attempt=1, final_attempt=False) == []
+
+
+def test_object_removed_records_are_skipped():
+    assert items_from_event({"Records": [s3_record("a.jpg", event_name="ObjectRemoved:Delete")]}) == []
+
+
+def test_eventbridge_object_created():
+    event = {
+        "detail-type": "Object Created",
+        "source": "aws.s3",
+        "detail": {"bucket": {"name": "in-bucket"}, "object": {"key": "shop/red+shoe.jpg", "etag": "e1"}},
+    }
+    (item,) = items_from_event(event)
+    assert (item.bucket, item.key, item.etag) == ("in-bucket", "shop/red shoe.jpg", "e1")
+
+
+def test_dlq_record_is_replayed_with_its_identity():
+    record = {
+        "type": "backdrop.failure",
+        "version": 1,
+        "error": {"class": "server_error", "message": "API 502", "http_status": 502, "retryable": True},
+        "source": {"bucket": "in-bucket", "key": "a.jpg", "etag": "e", "sidecar_key": "a.jpg.json"},
+        "attempts": 5,
+        "failed_at": "2026-11-27T10:00:00Z",
+        "request_id": "r-1",
+        "event": s3_record("a.jpg"),
+    }
+    (item,) = items_from_message(json.dumps(record), attempt=1, final_attempt=False)
+    assert item.key == "a.jpg"
+    assert item.replay_of == "2026-11-27T10:00:00Z/r-1/5"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "not json",
+        "[]",
+        json.dumps({"hello": "world"}),
+        json.dumps({"Records": [{"eventSource": "aws:sns"}]}),
+        json.dumps({"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put"}]}),
+        json.dumps({"type": "backdrop.failure", "version": 1}),
+    ],
+)
+def test_garbage_is_unrecognised(body: str):
+    with pytest.raises(UnrecognisedEvent):
+        items_from_message(body, attempt=1, final_attempt=False)
