@@ -8,6 +8,7 @@ SAM_VENV := .tools/sam
 SAM      := $(SAM_VENV)/bin/sam
 # sam build looks for the template's runtime (python3.13) on PATH; pyenv offers it when asked.
 SAM_PYTHONS ?= 3.11.7:3.12.1:3.13.0
+export SAM_CLI_TELEMETRY := 0
 
 .PHONY: venv test unit integration lint format validate build clean
 

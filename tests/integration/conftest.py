@@ -22,8 +22,8 @@ from backdrop.local.esm import sqs_lambda_event
 REGION = "us-east-1"
 logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto server logs every request
 API_KEY = "sk-test-9f8e7d6c5b4a"
-INPUT_BUCKET = "backdrop-in"
-OUTPUT_BUCKET = "backdrop-out"
+INPUT_BUCKET = "backdrop-in-local"  # the names of events/*.json and events/env.json
+OUTPUT_BUCKET = "backdrop-out-local"
 SUFFIXES = [".jpg", ".jpeg", ".png", ".webp", ".JPG", ".JPEG", ".PNG", ".WEBP", ".json"]
 
 

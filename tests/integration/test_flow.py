@@ -164,3 +164,32 @@ def test_folder_objects_and_the_s3_test_event_are_ignored(stack: Stack):
     assert stack.deliver() == {"batchItemFailures": []}
     assert stack.api_calls == 0
     assert stack.dlq() == []
+
+
+def test_metrics_are_emitted_in_embedded_metric_format(stack: Stack, capsys: pytest.CaptureFixture):
+    stack.emulator.settings.credits = 10.0
+    stack.upload("m.png", photo())
+    stack.upload("m.png.json", SIDECAR)
+    stack.upload("bad.png", photo())
+    stack.upload("bad.png.json", {"prompt": ""})
+    stack.drain()
+    documents = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    names = {
+        metric["Name"]: directive["Dimensions"]
+        for document in documents
+        for directive in document["_aws"]["CloudWatchMetrics"]
+        for metric in directive["Metrics"]
+    }
+    assert {
+        "ImagesProcessed",
+        "ImagesFailed",
+        "ApiLatency",
+        "ApiRetries",
+        "DuplicatesSkipped",
+        "OutputBytes",
+        "RemainingCredits",
+    } <= set(names)
+    assert all(doc["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "Backdrop" for doc in documents)
+    failed = next(doc for doc in documents if "ImagesFailed" in doc)
+    assert failed["ErrorClass"] == "invalid_sidecar"
+    assert any("ErrorClass" in dimensions for dimensions in names["ImagesFailed"])

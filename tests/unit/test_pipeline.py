@@ -461,3 +461,24 @@ def test_success_is_counted_with_its_bytes(world: World):
     world.event("a.jpg")
     assert world.metrics.total("ImagesProcessed") == 1
     assert world.metrics.total("OutputBytes") == len(PNG_BYTES)
+
+
+def test_default_rendering_speed_applies_only_when_the_sidecar_gives_none(world: World):
+    world.configure(default_rendering_speed="TURBO")
+    world.upload("a.jpg", JPEG_BYTES)
+    world.upload("a.jpg.json", {"prompt": "x"})
+    world.upload("b.jpg", JPEG_BYTES)
+    world.upload("b.jpg.json", {"prompt": "x", "rendering_speed": "QUALITY"})
+    world.event("a.jpg")
+    world.event("b.jpg")
+    assert [p["rendering_speed"] for p in world.api.payloads] == ["TURBO", "QUALITY"]
+    assert world.output("a.png")["metadata"]["rendering-speed"] == "TURBO"
+
+
+def test_an_event_from_the_output_bucket_never_makes_a_call(world: World):
+    world.configure(output_bucket=BUCKET)
+    world.configure(default_prompt="anything")
+    world.upload("result.png", PNG_BYTES)
+    assert statuses(world.event("result.png")) == [Status.IGNORED]
+    assert world.api.calls == 0
+    assert world.dlq.sent == []

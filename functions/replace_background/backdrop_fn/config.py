@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 DEFAULT_API_URL = "https://api.segmind.com/v1/ideogram-3-replace-background"
 IMAGE_TRANSFER_MODES = ("url", "base64")
+RENDERING_SPEEDS = ("TURBO", "DEFAULT", "QUALITY")
 
 
 class ConfigurationError(ValueError):
@@ -23,6 +24,9 @@ class Settings:
     output_prefix: str = ""
     api_url: str = DEFAULT_API_URL
     default_prompt: str | None = None
+    # Used when a sidecar gives no rendering_speed (and with DEFAULT_PROMPT): an operator's
+    # choice between cheap and fine, "DEFAULT" as CONTRACT.md §1 says unless set.
+    default_rendering_speed: str = "DEFAULT"
     max_image_bytes: int = 10 * 1024 * 1024
     image_transfer: str = "url"
     max_attempts: int = 5
@@ -51,6 +55,11 @@ class Settings:
             raise ConfigurationError(
                 f"IMAGE_TRANSFER must be one of {', '.join(IMAGE_TRANSFER_MODES)}, not {image_transfer!r}"
             )
+        speed = env.get("DEFAULT_RENDERING_SPEED", "").strip().upper() or "DEFAULT"
+        if speed not in RENDERING_SPEEDS:
+            raise ConfigurationError(
+                f"DEFAULT_RENDERING_SPEED must be one of {', '.join(RENDERING_SPEEDS)}, not {speed!r}"
+            )
         return cls(
             output_bucket=env["OUTPUT_BUCKET"],
             api_key_secret_id=env["API_KEY_SECRET_ID"],
@@ -59,6 +68,7 @@ class Settings:
             output_prefix=env.get("OUTPUT_PREFIX", ""),
             api_url=env.get("API_URL") or DEFAULT_API_URL,
             default_prompt=(env.get("DEFAULT_PROMPT") or "").strip() or None,
+            default_rendering_speed=speed,
             max_image_bytes=_whole_number(env, "MAX_IMAGE_BYTES", cls.max_image_bytes),
             image_transfer=image_transfer,
             max_attempts=_whole_number(env, "MAX_ATTEMPTS", cls.max_attempts),

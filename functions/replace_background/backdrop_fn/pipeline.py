@@ -145,6 +145,11 @@ class Pipeline:
         Returns what became of each image it concerns. Raises (ClaimInProgress, or a transient
         BackdropError on an attempt that is not the last) when the item must be tried again later.
         """
+        if item.bucket == self._settings.output_bucket:
+            # Our own output, seen because the buckets were wired wrong: answering it would call
+            # the API on every result, forever. Nothing here can be right, so nothing is done.
+            logger.error("ignored: an event from the OUTPUT bucket", extra={"key": item.key})
+            return [Outcome(Status.IGNORED)]
         kind = keys.classify(item.key)
         if kind is keys.KeyKind.IGNORED:
             logger.info("ignored: not an image or a sidecar", extra={"key": item.key})
@@ -282,11 +287,15 @@ class Pipeline:
 
     def _sidecar_of(self, pair: _Pair) -> Sidecar:
         if pair.sidecar is None:
-            return Sidecar(prompt=self._settings.default_prompt or "")
-        size = pair.sidecar.info.size
-        if size > MAX_SIDECAR_BYTES:
+            sidecar = Sidecar(prompt=self._settings.default_prompt or "")
+        elif pair.sidecar.info.size > MAX_SIDECAR_BYTES:
+            size = pair.sidecar.info.size
             raise InvalidSidecar(f"the sidecar is {size:,} bytes; the limit is {MAX_SIDECAR_BYTES:,}")
-        return parse_sidecar(pair.sidecar.body)
+        else:
+            sidecar = parse_sidecar(pair.sidecar.body)
+        if "rendering_speed" not in sidecar.model_fields_set:
+            sidecar = sidecar.model_copy(update={"rendering_speed": self._settings.default_rendering_speed})
+        return sidecar
 
     def _checked_image(self, obj: ObjectInfo, what: str) -> bytes | None:
         """Check size and magic number; return the whole bytes in base64 mode (read once)."""

@@ -1,0 +1,43 @@
+"""The function's environment (CONTRACT.md §4): defaults, and clear errors for a wrong deployment."""
+
+from __future__ import annotations
+
+import pytest
+
+from backdrop_fn.config import DEFAULT_API_URL, ConfigurationError, Settings
+
+REQUIRED = {"OUTPUT_BUCKET": "out", "API_KEY_SECRET_ID": "s", "DLQ_URL": "q", "IDEMPOTENCY_TABLE": "t"}
+
+
+def test_contract_defaults():
+    settings = Settings.from_env(REQUIRED)
+    assert settings.api_url == DEFAULT_API_URL
+    assert settings.output_prefix == ""
+    assert settings.default_prompt is None
+    assert settings.max_image_bytes == 10_485_760
+    assert settings.image_transfer == "url"
+    assert settings.max_attempts == 5
+
+
+def test_blank_default_prompt_means_wait_for_the_sidecar():
+    assert Settings.from_env({**REQUIRED, "DEFAULT_PROMPT": "   "}).default_prompt is None
+
+
+def test_missing_variables_are_all_named():
+    with pytest.raises(ConfigurationError, match="OUTPUT_BUCKET, DLQ_URL"):
+        Settings.from_env({"API_KEY_SECRET_ID": "s", "IDEMPOTENCY_TABLE": "t"})
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("IMAGE_TRANSFER", "ftp", "IMAGE_TRANSFER must be one of url, base64"),
+        ("MAX_ATTEMPTS", "three", "MAX_ATTEMPTS must be a whole number"),
+        ("MAX_IMAGE_BYTES", "0", "MAX_IMAGE_BYTES must be at least 1"),
+        ("API_BACKOFF_SECONDS", "-1", "API_BACKOFF_SECONDS must be more than 0"),
+        ("DEFAULT_RENDERING_SPEED", "FAST", "DEFAULT_RENDERING_SPEED must be one of TURBO"),
+    ],
+)
+def test_wrong_values_are_explained(name: str, value: str, message: str):
+    with pytest.raises(ConfigurationError, match=message):
+        Settings.from_env({**REQUIRED, name: value})
