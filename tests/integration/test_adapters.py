@@ -67,16 +67,20 @@ def test_reading_a_replaced_object_by_its_old_etag_fails_rather_than_mixing_vers
 # -- DynamoDB claims (Powertools idempotency) ---------------------------------------------------
 
 
-@pytest.fixture
-def claims(aws: str) -> IdempotencyClaims:
+def claims_table(name: str):
     client = boto3.client("dynamodb", region_name=REGION)
     client.create_table(
-        TableName="claims",
+        TableName=name,
         KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
         AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
         BillingMode="PAY_PER_REQUEST",
     )
-    made = IdempotencyClaims("claims", ttl_seconds=3600, client=client)
+    return client
+
+
+@pytest.fixture
+def claims(aws: str) -> IdempotencyClaims:
+    made = IdempotencyClaims("claims", ttl_seconds=3600, client=claims_table("claims"))
     made.register_lambda_context(LocalLambdaContext(timeout_seconds=60))
     return made
 
@@ -117,13 +121,7 @@ def test_a_claim_held_by_a_running_invocation_is_in_progress(claims: Idempotency
 
 def test_an_in_progress_claim_expires_with_the_invocation_deadline(aws: str):
     """A crashed invocation must not block its pair for longer than it could have run."""
-    client = boto3.client("dynamodb", region_name=REGION)
-    client.create_table(
-        TableName="claims2",
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    client = claims_table("claims2")
     crashed = IdempotencyClaims("claims2", ttl_seconds=3600, client=client)
     crashed.register_lambda_context(LocalLambdaContext(timeout_seconds=1))
 

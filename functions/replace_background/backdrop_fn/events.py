@@ -87,14 +87,14 @@ def _from_s3_record(
         raise UnrecognisedEvent("an S3 event record without s3.bucket.name or s3.object.key") from None
     return [
         WorkItem(
-            bucket=bucket,
-            key=key,
-            etag=obj.get("eTag") or None,
-            version_id=obj.get("versionId") or None,
-            event=record,
-            attempt=attempt,
-            final_attempt=final_attempt,
-            replay_of=replay_of,
+            bucket,
+            key,
+            obj.get("eTag") or None,
+            obj.get("versionId") or None,
+            record,
+            attempt,
+            final_attempt,
+            replay_of,
         )
     ]
 

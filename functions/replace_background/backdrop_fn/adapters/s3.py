@@ -21,8 +21,15 @@ _TRANSIENT_CODES = {
 }
 
 
-def _etag(raw: str) -> str:
-    return raw.strip('"')
+def _info(bucket: str, key: str, response: dict[str, Any]) -> ObjectInfo:
+    """What HeadObject and GetObject both answer about the object's current version."""
+    return ObjectInfo(
+        bucket=bucket,
+        key=key,
+        etag=response["ETag"].strip('"'),
+        size=response["ContentLength"],
+        version_id=response.get("VersionId"),
+    )
 
 
 def _is_not_found(error: ClientError) -> bool:
@@ -42,13 +49,7 @@ class S3ObjectStore:
             raise _unavailable("HeadObject", bucket, key, error) from None
         except BotoCoreError as error:
             raise _unavailable("HeadObject", bucket, key, error) from None
-        return ObjectInfo(
-            bucket=bucket,
-            key=key,
-            etag=_etag(response["ETag"]),
-            size=response["ContentLength"],
-            version_id=response.get("VersionId"),
-        )
+        return _info(bucket, key, response)
 
     def read(self, obj: ObjectInfo, *, first_bytes: int | None = None) -> bytes:
         request: dict[str, Any] = {"Bucket": obj.bucket, "Key": obj.key, "IfMatch": f'"{obj.etag}"'}
@@ -76,14 +77,7 @@ class S3ObjectStore:
             data = body.read(limit + 1)  # never more than the limit tells us, whatever the size
         finally:
             body.close()
-        info = ObjectInfo(
-            bucket=bucket,
-            key=key,
-            etag=_etag(response["ETag"]),
-            size=response["ContentLength"],
-            version_id=response.get("VersionId"),
-        )
-        return StoredObject(info=info, body=data)
+        return StoredObject(info=_info(bucket, key, response), body=data)
 
     def list_keys(self, bucket: str, prefix: str) -> list[str]:
         keys: list[str] = []
