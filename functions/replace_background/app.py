@@ -17,7 +17,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from backdrop_fn.adapters.metrics import EmfMetrics
-from backdrop_fn.errors import BackdropError, ClaimInProgress
+from backdrop_fn.errors import BackdropError
 from backdrop_fn.events import UnrecognisedEvent, items_from_event, items_from_message
 from backdrop_fn.pipeline import Invocation, Outcome
 from backdrop_fn.ports import Deadline
@@ -75,7 +75,7 @@ def _handle_message(current: Runtime, record: SQSRecord, context: LambdaContext)
     try:
         for item in items:
             outcomes.extend(current.pipeline.process(item, invocation))
-    except (BackdropError, ClaimInProgress):
+    except BackdropError:
         if current.backoff is not None:
             current.backoff.delay(record.receipt_handle, attempt)
         raise
@@ -93,13 +93,4 @@ def _handle_direct(current: Runtime, event: dict[str, Any], context: LambdaConte
                 str(error), json.dumps(event, default=str), attempt=1, invocation=invocation
             )
         ]
-    outcomes: list[Outcome] = []
-    for item in items:
-        try:
-            outcomes.extend(current.pipeline.process(item, invocation))
-        except ClaimInProgress:
-            # The invocation holding the claim finishes the pair (or Lambda retries its event).
-            logger.info(
-                "skipped: this pair is being processed by another invocation", extra={"key": item.key}
-            )
-    return outcomes
+    return [outcome for item in items for outcome in current.pipeline.process(item, invocation)]

@@ -12,7 +12,6 @@ from backdrop_fn.errors import (
     ApiTimeout,
     AuthFailed,
     BadRequest,
-    ClaimInProgress,
     InsufficientCredits,
     OutputWriteFailed,
     RateLimited,
@@ -146,13 +145,12 @@ def test_changed_image_makes_a_new_call(world: World):
     assert world.api.calls == 2
 
 
-def test_a_pair_being_processed_elsewhere_is_left_for_later(world: World):
+def test_a_pair_being_processed_elsewhere_is_a_duplicate_for_the_other_event(world: World):
     world.upload("a.jpg", JPEG_BYTES)
     world.upload("a.jpg.json", SIDECAR)
 
     def api_sees_a_concurrent_duplicate(payload, deadline):
-        with pytest.raises(ClaimInProgress):
-            world.event("a.jpg.json")
+        assert statuses(world.event("a.jpg.json")) == [Status.DUPLICATE]
         return original(payload, deadline)
 
     original = world.api.replace_background

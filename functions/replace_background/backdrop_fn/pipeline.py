@@ -18,6 +18,7 @@ from backdrop_fn import keys
 from backdrop_fn.config import Settings
 from backdrop_fn.errors import (
     BackdropError,
+    ClaimInProgress,
     InternalError,
     InvalidImage,
     InvalidSidecar,
@@ -142,8 +143,8 @@ class Pipeline:
     def process(self, item: WorkItem, invocation: Invocation) -> list[Outcome]:
         """Handle one object named by an event.
 
-        Returns what became of each image it concerns. Raises (ClaimInProgress, or a transient
-        BackdropError on an attempt that is not the last) when the item must be tried again later.
+        Returns what became of each image it concerns. Raises a transient BackdropError, on an
+        attempt that is not the last, when the item must be tried again later.
         """
         if item.bucket == self._settings.output_bucket:
             # Our own output, seen because the buckets were wired wrong: answering it would call
@@ -221,7 +222,14 @@ class Pipeline:
         )
 
     def _once(self, identity: dict[str, Any], work: Callable[[], dict[str, Any]]) -> Outcome:
-        result, stored_before = self._claims.run_once(identity, work)
+        try:
+            result, stored_before = self._claims.run_once(identity, work)
+        except ClaimInProgress:
+            # Another invocation holds this very pair (same versions) right now. Its message stays
+            # on the queue until it finishes, and comes back if it crashes: ours adds nothing.
+            logger.info("duplicate: this pair is being processed by another invocation")
+            self._metrics.add("DuplicatesSkipped", 1)
+            return Outcome(Status.DUPLICATE)
         outcome = Outcome.from_dict(result)
         if stored_before:
             logger.info("duplicate: this pair was handled before", extra={"image_key": outcome.image_key})
