@@ -1,0 +1,61 @@
+"""Everything at once: moto, the template's resources, the emulator, and the event source mapping."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from backdrop.emulator import Emulator, EmulatorSettings
+from backdrop.local.poller import EventSourceMapping, load_handler
+from backdrop.local.stack import LOCAL_API_KEY, LocalStack, create_resources, environment, moto_server
+from backdrop.local.template import DEFAULT_TEMPLATE, load_spec
+
+
+@dataclass
+class Sandbox:
+    stack: LocalStack
+    emulator: Emulator
+    mapping: EventSourceMapping
+
+    def wait_until(self, done: Callable[[], bool], *, timeout: float, poll: float = 0.2) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if done():
+                return True
+            time.sleep(poll)
+        return done()
+
+
+@contextmanager
+def sandbox(
+    *,
+    template: Path = DEFAULT_TEMPLATE,
+    parameters: Mapping[str, str] | None = None,
+    emulator_settings: EmulatorSettings | None = None,
+    function_environment: Mapping[str, str] | None = None,
+    moto_port: int = 0,
+    emulator_port: int = 0,
+) -> Iterator[Sandbox]:
+    """The whole product on loopback. ``parameters`` override the template's, as in ``sam deploy``."""
+    spec = load_spec(template, parameters)
+    settings = emulator_settings or EmulatorSettings(api_keys={LOCAL_API_KEY})
+    with Emulator(settings, port=emulator_port) as emulator, moto_server(moto_port) as endpoint:
+        stack = create_resources(spec, endpoint, api_key=sorted(settings.api_keys)[0])
+        variables = {**stack.function_environment(emulator.url), **(function_environment or {})}
+        with environment(variables):
+            mapping = EventSourceMapping(
+                stack.client("sqs"),
+                stack.work_queue_url,
+                stack.work_queue_arn,
+                load_handler(spec),
+                batch_size=spec.batch_size,
+                maximum_concurrency=spec.maximum_concurrency,
+                function_timeout=spec.function_timeout,
+            ).start()
+            try:
+                yield Sandbox(stack=stack, emulator=emulator, mapping=mapping)
+            finally:
+                mapping.stop()
