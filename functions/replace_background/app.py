@@ -77,7 +77,9 @@ def _handle_message(current: Runtime, record: SQSRecord, context: LambdaContext)
             outcomes.extend(current.pipeline.process(item, invocation))
     except BackdropError:
         if current.backoff is not None:
-            current.backoff.delay(record.receipt_handle, attempt)
+            current.backoff.delay(
+                record.receipt_handle, attempt, at_least_seconds=invocation.deadline.remaining()
+            )
         raise
     return outcomes
 

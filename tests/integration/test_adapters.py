@@ -16,7 +16,7 @@ from backdrop_fn.adapters.claims import IdempotencyClaims
 from backdrop_fn.adapters.s3 import S3ObjectStore
 from backdrop_fn.adapters.secrets import SecretsManagerApiKey
 from backdrop_fn.adapters.segmind import RetryPolicy, SegmindClient
-from backdrop_fn.errors import ApiTimeout, AuthFailed, ClaimInProgress, RateLimited, ServerError
+from backdrop_fn.errors import AuthFailed, ClaimInProgress, NotEnoughTime, RateLimited, ServerError
 from backdrop_fn.ports import ApiKey, Deadline
 from backdrop_fn.wiring import aws_client
 from tests.integration.conftest import API_KEY, REGION, photo
@@ -169,6 +169,12 @@ def test_a_secret_without_a_key_is_an_auth_failure_that_says_what_to_do(secrets,
         SecretsManagerApiKey.from_client("k", secrets).current()
 
 
+def test_a_key_a_header_cannot_carry_is_an_auth_failure(secrets):
+    secrets.create_secret(Name="k", SecretString="sk with spaces")
+    with pytest.raises(AuthFailed, match="header cannot carry"):
+        SecretsManagerApiKey.from_client("k", secrets).current()
+
+
 def test_a_missing_secret_is_an_auth_failure(secrets):
     with pytest.raises(AuthFailed, match="ResourceNotFoundException"):
         SecretsManagerApiKey.from_client("nope", secrets).current()
@@ -278,7 +284,7 @@ def test_a_server_wait_longer_than_the_call_can_afford_goes_back_to_the_queue(ap
 
 def test_no_call_is_started_without_time_for_it(api, emulator: Emulator):
     client, clock, _ = api
-    with pytest.raises(ApiTimeout, match="not enough Lambda time"):
+    with pytest.raises(NotEnoughTime, match="not enough Lambda time"):
         client.replace_background(payload(), Deadline(12, clock))
     assert emulator.requests == []
 

@@ -221,12 +221,15 @@ def test_each_returned_image_type_sets_extension_and_content_type(
     assert stack.output(f"t.{ext}")["ContentType"] == content_type
 
 
-def test_a_200_that_is_not_an_image_is_a_server_error(stack: Stack):
+def test_a_200_that_is_not_an_image_is_never_paid_for_twice(stack: Stack):
     stack.emulator.script(*[Reply(200, {"status": "queued"})] * 5)
-    stack.configure(API_MAX_RETRIES="0")
     pair(stack, "u.png")
-    stack.invoke(s3_event("u.png"))
-    assert [cls for _, cls in stack.dlq()] == ["server_error"]
+    image_message = stack.received()[0]
+    assert stack.deliver([image_message]) == {"batchItemFailures": []}
+    ((record, attribute),) = stack.dlq()
+    assert attribute == "internal"
+    assert record["error"]["http_status"] == 200
+    assert stack.api_calls == 1
 
 
 # -- keys ---------------------------------------------------------------------------------------

@@ -41,3 +41,16 @@ def test_missing_variables_are_all_named():
 def test_wrong_values_are_explained(name: str, value: str, message: str):
     with pytest.raises(ConfigurationError, match=message):
         Settings.from_env({**REQUIRED, name: value})
+
+
+@pytest.mark.parametrize("url", ["http://api.segmind.com/v1/x", "ftp://x", "not a url"])
+def test_the_api_url_must_be_https_unless_it_is_a_local_emulator(url: str):
+    with pytest.raises(ConfigurationError, match="API_URL must be https"):
+        Settings.from_env({**REQUIRED, "API_URL": url})
+
+
+@pytest.mark.parametrize(
+    "url", ["https://api.segmind.com/v1/x", "http://127.0.0.1:8080/v1/x", "http://localhost/x"]
+)
+def test_https_and_loopback_api_urls_are_accepted(url: str):
+    assert Settings.from_env({**REQUIRED, "API_URL": url}).api_url == url

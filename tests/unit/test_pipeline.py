@@ -168,6 +168,29 @@ def test_a_failed_pair_is_not_dead_lettered_twice_by_duplicate_events(world: Wor
     assert len(world.dlq.sent) == 1
 
 
+def test_a_redrive_after_the_pair_was_fixed_and_processed_makes_no_call(world: World):
+    world.upload("a.jpg", JPEG_BYTES)
+    world.upload("a.jpg.json", {"prompt": "x", "seed": 1})
+    world.event("a.jpg")
+    world.upload("a.jpg.json", SIDECAR)  # the user fixes the sidecar: its event processes the pair
+    world.event("a.jpg.json")
+    assert world.api.calls == 1
+    assert statuses(world.event("a.jpg", replay_of="redrive-1")) == [Status.DUPLICATE]
+    assert world.api.calls == 1
+
+
+def test_a_stem_sidecar_redrive_pays_only_for_the_image_that_failed(world: World):
+    world.upload("look.jpg", JPEG_BYTES)
+    world.upload("look.png", PNG_BYTES)
+    world.upload("look.json", SIDECAR)
+    world.api.errors = [InsufficientCredits("API 406", http_status=406)]
+    outcomes = world.event("look.json")
+    assert sorted(o.status for o in outcomes) == [Status.FAILED, Status.PROCESSED]
+    world.event("look.json", replay_of="redrive-1")
+    world.event("look.json", replay_of="redrive-1")
+    assert world.api.calls == 3  # two first calls, one for the redriven failure
+
+
 def test_a_redriven_failure_is_processed_again(world: World):
     world.upload("a.jpg", JPEG_BYTES)
     world.upload("a.jpg.json", SIDECAR)
@@ -258,8 +281,34 @@ def test_sidecar_metadata_too_large_for_s3_fails_before_the_call(world: World):
     world.upload("a.jpg.json", {"prompt": "x", "metadata": {"notes": "y" * 2100}})
     world.event("a.jpg")
     assert world.dlq.sent[0][1] == "invalid_sidecar"
-    assert "2,048-byte limit" in world.dlq.records[0]["error"]["message"]
+    assert "shorten the sidecar's metadata" in world.dlq.records[0]["error"]["message"]
     assert world.api.calls == 0
+
+
+def test_a_long_non_ascii_key_is_recorded_without_blaming_the_sidecar(world: World):
+    key = "商品/" + "靴" * 150 + ".jpg"  # ~1,350 bytes of metadata once percent-encoded, twice over
+    world.upload(key, JPEG_BYTES)
+    world.upload(key + ".json", SIDECAR)
+    assert statuses(world.event(key)) == [Status.PROCESSED]
+    metadata = world.output(key[:-4] + ".png")["metadata"]
+    assert unquote(metadata["source-key"]) == key
+    assert "sidecar-key" not in metadata  # a nice-to-have that gave way to S3's 2 KB
+
+
+def test_a_record_with_too_little_time_left_is_not_started(world: World):
+    from backdrop_fn.errors import NotEnoughTime
+    from backdrop_fn.events import WorkItem
+    from backdrop_fn.pipeline import Invocation
+    from backdrop_fn.ports import Deadline
+
+    world.upload("a.jpg", JPEG_BYTES)
+    world.upload("a.jpg.json", SIDECAR)
+    item = WorkItem(BUCKET, "a.jpg", None, None, {}, attempt=5, final_attempt=True)
+    with pytest.raises(NotEnoughTime):
+        world.pipeline.process(item, Invocation(Deadline(20), "r"))
+    assert world.api.calls == 0
+    assert world.dlq.sent == []
+    assert world.claims.done == {}  # nothing claimed: the next receive starts afresh
 
 
 # -- API failures: class, retry or DLQ ----------------------------------------------------------
@@ -318,14 +367,28 @@ def test_a_transient_failure_then_success_writes_the_output(world: World):
     assert world.dlq.sent == []
 
 
-def test_output_write_failure_is_transient(world: World):
+def test_an_output_write_failing_after_the_paid_call_never_pays_again(world: World):
     world.upload("a.jpg", JPEG_BYTES)
     world.upload("a.jpg.json", SIDECAR)
-    world.store.fail_writes_with = OutputWriteFailed("could not write")
-    with pytest.raises(OutputWriteFailed):
-        world.event("a.jpg", final=False)
-    world.event("a.jpg", attempt=5, final=True)
-    assert world.dlq.sent[0][1] == "output_write"
+    world.store.fail_writes_with = OutputWriteFailed("SlowDown", retryable=True)
+    assert statuses(world.event("a.jpg", final=False)) == [Status.FAILED]
+    ((record, error_class),) = world.dlq.sent
+    assert error_class == "output_write"
+    assert record["error"]["retryable"] is True  # worth a redrive, which is the user's decision
+    assert "succeeded and was paid" in record["error"]["message"]
+    world.store.fail_writes_with = None
+    assert statuses(world.event("a.jpg", attempt=2, final=False)) == [Status.DUPLICATE]
+    assert world.api.calls == 1
+
+
+def test_an_output_key_s3_would_refuse_fails_before_the_call(world: World):
+    world.configure(output_prefix="p/" * 300)
+    world.upload("a" * 500 + ".jpg", JPEG_BYTES)
+    world.upload("a" * 500 + ".jpg.json", SIDECAR)
+    world.event("a" * 500 + ".jpg")
+    assert world.dlq.records[0]["error"]["class"] == "output_write"
+    assert world.dlq.records[0]["error"]["retryable"] is False
+    assert world.api.calls == 0
 
 
 def test_an_unexpected_bug_ends_in_one_internal_dlq_record(world: World):

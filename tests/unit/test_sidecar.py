@@ -81,6 +81,7 @@ def test_utf8_with_byte_order_mark_is_accepted():
         ({"prompt": "x", "metadata": {"sku": 12}}, "metadata.sku: must be a string"),
         ({"prompt": "x", "metadata": {"source-key": "x"}}, "is written by Backdrop itself"),
         ({"prompt": "x", "metadata": {"bad key": "x"}}, "must be ASCII letters, digits"),
+        ({"prompt": "x", "metadata": {"SKU": "a", "sku": "b"}}, "key 'sku' is given twice"),
     ],
 )
 def test_each_rule_names_its_field(document, message: str):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 DEFAULT_API_URL = "https://api.segmind.com/v1/ideogram-3-replace-background"
 IMAGE_TRANSFER_MODES = ("url", "base64")
@@ -55,6 +57,11 @@ class Settings:
             raise ConfigurationError(
                 f"IMAGE_TRANSFER must be one of {', '.join(IMAGE_TRANSFER_MODES)}, not {image_transfer!r}"
             )
+        api_url = env.get("API_URL") or DEFAULT_API_URL
+        if not _is_https_or_loopback(api_url):
+            raise ConfigurationError(
+                f"API_URL must be https:// (plain http only to a loopback emulator), not {api_url!r}"
+            )
         speed = env.get("DEFAULT_RENDERING_SPEED", "").strip().upper() or "DEFAULT"
         if speed not in RENDERING_SPEEDS:
             raise ConfigurationError(
@@ -66,7 +73,7 @@ class Settings:
             dlq_url=env["DLQ_URL"],
             idempotency_table=env["IDEMPOTENCY_TABLE"],
             output_prefix=env.get("OUTPUT_PREFIX", ""),
-            api_url=env.get("API_URL") or DEFAULT_API_URL,
+            api_url=api_url,
             default_prompt=(env.get("DEFAULT_PROMPT") or "").strip() or None,
             default_rendering_speed=speed,
             max_image_bytes=_whole_number(env, "MAX_IMAGE_BYTES", cls.max_image_bytes),
@@ -80,6 +87,19 @@ class Settings:
             api_backoff_seconds=_seconds(env, "API_BACKOFF_SECONDS", cls.api_backoff_seconds),
             work_queue_url=env.get("WORK_QUEUE_URL") or None,
         )
+
+
+def _is_https_or_loopback(url: str) -> bool:
+    """The key travels in a header: only over TLS, or to an emulator on this very machine."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return True
+    if parts.scheme != "http" or not parts.hostname:
+        return False
+    try:
+        return parts.hostname == "localhost" or ipaddress.ip_address(parts.hostname).is_loopback
+    except ValueError:
+        return False
 
 
 def _whole_number(env: Mapping[str, str], name: str, default: int, *, minimum: int = 1) -> int:

@@ -13,10 +13,21 @@ class BackdropError(Exception):
     error_class = "internal"
     retryable = False
 
-    def __init__(self, message: str, *, http_status: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        http_status: int | None = None,
+        retryable: bool | None = None,
+        settled: bool = False,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.http_status = http_status
+        if retryable is not None:  # a class's usual answer, overridden for this one failure
+            self.retryable = retryable
+        # Settled: the paid call was made, so no automatic retry may run (only a redrive).
+        self.settled = settled
 
 
 class InvalidSidecar(BackdropError):
@@ -81,6 +92,13 @@ class InfrastructureUnavailable(BackdropError):
     """
 
     error_class = "internal"
+    retryable = True
+
+
+class NotEnoughTime(BackdropError):
+    """Too little of the invocation is left to make the call: not an attempt, so always tried again."""
+
+    error_class = "timeout"
     retryable = True
 
 

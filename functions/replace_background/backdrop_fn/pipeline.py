@@ -23,6 +23,8 @@ from backdrop_fn.errors import (
     InvalidImage,
     InvalidSidecar,
     MissingObject,
+    NotEnoughTime,
+    OutputWriteFailed,
 )
 from backdrop_fn.events import WorkItem
 from backdrop_fn.failures import FailureRecord, FailureSource
@@ -41,8 +43,10 @@ from backdrop_fn.sidecar import MAX_SIDECAR_BYTES, SEED_MAX, SEED_MIN, Sidecar, 
 
 logger = logging.getLogger(__name__)
 
-# S3 refuses a PUT whose user metadata (names and values, in bytes) is larger than this.
+# S3 refuses a PUT whose user metadata (names and values, in bytes) is larger than this,
+# and keys longer than this many bytes.
 S3_METADATA_LIMIT = 2048
+S3_KEY_LIMIT = 1024
 # A presigned input URL must outlive the API call, and no more (CONTRACT.md §4: at most 15 min).
 PRESIGNED_URL_SECONDS = 600
 # An unrecognised message is kept in its DLQ record up to this many characters: even escaped
@@ -97,9 +101,9 @@ class _Pair:
     image: ObjectInfo
     sidecar: StoredObject | None  # None: the image is processed with DEFAULT_PROMPT
 
-    def identity(self, default_prompt: str | None, replay_of: str | None) -> dict[str, Any]:
+    def identity(self, default_prompt: str | None) -> dict[str, Any]:
         """What makes a result: both halves' versions (ETags), not the message that carried them."""
-        identity: dict[str, Any] = {
+        return {
             "bucket": self.image.bucket,
             "image_key": self.image.key,
             "image_etag": self.image.etag,
@@ -107,9 +111,6 @@ class _Pair:
             "sidecar_etag": self.sidecar.info.etag if self.sidecar else None,
             "default_prompt_sha256": None if self.sidecar else _sha256(default_prompt or ""),
         }
-        if replay_of:
-            identity["replay_of"] = replay_of
-        return identity
 
     def failure_source(self) -> FailureSource:
         return FailureSource(
@@ -131,6 +132,7 @@ class Pipeline:
         claims: Claims,
         metrics: Metrics,
         random_seed: Callable[[], int] = lambda: random.randint(SEED_MIN, SEED_MAX),
+        min_seconds_to_start: float = 30.0,
     ) -> None:
         self._settings = settings
         self._store = store
@@ -139,6 +141,9 @@ class Pipeline:
         self._claims = claims
         self._metrics = metrics
         self._random_seed = random_seed
+        # An API call takes ~15 s and the output write needs some more: less than this left, and a
+        # pair is not started (its message comes back for a fresh invocation).
+        self._min_seconds_to_start = min_seconds_to_start
 
     def process(self, item: WorkItem, invocation: Invocation) -> list[Outcome]:
         """Handle one object named by an event.
@@ -203,9 +208,18 @@ class Pipeline:
             logger.info("image waits for its sidecar", extra={"key": image_key})
             self._metrics.add("AwaitingSidecar", 1)
             return Outcome(Status.AWAITING_SIDECAR, image_key=image_key)
+        if invocation.deadline.remaining() < self._min_seconds_to_start:
+            # Not an attempt: nothing is claimed or called, and the message comes back whole.
+            raise NotEnoughTime(f"{invocation.deadline.remaining():.0f} s left: too little to call the API")
         pair = _Pair(image=image, sidecar=sidecar)
-        identity = pair.identity(self._settings.default_prompt, item.replay_of)
-        return self._once(identity, lambda: self._run(pair, item, invocation))
+        identity = pair.identity(self._settings.default_prompt)
+        outcome = self._once(identity, lambda: self._run(pair, item, invocation))
+        if item.replay_of and outcome.status is Status.DUPLICATE and outcome.error_class is not None:
+            # A redrive of a failure of these very versions: the user asks for it again, once per
+            # DLQ record. Had the pair been fixed and processed since, it stays a duplicate.
+            replay = {**identity, "replay_of": item.replay_of}
+            outcome = self._once(replay, lambda: self._run(pair, item, invocation))
+        return outcome
 
     def _missing_image(self, item: WorkItem, image_key: str, invocation: Invocation) -> Outcome:
         # Deleted between upload and processing: one DLQ record however often the event comes.
@@ -234,7 +248,12 @@ class Pipeline:
         if stored_before:
             logger.info("duplicate: this pair was handled before", extra={"image_key": outcome.image_key})
             self._metrics.add("DuplicatesSkipped", 1)
-            return Outcome(Status.DUPLICATE, image_key=outcome.image_key, output_key=outcome.output_key)
+            return Outcome(
+                Status.DUPLICATE,
+                image_key=outcome.image_key,
+                output_key=outcome.output_key,
+                error_class=outcome.error_class,
+            )
         return outcome
 
     # -- the claimed work -----------------------------------------------------------------------
@@ -244,7 +263,7 @@ class Pipeline:
         try:
             return self._replace_background(pair, invocation)
         except BackdropError as error:
-            if error.retryable and not item.final_attempt:
+            if _comes_back_later(error, item):
                 logger.warning(
                     "transient failure, the message will come back",
                     extra={"key": pair.image.key, "error_class": error.error_class, "attempt": item.attempt},
@@ -275,16 +294,27 @@ class Pipeline:
         if sidecar.color_palette is not None:
             payload["color_palette"] = sidecar.color_palette.model_dump(exclude_none=True)
 
+        self._check_output_key(pair.image.key)
+
         result = self._api.replace_background(payload, invocation.deadline)
 
         out_key = keys.output_key(self._settings.output_prefix, pair.image.key, result.image_type.extension)
-        self._store.write_output(
-            self._settings.output_bucket,
-            out_key,
-            result.body,
-            content_type=result.image_type.content_type,
-            metadata=metadata,
-        )
+        try:
+            self._store.write_output(
+                self._settings.output_bucket,
+                out_key,
+                result.body,
+                content_type=result.image_type.content_type,
+                metadata=metadata,
+            )
+        except OutputWriteFailed as error:
+            # The call is paid for. Releasing the claim would make every later receive pay again,
+            # so this ends here, in the DLQ: a redrive is the user's decision to pay once more.
+            raise OutputWriteFailed(
+                f"the API call succeeded and was paid, but the result could not be stored: {error.message}",
+                retryable=error.retryable,
+                settled=True,
+            ) from None
         self._metrics.add("ImagesProcessed", 1)
         self._metrics.add("OutputBytes", len(result.body), "Bytes")
         logger.info(
@@ -336,28 +366,50 @@ class Pipeline:
             )
         return self._image_field(obj, f"style_reference_images[{index}]")
 
+    def _check_output_key(self, image_key: str) -> None:
+        # The longest output extension, so that whatever type the API returns, the key fits.
+        longest = keys.output_key(self._settings.output_prefix, image_key, "webp")
+        if len(longest.encode("utf-8")) > S3_KEY_LIMIT:
+            raise OutputWriteFailed(
+                f"the output key would be {len(longest.encode('utf-8')):,} bytes, over S3's "
+                f"{S3_KEY_LIMIT:,}: shorten the image key or OUTPUT_PREFIX",
+                retryable=False,
+            )
+
     def _output_metadata(self, pair: _Pair, sidecar: Sidecar, seed: int) -> dict[str, str]:
+        """The contract's metadata first, then ours while there is room, then the sidecar's.
+
+        S3 takes 2 KB of user metadata. A long non-ASCII key grows threefold when encoded, so the
+        nice-to-have entries give way before the sidecar's own metadata is blamed.
+        """
         metadata = {
             "source-bucket": pair.image.bucket,
             "source-key": keys.metadata_value(pair.image.key),
             "source-etag": pair.image.etag,
             "prompt-sha256": _sha256(sidecar.prompt),
             "rendering-speed": sidecar.rendering_speed,
-            "magic-prompt": sidecar.magic_prompt,
             "seed": str(seed),
         }
-        if pair.sidecar is not None:
-            metadata["sidecar-key"] = keys.metadata_value(pair.sidecar.info.key)
-            metadata["sidecar-etag"] = pair.sidecar.info.etag
-        for name, value in (sidecar.metadata or {}).items():
-            metadata[name.lower()] = keys.metadata_value(value)
-        size = sum(len(name) + len(value) for name, value in metadata.items())
-        if size > S3_METADATA_LIMIT:
-            raise InvalidSidecar(
-                f"metadata: the output's S3 metadata would be {size:,} bytes, over S3's "
-                f"{S3_METADATA_LIMIT:,}-byte limit; shorten the sidecar's metadata"
+        if _metadata_size(metadata) > S3_METADATA_LIMIT:
+            raise InvalidImage(
+                f"the image key is too long to record as S3 metadata once percent-encoded "
+                f"({_metadata_size(metadata):,} of {S3_METADATA_LIMIT:,} bytes): shorten it"
             )
-        return metadata
+        extras = {"magic-prompt": sidecar.magic_prompt}
+        if pair.sidecar is not None:
+            extras["sidecar-etag"] = pair.sidecar.info.etag
+            extras["sidecar-key"] = keys.metadata_value(pair.sidecar.info.key)
+        for name, value in extras.items():
+            if _metadata_size(metadata) + len(name) + len(value) <= S3_METADATA_LIMIT:
+                metadata[name] = value
+        own = {name.lower(): keys.metadata_value(value) for name, value in (sidecar.metadata or {}).items()}
+        if _metadata_size(metadata) + _metadata_size(own) > S3_METADATA_LIMIT:
+            raise InvalidSidecar(
+                f"metadata: {_metadata_size(own):,} bytes once encoded, but only "
+                f"{S3_METADATA_LIMIT - _metadata_size(metadata):,} of S3's {S3_METADATA_LIMIT:,} "
+                "are left after the image's own; shorten the sidecar's metadata"
+            )
+        return {**metadata, **own}
 
     # -- failures -------------------------------------------------------------------------------
 
@@ -390,10 +442,23 @@ class Pipeline:
         self, error: BackdropError, item: WorkItem, invocation: Invocation, *, image_key: str | None = None
     ) -> Outcome:
         """A failure before the pair is known (an S3 read failing): retry it, or dead-letter it."""
-        if error.retryable and not item.final_attempt:
+        if _comes_back_later(error, item):
             raise error
-        source = FailureSource(bucket=item.bucket, key=image_key or item.key, etag=item.etag)
+        # The event's ETag is the image's only when the event is the image's.
+        etag = item.etag if image_key in (None, item.key) else None
+        source = FailureSource(bucket=item.bucket, key=image_key or item.key, etag=etag)
         return Outcome.from_dict(self._dead_letter(error, source, item.event, item.attempt, invocation))
+
+
+def _comes_back_later(error: BackdropError, item: WorkItem) -> bool:
+    """Whether the message should be retried rather than dead-lettered now."""
+    if isinstance(error, NotEnoughTime):
+        return True  # not an attempt at all
+    return error.retryable and not item.final_attempt and not error.settled
+
+
+def _metadata_size(metadata: dict[str, str]) -> int:
+    return sum(len(name.encode("utf-8")) + len(value.encode("utf-8")) for name, value in metadata.items())
 
 
 def _sha256(text: str) -> str:

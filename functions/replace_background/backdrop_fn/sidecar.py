@@ -146,7 +146,11 @@ class Sidecar(BaseModel):
     @field_validator("metadata")
     @classmethod
     def _metadata(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        seen: set[str] = set()
         for key in value or {}:
+            if key.lower() in seen:
+                raise ValueError(f"key {key!r} is given twice (S3 metadata names ignore case)")
+            seen.add(key.lower())
             if not _METADATA_KEY.fullmatch(key):
                 raise ValueError(
                     f"key {key!r} must be ASCII letters, digits, '.', '_' or '-' (S3 metadata names)"

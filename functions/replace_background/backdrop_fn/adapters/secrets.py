@@ -22,6 +22,10 @@ _PERMANENT_CODES = {
 }
 
 
+def _sendable(key: str) -> bool:
+    return all(33 <= ord(ch) <= 126 for ch in key)
+
+
 class SecretsManagerApiKey:
     def __init__(
         self, secret_id: str, provider: SecretsProvider, *, cache_seconds: int = CACHE_SECONDS
@@ -60,6 +64,10 @@ class SecretsManagerApiKey:
                     f"the secret {self._secret_id!r} looks like JSON but does not parse"
                 ) from None
             text = str(document.get("api_key") or "").strip() if isinstance(document, dict) else ""
+        if text and not _sendable(text):
+            raise AuthFailed(
+                f"the key in secret {self._secret_id!r} holds spaces or characters a header cannot carry"
+            )
         if not text:
             raise AuthFailed(
                 f"the secret {self._secret_id!r} holds no API key yet: put it with "

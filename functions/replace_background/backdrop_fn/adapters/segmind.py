@@ -30,6 +30,8 @@ from backdrop_fn.errors import (
     BackdropError,
     BadRequest,
     InsufficientCredits,
+    InternalError,
+    NotEnoughTime,
     RateLimited,
     ServerError,
 )
@@ -37,14 +39,16 @@ from backdrop_fn.images import SNIFF_BYTES, sniff
 from backdrop_fn.ports import ApiImage, ApiKey, ApiKeySource, Deadline, Metrics
 
 USER_AGENT = "backdrop/1.0 (+https://github.com/backdrop)"
-_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+_RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 _ERRORS_BY_STATUS: dict[int, type[BackdropError]] = {
     400: BadRequest,
     422: BadRequest,
     401: AuthFailed,
     403: AuthFailed,
     404: ApiNotFound,
+    402: InsufficientCredits,
     406: InsufficientCredits,
+    408: ApiTimeout,
     429: RateLimited,
 }
 
@@ -116,7 +120,7 @@ class SegmindClient:
             budget = deadline.remaining() - self._policy.reserve_seconds
             if budget <= self._policy.connect_timeout_seconds:
                 self._metrics.add("ApiRetries", retries)
-                raise ApiTimeout("not enough Lambda time left to call the API")
+                raise NotEnoughTime("not enough Lambda time left to call the API")
             timeout = (self._policy.connect_timeout_seconds, min(self._read_timeout, budget))
             response, transport_error = self._attempt(body, headers, timeout)
             if transport_error is None and response.status_code not in _RETRY_STATUSES:
@@ -144,7 +148,12 @@ class SegmindClient:
         """One POST: the response (whatever its status), or the transport failure."""
         started = self._clock()
         try:
-            response = self._session.post(self._url, data=body, headers=headers, timeout=timeout)
+            # No redirects: requests would carry x-api-key to wherever the redirect points.
+            response = self._session.post(
+                self._url, data=body, headers=headers, timeout=timeout, allow_redirects=False
+            )
+        except requests.exceptions.InvalidHeader:
+            return None, AuthFailed("the API key holds characters that cannot be sent in a header")
         except requests.Timeout:
             return None, ApiTimeout(f"the API did not answer within {timeout[1]:.0f} s")
         except requests.ConnectionError as error:
@@ -199,20 +208,20 @@ class SegmindClient:
             body = response.content
             image_type = sniff(body[:SNIFF_BYTES])
             if image_type is None:
+                # A 200 is a charged call: retrying it would pay again for the same answer.
                 content_type = response.headers.get("Content-Type", "no content type")
-                raise ServerError(
+                raise InternalError(
                     f"the API answered 200 with {len(body):,} bytes of {content_type}, "
                     "not a JPEG, PNG or WebP image",
                     http_status=200,
                 )
             return ApiImage(body=body, image_type=image_type)
         error_class = _ERRORS_BY_STATUS.get(status) or (ServerError if status >= 500 else BadRequest)
-        message = _error_text(response).replace(key.value, "***") if key.value else _error_text(response)
-        raise error_class(f"API {status}: {message}", http_status=status)
+        raise error_class(f"API {status}: {_error_text(response, key)}", http_status=status)
 
 
-def _error_text(response: requests.Response) -> str:
-    """The API's ``{"error": "…"}`` text, or the start of whatever else it sent."""
+def _error_text(response: requests.Response, key: ApiKey) -> str:
+    """The API's ``{"error": "…"}`` text, or the start of whatever else it sent; the key masked."""
     try:
         document = response.json()
     except ValueError:
@@ -221,6 +230,8 @@ def _error_text(response: requests.Response) -> str:
         text = str(document["error"])
     else:
         text = response.text.strip() or response.reason or "no details"
+    if key.value:
+        text = text.replace(key.value, "***")  # before cutting, so no part of the key survives
     return text[:500]
 
 

@@ -8,6 +8,7 @@ its message's visibility to an exponential backoff: 1, 2, 4, 8 minutes.
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -16,6 +17,7 @@ logger = logging.getLogger(__name__)
 
 FIRST_BACKOFF_SECONDS = 60
 MAX_BACKOFF_SECONDS = 900
+MAX_VISIBILITY_SECONDS = 43_200  # SQS's own ceiling
 
 
 def backoff_seconds(attempt: int) -> int:
@@ -27,12 +29,18 @@ class WorkQueueBackoff:
         self._sqs = client
         self._queue_url = queue_url
 
-    def delay(self, receipt_handle: str, attempt: int) -> None:
+    def delay(self, receipt_handle: str, attempt: int, *, at_least_seconds: float = 0) -> None:
+        """Hide the message for its backoff, and at least ``at_least_seconds``.
+
+        Pass the invocation's remaining time: a claim this invocation could not release expires
+        with it, and a message back sooner would find that claim and take it for another's.
+        """
+        seconds = max(backoff_seconds(attempt), math.ceil(at_least_seconds) + 1)
         try:
             self._sqs.change_message_visibility(
                 QueueUrl=self._queue_url,
                 ReceiptHandle=receipt_handle,
-                VisibilityTimeout=backoff_seconds(attempt),
+                VisibilityTimeout=min(seconds, MAX_VISIBILITY_SECONDS),
             )
         except (ClientError, BotoCoreError) as error:
             # Harmless: the message still comes back, after the queue's own visibility timeout.
