@@ -18,13 +18,14 @@ from PIL import Image
 from backdrop.emulator import Emulator, EmulatorSettings
 from backdrop.local.context import LocalLambdaContext
 from backdrop.local.esm import sqs_lambda_event
+from backdrop.local.stack import create_resources
+from backdrop.local.template import load_spec
 
 REGION = "us-east-1"
 logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto server logs every request
 API_KEY = "sk-test-9f8e7d6c5b4a"
 INPUT_BUCKET = "backdrop-in-local"  # the names of events/*.json and events/env.json
 OUTPUT_BUCKET = "backdrop-out-local"
-SUFFIXES = [".jpg", ".jpeg", ".png", ".webp", ".JPG", ".JPEG", ".PNG", ".WEBP", ".json"]
 
 
 def photo(fmt: str = "PNG", size: tuple[int, int] = (64, 48)) -> bytes:
@@ -163,54 +164,21 @@ class Stack:
 def stack(aws: str, emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     import app
 
+    # The template's own resources and function environment, as the local stack builds them;
+    # no queue delay, so that S3's notifications can be taken at once.
+    local = create_resources(load_spec(parameters={"PairSettleSeconds": "0"}), aws, api_key=API_KEY)
+    for name, value in local.function_environment(emulator.url).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("API_BACKOFF_SECONDS", "0.01")
     s3 = boto3.client("s3", region_name=REGION)
     sqs = boto3.client("sqs", region_name=REGION)
     secrets = boto3.client("secretsmanager", region_name=REGION)
-    dynamodb = boto3.client("dynamodb", region_name=REGION)
-
-    s3.create_bucket(Bucket=INPUT_BUCKET)
-    s3.create_bucket(Bucket=OUTPUT_BUCKET)
-    dlq_url = sqs.create_queue(QueueName="backdrop-dlq")["QueueUrl"]
-    work_queue_url = sqs.create_queue(QueueName="backdrop-work")["QueueUrl"]
-    work_queue_arn = sqs.get_queue_attributes(QueueUrl=work_queue_url, AttributeNames=["QueueArn"])[
-        "Attributes"
-    ]["QueueArn"]
-    s3.put_bucket_notification_configuration(
-        Bucket=INPUT_BUCKET,
-        NotificationConfiguration={
-            "QueueConfigurations": [
-                {
-                    "QueueArn": work_queue_arn,
-                    "Events": ["s3:ObjectCreated:*"],
-                    "Filter": {"Key": {"FilterRules": [{"Name": "suffix", "Value": suffix}]}},
-                }
-                for suffix in SUFFIXES
-            ]
-        },
+    secret_id, work_queue_url, work_queue_arn, dlq_url = (
+        local.secret_id,
+        local.work_queue_url,
+        local.work_queue_arn,
+        local.dlq_url,
     )
-    dynamodb.create_table(
-        TableName="backdrop-idempotency",
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    secret_id = secrets.create_secret(Name="backdrop/segmind-api-key", SecretString=API_KEY)["ARN"]
-
-    for name, value in {
-        "OUTPUT_BUCKET": OUTPUT_BUCKET,
-        "API_KEY_SECRET_ID": secret_id,
-        "DLQ_URL": dlq_url,
-        "IDEMPOTENCY_TABLE": "backdrop-idempotency",
-        "API_URL": emulator.url,
-        "API_BACKOFF_SECONDS": "0.01",
-        "WORK_QUEUE_URL": work_queue_url,
-        "POWERTOOLS_SERVICE_NAME": "backdrop",
-        "POWERTOOLS_METRICS_NAMESPACE": "Backdrop",
-        "POWERTOOLS_TRACE_DISABLED": "true",
-    }.items():
-        monkeypatch.setenv(name, value)
-    for name in ("DEFAULT_PROMPT", "OUTPUT_PREFIX", "IMAGE_TRANSFER", "MAX_IMAGE_BYTES", "MAX_ATTEMPTS"):
-        monkeypatch.delenv(name, raising=False)
     app.runtime.cache_clear()
 
     stack = Stack(s3, sqs, secrets, work_queue_url, work_queue_arn, dlq_url, secret_id, emulator, monkeypatch)

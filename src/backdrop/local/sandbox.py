@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,11 +38,17 @@ def sandbox(
     function_environment: Mapping[str, str] | None = None,
     moto_port: int = 0,
     emulator_port: int = 0,
+    moto_endpoint: str | None = None,
 ) -> Iterator[Sandbox]:
-    """The whole product on loopback. ``parameters`` override the template's, as in ``sam deploy``."""
+    """The whole product on loopback. ``parameters`` override the template's, as in ``sam deploy``.
+
+    ``moto_endpoint`` reuses a moto server already running in this process (moto keeps one
+    state per process, so a second server would share it anyway).
+    """
     spec = load_spec(template, parameters)
     settings = emulator_settings or EmulatorSettings(api_keys={LOCAL_API_KEY})
-    with Emulator(settings, port=emulator_port) as emulator, moto_server(moto_port) as endpoint:
+    server = nullcontext(moto_endpoint) if moto_endpoint else moto_server(moto_port)
+    with Emulator(settings, port=emulator_port) as emulator, server as endpoint:
         stack = create_resources(spec, endpoint, api_key=sorted(settings.api_keys)[0])
         variables = {**stack.function_environment(emulator.url), **(function_environment or {})}
         with environment(variables):

@@ -56,14 +56,14 @@ class StackSpec:
     conditions: dict[str, bool] = field(default_factory=dict)
 
 
-def load_spec(path: Path = DEFAULT_TEMPLATE, overrides: Mapping[str, str] | None = None) -> StackSpec:
+def load_spec(path: Path = DEFAULT_TEMPLATE, parameters: Mapping[str, str] | None = None) -> StackSpec:
     template = cfn_yaml.load(str(path))
-    parameters = {name: str(p.get("Default", "")) for name, p in template.get("Parameters", {}).items()}
-    unknown = set(overrides or {}) - set(parameters)
+    values = {name: str(p.get("Default", "")) for name, p in template.get("Parameters", {}).items()}
+    unknown = set(parameters or {}) - set(values)
     if unknown:
         raise ValueError(f"unknown template parameter(s): {', '.join(sorted(unknown))}")
-    parameters.update(overrides or {})
-    resolver = _Resolver(parameters, {})
+    values.update(parameters or {})
+    resolver = _Resolver(values, {})
     conditions = {name: bool(resolver.resolve(rule)) for name, rule in template.get("Conditions", {}).items()}
     resolver.conditions = conditions
 
@@ -119,7 +119,7 @@ def load_spec(path: Path = DEFAULT_TEMPLATE, overrides: Mapping[str, str] | None
         handler=str(function["Handler"]),
         code_uri=path.parent / str(function["CodeUri"]),
         environment=dict(function["Environment"]["Variables"]),
-        parameters=parameters,
+        parameters=values,
         conditions=conditions,
     )
 

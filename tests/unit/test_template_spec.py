@@ -1,0 +1,64 @@
+"""The local stack reads its settings from template.yaml, so they change when the template does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from backdrop.local.template import load_spec, resolve_environment
+
+TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
+
+
+def test_queue_settings_come_from_the_template():
+    spec = load_spec(TEMPLATE)
+    work = spec.queues[spec.work_queue]
+    assert work.delay_seconds == 10  # PairSettleSeconds' default
+    assert work.visibility_timeout >= 6 * spec.function_timeout
+    assert work.max_receive_count == 10
+    assert work.dead_letter_target == "DeadLetterQueue"
+
+
+def test_event_source_settings_come_from_the_template():
+    spec = load_spec(TEMPLATE)
+    assert (spec.batch_size, spec.maximum_concurrency, spec.function_timeout) == (1, 2, 180)
+    assert spec.handler == "app.lambda_handler"
+    assert (spec.code_uri / "app.py").is_file()
+
+
+def test_parameter_overrides_apply_like_sam_deploy():
+    spec = load_spec(TEMPLATE, {"PairSettleSeconds": "0", "MaximumConcurrency": "7"})
+    assert spec.queues[spec.work_queue].delay_seconds == 0
+    assert spec.maximum_concurrency == 7
+
+
+def test_unknown_parameters_are_refused():
+    with pytest.raises(ValueError, match="PairSettle"):
+        load_spec(TEMPLATE, {"PairSettle": "0"})
+
+
+def test_notification_filters_cover_every_image_suffix_and_json():
+    spec = load_spec(TEMPLATE)
+    suffixes = {rule["Value"] for n in spec.notifications for rule in n["Filter"]["S3Key"]["Rules"]}
+    assert {".jpg", ".jpeg", ".png", ".webp", ".json"} <= suffixes
+    assert all(n["Event"] == "s3:ObjectCreated:*" for n in spec.notifications)
+
+
+def test_the_function_environment_resolves_to_local_names():
+    spec = load_spec(TEMPLATE, {"DefaultPrompt": "studio", "ImageTransfer": "base64"})
+    names = {
+        "OutputBucket": "out",
+        "DeadLetterQueue": "http://dlq",
+        "WorkQueue": "http://work",
+        "IdempotencyTable": "table",
+        "ApiKeySecret": "secret-arn",
+        "InputBucket": "in",
+    }
+    env = resolve_environment(spec, names)
+    assert env["OUTPUT_BUCKET"] == "out"
+    assert env["DLQ_URL"] == "http://dlq"
+    assert env["API_KEY_SECRET_ID"] == "secret-arn"  # the created secret, as no ARN was passed
+    assert env["DEFAULT_PROMPT"] == "studio"
+    assert env["IMAGE_TRANSFER"] == "base64"
+    assert env["MAX_ATTEMPTS"] == "5"
