@@ -10,7 +10,7 @@ SAM      := $(SAM_VENV)/bin/sam
 SAM_PYTHONS ?= 3.11.7:3.12.1:3.13.0
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: venv test unit integration lint format validate build clean
+.PHONY: venv test unit integration lint format validate build clean demo
 
 $(STAMP): pyproject.toml layers/dependencies/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -51,3 +51,7 @@ build: $(SAM)
 
 clean:
 	rm -rf $(VENV) .tools .aws-sam .pytest_cache .ruff_cache .hypothesis out
+
+# The README's first command: the whole product offline, results in ./out/.
+demo: venv
+	$(BIN)/backdrop demo

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from functools import lru_cache
 from typing import Any
 
@@ -26,6 +27,9 @@ from backdrop_fn.wiring import Runtime, build_runtime
 # CONTRACT.md §4 gives these defaults when the variables are not set.
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "backdrop")
 NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Backdrop")
+
+# An invocation that only met S3's test event or ignored keys has nothing to count: not worth a warning.
+warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 logger = Logger(service=SERVICE)
 tracer = Tracer(service=SERVICE)

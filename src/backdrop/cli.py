@@ -8,7 +8,12 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 
+from rich.console import Console
+from rich.table import Table
+
+from backdrop import dead_letters, targets
 from backdrop.emulator import Emulator, EmulatorSettings
 
 
@@ -58,6 +63,101 @@ def _emulator(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from backdrop.demo.run import run_demo  # loads the local stack: only for this command
+
+    return run_demo(Path(args.out), latency=args.latency, settle_seconds=args.settle)
+
+
+def _watch(args: argparse.Namespace) -> int:
+    from backdrop.console import function_output_to
+    from backdrop.watch import watch
+
+    folder = Path(args.folder).resolve()
+    out = Path(args.out).resolve() if args.out else folder / "out"
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with function_output_to(out / "function.log") as console:
+        try:
+            counts = _run_until_interrupted(
+                lambda: watch(
+                    folder, out, console, stop=stop, moto_port=args.moto_port, api_port=args.api_port
+                ),
+                stop,
+            )
+        except OSError as error:
+            console.print(
+                f"[red]cannot start the local stack: {error}[/] (is another `backdrop watch` running?)"
+            )
+            return 1
+        console.print(
+            f"stopped: {counts['uploaded']} uploaded, {counts['processed']} processed, "
+            f"{counts['failed']} failed, {counts['api_calls']} API calls"
+        )
+    return 0
+
+
+def _run_until_interrupted(work, stop: threading.Event):  # type: ignore[no-untyped-def]
+    result: dict = {}
+    worker = threading.Thread(target=lambda: result.update(work()), daemon=True)
+    worker.start()
+    with contextlib.suppress(KeyboardInterrupt):
+        while worker.is_alive():
+            worker.join(0.5)
+    stop.set()
+    worker.join()
+    return result
+
+
+def _console() -> Console:
+    # Piped into a file or a CI log, a table is read later: give it room instead of 80 columns.
+    return Console() if sys.stdout.isatty() else Console(width=200)
+
+
+def _dlq(args: argparse.Namespace) -> int:
+    console = _console()
+    queues = targets.resolve(args)
+    letters = dead_letters.read_all(queues.sqs, queues.dlq_url)
+    dead_letters.release(queues.sqs, queues.dlq_url, letters)
+    if args.error_class:
+        letters = [letter for letter in letters if letter.error_class == args.error_class]
+    if not letters:
+        console.print(
+            f"The DLQ is empty{' for ' + args.error_class if args.error_class else ''}: nothing failed."
+        )
+        return 0
+    table = Table(title=f"{len(letters)} failures in {queues.dlq_url}", title_justify="left")
+    for column in ("class", "count", "oldest", "newest", "latest key", "latest message"):
+        table.add_column(column, overflow="fold")
+    for row in dead_letters.summarise(letters):
+        table.add_row(
+            row.error_class, str(row.count), row.oldest, row.newest, row.example_key, row.example_message
+        )
+    console.print(table)
+    console.print(
+        "Fix the cause, then `backdrop redrive [--error-class CLASS]` sends them back to be processed."
+    )
+    return 0
+
+
+def _redrive(args: argparse.Namespace) -> int:
+    console = _console()
+    queues = targets.resolve(args)
+    if not queues.work_queue_url:
+        console.print("[red]the work queue's URL is unknown: pass --work-queue-url or --stack[/]")
+        return 2
+    result = dead_letters.redrive(
+        queues.sqs, queues.dlq_url, queues.work_queue_url, error_class=args.error_class, dry_run=args.dry_run
+    )
+    verb = "would move" if args.dry_run else "moved"
+    moved = sum(result.moved.values())
+    detail = ", ".join(f"{cls}: {n}" for cls, n in sorted(result.moved.items())) or "nothing"
+    console.print(
+        f"{verb} {moved} message(s) to the work queue ({detail}); {sum(result.kept.values())} left."
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="backdrop", description="Backdrop: replace image backgrounds on S3."
@@ -78,6 +178,34 @@ def build_parser() -> argparse.ArgumentParser:
     emulator.add_argument("--rpm", type=int, default=None, help="requests a minute before 429")
     emulator.add_argument("--seed", type=int, default=None, help="seed of the fault injection")
     emulator.set_defaults(handler=_emulator)
+
+    demo = commands.add_parser(
+        "demo", help="run the whole pipeline offline on sample photos; results in ./out/"
+    )
+    demo.add_argument("--out", default="out", help="where results and the contact sheet go (default: ./out)")
+    demo.add_argument("--latency", type=float, default=0.5, help="emulated API seconds per call")
+    demo.add_argument("--settle", type=int, default=2, help="the work queue's delay (PairSettleSeconds)")
+    demo.set_defaults(handler=_demo)
+
+    watch = commands.add_parser("watch", help="process images and sidecars dropped into a folder, offline")
+    watch.add_argument("folder")
+    watch.add_argument("--out", help="where results go (default: FOLDER/out)")
+    watch.add_argument(
+        "--moto-port", type=int, default=5000, help="local AWS endpoint port (events/env.json: 5000)"
+    )
+    watch.add_argument("--api-port", type=int, default=8080, help="emulator port (events/env.json: 8080)")
+    watch.set_defaults(handler=_watch)
+
+    dlq = commands.add_parser("dlq", help="summarise the dead-letter queue by error class")
+    dlq.add_argument("--error-class", help="only this class")
+    targets.add_target_arguments(dlq)
+    dlq.set_defaults(handler=_dlq)
+
+    redrive = commands.add_parser("redrive", help="move DLQ messages back to the work queue")
+    redrive.add_argument("--error-class", help="only this class (e.g. rate_limited)")
+    redrive.add_argument("--dry-run", action="store_true", help="say what would move, move nothing")
+    targets.add_target_arguments(redrive)
+    redrive.set_defaults(handler=_redrive)
     return parser
 
 
@@ -85,7 +213,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "key", "unset") is None:
         args.key = ["local-emulator-key"]
-    return args.handler(args)
+    try:
+        return args.handler(args)
+    except targets.TargetError as error:
+        Console(stderr=True).print(f"[red]{error}[/]")
+        return 2
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import requests
 from moto.server import ThreadedMotoServer
 from PIL import Image
 
+from backdrop import dead_letters
 from backdrop.emulator import Emulator, EmulatorSettings
 from backdrop.local.context import LocalLambdaContext
 from backdrop.local.esm import sqs_lambda_event
@@ -134,6 +135,7 @@ class Stack:
         self.deliver()
 
     def dlq(self) -> list[tuple[dict[str, Any], str]]:
+        """Take every DLQ message: (its body, its error class as `backdrop dlq` reads it)."""
         records = []
         while True:
             batch = self.sqs.receive_message(
@@ -145,8 +147,8 @@ class Stack:
             if not batch:
                 return records
             for message in batch:
-                attribute = message["MessageAttributes"]["error_class"]["StringValue"]
-                records.append((json.loads(message["Body"]), attribute))
+                error_class, _ = dead_letters.classify(message)
+                records.append((json.loads(message["Body"]), error_class))
                 self.sqs.delete_message(QueueUrl=self.dlq_url, ReceiptHandle=message["ReceiptHandle"])
 
     def output(self, key: str) -> dict[str, Any]:

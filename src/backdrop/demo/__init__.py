@@ -1,0 +1,1 @@
+"""The `backdrop demo` command: sample photos through the local pipeline, and its contact sheet."""

@@ -1,0 +1,244 @@
+"""`backdrop demo`: the whole pipeline, offline, on real sample photos; results in ./out/.
+
+Sample photos and their sidecars are uploaded to the local input bucket (some sidecars first,
+some after), plus one sidecar with a typo, one file that only pretends to be a JPEG, and one
+duplicate upload, to show the DLQ and the de-duplication at work. The real handler processes
+them through the local work queue and the emulated API.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from backdrop.console import function_output_to
+from backdrop.dead_letters import read_all, release
+from backdrop.demo.contact_sheet import SheetEntry, write_contact_sheet
+from backdrop.emulator import EmulatorSettings
+from backdrop.local.sandbox import Sandbox, sandbox
+from backdrop.local.stack import LOCAL_API_KEY
+
+SAMPLES = Path(__file__).parent / "samples"
+PREFIX = "shop/"
+
+
+@dataclass(frozen=True)
+class Upload:
+    key: str
+    body: bytes
+
+
+@dataclass(frozen=True)
+class Plan:
+    uploads: list[Upload]
+    pairs: dict[str, dict[str, Any]]  # image key -> its sidecar
+    expected_outputs: int
+    expected_failures: dict[str, str]  # image key -> error class
+
+
+def plan_uploads(manifest: list[dict[str, Any]]) -> Plan:
+    uploads: list[Upload] = []
+    pairs: dict[str, dict[str, Any]] = {}
+    for number, sample in enumerate(manifest, start=1):
+        image_key = PREFIX + sample["file"]
+        sidecar = {k: v for k, v in sample.items() if k != "file"}
+        sidecar["metadata"] = {"sku": f"DEMO-{number:03d}"}
+        halves = [
+            Upload(image_key, (SAMPLES / sample["file"]).read_bytes()),
+            _json(image_key + ".json", sidecar),
+        ]
+        uploads.extend(reversed(halves) if number % 2 == 0 else halves)  # both orders work
+        pairs[image_key] = sidecar
+    first = manifest[0]
+    typo_key = f"{PREFIX}typo-{first['file']}"
+    pairs[typo_key] = {"prompt": first["prompt"], "sead": 1234}
+    uploads.append(Upload(typo_key, (SAMPLES / first["file"]).read_bytes()))
+    uploads.append(_json(typo_key + ".json", pairs[typo_key]))
+    fake_key = f"{PREFIX}not-a-photo.jpg"
+    pairs[fake_key] = {"prompt": "a sunny beach"}
+    uploads.append(Upload(fake_key, b"%PDF-1.7\nthis is a price list, not a photograph\n"))
+    uploads.append(_json(fake_key + ".json", pairs[fake_key]))
+    # The same bytes again: S3 sends a new event, the pair's ETags are the same, no second call.
+    uploads.append(Upload(PREFIX + first["file"], (SAMPLES / first["file"]).read_bytes()))
+    return Plan(
+        uploads=uploads,
+        pairs=pairs,
+        expected_outputs=len(manifest),
+        expected_failures={typo_key: "invalid_sidecar", fake_key: "invalid_image"},
+    )
+
+
+def _json(key: str, document: dict[str, Any]) -> Upload:
+    return Upload(key, json.dumps(document, indent=2).encode("utf-8"))
+
+
+def run_demo(out: Path, *, latency: float = 0.5, settle_seconds: int = 2, timeout: float = 300) -> int:
+    manifest = json.loads((SAMPLES / "manifest.json").read_text(encoding="utf-8"))
+    plan = plan_uploads(manifest)
+    if out.exists():
+        shutil.rmtree(out)
+    started = time.monotonic()
+    with function_output_to(out / "function.log") as console:
+        console.print(
+            "[bold]Backdrop demo[/]: the real handler on a local stack (moto) and the [italic]offline "
+            "Segmind emulator[/] (classical image processing, not the real model). "
+            "Nothing leaves this machine."
+        )
+        settings = EmulatorSettings(api_keys={LOCAL_API_KEY}, latency_seconds=latency, credits=25.0)
+        with sandbox(
+            parameters={"PairSettleSeconds": str(settle_seconds)}, emulator_settings=settings
+        ) as box:
+            _upload(box, plan)
+            finished = _wait_with_progress(box, plan, console, timeout)
+            report = _collect(box, plan, out)
+        elapsed = time.monotonic() - started
+        report["duplicates_skipped"] = _metric_total(out / "function.log", "DuplicatesSkipped")
+        _print_summary(console, report, elapsed, finished, out)
+        _write_sheet(out, plan, report, elapsed)
+    return 0 if finished and report["processed"] == plan.expected_outputs else 1
+
+
+def _upload(box: Sandbox, plan: Plan) -> None:
+    s3 = box.stack.client("s3")
+    for upload in plan.uploads:
+        s3.put_object(Bucket=box.stack.input_bucket, Key=upload.key, Body=upload.body)
+
+
+def _wait_with_progress(box: Sandbox, plan: Plan, console: Console, timeout: float) -> bool:
+    s3, sqs = box.stack.client("s3"), box.stack.client("sqs")
+    total = plan.expected_outputs + len(plan.expected_failures)
+
+    def done_count() -> int:
+        outputs = s3.list_objects_v2(Bucket=box.stack.output_bucket).get("KeyCount", 0)
+        failures = int(_queue_depth(sqs, box.stack.dlq_url))
+        return outputs + failures
+
+    def queue_idle() -> bool:
+        return _queue_depth(sqs, box.stack.work_queue_url) == 0 and not box.mapping.busy
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("images through the pipeline", total=total)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            count = done_count()
+            progress.update(task, completed=min(count, total))
+            if count >= total and queue_idle():
+                return True
+            time.sleep(0.25)
+    return False
+
+
+def _queue_depth(sqs: Any, url: str) -> int:
+    names = [
+        "ApproximateNumberOfMessages",
+        "ApproximateNumberOfMessagesNotVisible",
+        "ApproximateNumberOfMessagesDelayed",
+    ]
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+    return sum(int(attributes.get(name, 0)) for name in names)
+
+
+def _collect(box: Sandbox, plan: Plan, out: Path) -> dict[str, Any]:
+    s3, sqs = box.stack.client("s3"), box.stack.client("sqs")
+    for upload in plan.uploads:
+        if not upload.key.endswith(".json"):
+            _write(out / "inputs" / upload.key, upload.body)
+    outputs: dict[str, str] = {}  # input key -> output key
+    for item in s3.list_objects_v2(Bucket=box.stack.output_bucket).get("Contents", []):
+        obj = s3.get_object(Bucket=box.stack.output_bucket, Key=item["Key"])
+        _write(out / "outputs" / item["Key"], obj["Body"].read())
+        outputs[unquote(obj["Metadata"]["source-key"])] = item["Key"]
+    letters = read_all(sqs, box.stack.dlq_url)
+    release(sqs, box.stack.dlq_url, letters)
+    failures = {letter.key: letter.record or {"error": {"class": letter.error_class}} for letter in letters}
+    (out / "failures.json").write_text(json.dumps(list(failures.values()), indent=2, ensure_ascii=False))
+    return {
+        "outputs": outputs,
+        "failures": failures,
+        "processed": len(outputs),
+        "failed_by_class": Counter(letter.error_class for letter in letters),
+        "api_calls": len(box.emulator.requests),
+        "billed_calls": box.emulator.billed_calls,
+        "cost": box.emulator.spent_usd,
+        "uploads": len(plan.uploads),
+    }
+
+
+def _write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+def _metric_total(log: Path, name: str) -> int:
+    total = 0.0
+    for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+        if '"_aws"' in line and f'"{name}"' in line:
+            total += sum(json.loads(line).get(name, []))
+    return int(total)
+
+
+def _summary_rows(report: dict[str, Any], elapsed: float) -> list[tuple[str, str]]:
+    failed = ", ".join(f"{cls}: {n}" for cls, n in sorted(report["failed_by_class"].items())) or "none"
+    return [
+        ("Uploads (images, sidecars, one repeat)", str(report["uploads"])),
+        ("Processed", str(report["processed"])),
+        ("Failed, by class (in the DLQ)", failed),
+        ("Duplicate events skipped", str(report["duplicates_skipped"])),
+        ("API calls (billed)", f"{report['api_calls']} ({report['billed_calls']})"),
+        ("Estimated cost at Segmind's prices", f"${report['cost']:.3f}"),
+        ("Wall time", f"{elapsed:.1f} s"),
+    ]
+
+
+def _print_summary(
+    console: Console, report: dict[str, Any], elapsed: float, finished: bool, out: Path
+) -> None:
+    table = Table(title="Backdrop demo", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    for label, value in _summary_rows(report, elapsed):
+        table.add_row(label, value)
+    console.print(table)
+    for key, record in sorted(report["failures"].items()):
+        error = record.get("error", {})
+        console.print(f"  [red]✗[/] {key}: [bold]{error.get('class')}[/] — {error.get('message', '')}")
+    if not finished:
+        console.print("[red]The pipeline did not finish in time; see out/function.log.[/]")
+    console.print(
+        f"Results: [bold]{out}/index.html[/] (contact sheet), outputs in {out}/outputs/, "
+        f"logs in {out}/function.log"
+    )
+
+
+def _write_sheet(out: Path, plan: Plan, report: dict[str, Any], elapsed: float) -> None:
+    entries = []
+    for upload in plan.uploads:
+        if upload.key.endswith(".json") or any(e.name == upload.key for e in entries):
+            continue
+        output = report["outputs"].get(upload.key)
+        failure = report["failures"].get(upload.key, {}).get("error", {})
+        is_image = (
+            upload.key not in plan.expected_failures or plan.expected_failures[upload.key] != "invalid_image"
+        )
+        entries.append(
+            SheetEntry(
+                name=upload.key,
+                input_path=f"inputs/{upload.key}" if is_image else None,
+                output_path=f"outputs/{output}" if output else None,
+                prompt=(plan.pairs.get(upload.key) or {}).get("prompt"),
+                error_class=failure.get("class"),
+                error_message=failure.get("message"),
+            )
+        )
+    write_contact_sheet(out, entries, title="Backdrop demo", summary=_summary_rows(report, elapsed))
