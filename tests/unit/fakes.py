@@ -3,18 +3,37 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from PIL import Image
 
 from backdrop_fn.errors import BackdropError, ClaimInProgress
 from backdrop_fn.images import PNG, ImageType
 from backdrop_fn.ports import ApiImage, Deadline, ObjectInfo, StoredObject
 
-PNG_BYTES = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
-JPEG_BYTES = b"\xff\xd8\xff\xe0" + b"\x00" * 64
-WEBP_BYTES = b"RIFF\x40\x00\x00\x00WEBPVP8 " + b"\x00" * 64
+
+def picture(fmt: str, size: tuple[int, int] = (8, 6)) -> bytes:
+    """A real, tiny image: the pipeline checks more than the first bytes."""
+    out = io.BytesIO()
+    Image.new("RGB", size, (200, 30, 30)).save(out, format=fmt)
+    return out.getvalue()
+
+
+def noisy_png(width: int, height: int) -> bytes:
+    """A PNG that does not compress: as large as a real photo of that size."""
+    out = io.BytesIO()
+    Image.frombytes("RGB", (width, height), random.Random(1).randbytes(width * height * 3)).save(out, "PNG")
+    return out.getvalue()
+
+
+PNG_BYTES = picture("PNG")
+JPEG_BYTES = picture("JPEG")
+WEBP_BYTES = picture("WEBP")
 
 
 class FakeStore:
@@ -43,10 +62,14 @@ class FakeStore:
             return None
         return ObjectInfo(bucket=bucket, key=key, etag=etag_of(body), size=len(body))
 
-    def read(self, obj: ObjectInfo, *, first_bytes: int | None = None) -> bytes:
-        self.reads.append((obj.key, first_bytes))
+    def read(
+        self, obj: ObjectInfo, *, first_bytes: int | None = None, last_bytes: int | None = None
+    ) -> bytes:
+        self.reads.append((obj.key, first_bytes or (-last_bytes if last_bytes else None)))
         body = self.objects[(obj.bucket, obj.key)]
-        return body if first_bytes is None else body[:first_bytes]
+        if first_bytes is not None:
+            return body[:first_bytes]
+        return body if last_bytes is None else body[-last_bytes:]
 
     def read_small(self, bucket: str, key: str, *, limit: int) -> StoredObject | None:
         info = self.head(bucket, key)

@@ -7,6 +7,7 @@ from urllib.parse import unquote
 
 import pytest
 
+from backdrop_fn import images
 from backdrop_fn.errors import (
     ApiNotFound,
     ApiTimeout,
@@ -20,7 +21,7 @@ from backdrop_fn.errors import (
 from backdrop_fn.images import JPEG, WEBP
 from backdrop_fn.pipeline import Status
 from tests.unit.conftest import BUCKET, OUTPUT_BUCKET, World
-from tests.unit.fakes import JPEG_BYTES, PNG_BYTES, WEBP_BYTES
+from tests.unit.fakes import JPEG_BYTES, PNG_BYTES, WEBP_BYTES, noisy_png
 
 SIDECAR = {"prompt": "a sunny beach", "seed": 1234}
 
@@ -430,11 +431,14 @@ def test_request_carries_every_sidecar_field(world: World):
     }
 
 
-def test_url_mode_reads_only_the_first_bytes_of_the_image(world: World):
-    world.upload("a.jpg", JPEG_BYTES)
-    world.upload("a.jpg.json", SIDECAR)
-    world.event("a.jpg")
-    assert world.store.reads == [("a.jpg", 16)]
+def test_url_mode_reads_only_the_ends_of_a_large_image(world: World):
+    big = noisy_png(600, 600)
+    assert len(big) > 500_000
+    world.upload("a.png", big)
+    world.upload("a.png.json", SIDECAR)
+    world.event("a.png")
+    assert world.store.reads == [("a.png", images.HEAD_BYTES), ("a.png", -images.TAIL_BYTES)]
+    assert world.api.calls == 1
 
 
 def test_base64_mode_sends_the_image_bytes(world: World):

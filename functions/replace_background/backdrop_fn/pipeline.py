@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from backdrop_fn import keys
+from backdrop_fn import images, keys
 from backdrop_fn.config import Settings
 from backdrop_fn.errors import (
     BackdropError,
@@ -28,7 +28,6 @@ from backdrop_fn.errors import (
 )
 from backdrop_fn.events import WorkItem
 from backdrop_fn.failures import FailureRecord, FailureSource
-from backdrop_fn.images import SNIFF_BYTES, describe, sniff
 from backdrop_fn.ports import (
     BackgroundApi,
     Claims,
@@ -336,7 +335,10 @@ class Pipeline:
         return sidecar
 
     def _checked_image(self, obj: ObjectInfo, what: str) -> bytes | None:
-        """Check size and magic number; return the whole bytes in base64 mode (read once)."""
+        """Check size, type, dimensions and completeness; return the whole bytes in base64 mode.
+
+        In url mode only the first and last bytes are read: the API fetches the image itself.
+        """
         if obj.size == 0:
             raise InvalidImage(f"{what} {obj.key!r} is empty")
         if obj.size > self._settings.max_image_bytes:
@@ -344,11 +346,18 @@ class Pipeline:
                 f"{what} {obj.key!r} is {obj.size:,} bytes; the limit (MAX_IMAGE_BYTES) is "
                 f"{self._settings.max_image_bytes:,}"
             )
-        whole = self._store.read(obj) if self._settings.image_transfer == "base64" else None
-        head = whole[:SNIFF_BYTES] if whole is not None else self._store.read(obj, first_bytes=SNIFF_BYTES)
-        if sniff(head) is None:
-            raise InvalidImage(f"{what} {obj.key!r} is not a JPEG, PNG or WebP image: {describe(head)}")
-        return whole
+        keep = self._settings.image_transfer == "base64"
+        if keep or obj.size <= images.HEAD_BYTES + images.TAIL_BYTES:
+            whole = self._store.read(obj)
+            head, tail = whole[: images.HEAD_BYTES], whole[-images.TAIL_BYTES :]
+        else:
+            whole = None
+            head = self._store.read(obj, first_bytes=images.HEAD_BYTES)
+            tail = self._store.read(obj, last_bytes=images.TAIL_BYTES)
+        why = images.problem(head, tail, obj.size)
+        if why:
+            raise InvalidImage(f"{what} {obj.key!r} is {why}")
+        return whole if keep else None
 
     def _image_field(self, obj: ObjectInfo, what: str) -> str:
         whole = self._checked_image(obj, what)

@@ -33,8 +33,10 @@ class ObjectStore(Protocol):
     def head(self, bucket: str, key: str) -> ObjectInfo | None:
         """The object's current version, or None when there is no such object."""
 
-    def read(self, obj: ObjectInfo, *, first_bytes: int | None = None) -> bytes:
-        """The bytes of exactly that version (or its first ``first_bytes`` bytes)."""
+    def read(
+        self, obj: ObjectInfo, *, first_bytes: int | None = None, last_bytes: int | None = None
+    ) -> bytes:
+        """The bytes of exactly that version (or only its first, or its last, so many bytes)."""
 
     def read_small(self, bucket: str, key: str, *, limit: int) -> StoredObject | None:
         """A small object whole, or its first ``limit + 1`` bytes when it is larger; None if absent."""

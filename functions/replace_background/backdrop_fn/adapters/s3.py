@@ -51,12 +51,16 @@ class S3ObjectStore:
             raise _unavailable("HeadObject", bucket, key, error) from None
         return _info(bucket, key, response)
 
-    def read(self, obj: ObjectInfo, *, first_bytes: int | None = None) -> bytes:
+    def read(
+        self, obj: ObjectInfo, *, first_bytes: int | None = None, last_bytes: int | None = None
+    ) -> bytes:
         request: dict[str, Any] = {"Bucket": obj.bucket, "Key": obj.key, "IfMatch": f'"{obj.etag}"'}
         if obj.version_id:
             request["VersionId"] = obj.version_id
         if first_bytes is not None:
             request["Range"] = f"bytes=0-{first_bytes - 1}"
+        elif last_bytes is not None:
+            request["Range"] = f"bytes=-{last_bytes}"
         try:
             response = self._s3.get_object(**request)
             return response["Body"].read()
