@@ -18,7 +18,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from backdrop_fn.adapters.metrics import EmfMetrics
-from backdrop_fn.errors import BackdropError
+from backdrop_fn.errors import BackdropError, ClaimNotReleased
 from backdrop_fn.events import UnrecognisedEvent, items_from_event, items_from_message
 from backdrop_fn.pipeline import Invocation, Outcome
 from backdrop_fn.ports import Deadline
@@ -79,11 +79,11 @@ def _handle_message(current: Runtime, record: SQSRecord, context: LambdaContext)
     try:
         for item in items:
             outcomes.extend(current.pipeline.process(item, invocation))
-    except BackdropError:
+    except BackdropError as error:
         if current.backoff is not None:
-            current.backoff.delay(
-                record.receipt_handle, attempt, at_least_seconds=invocation.deadline.remaining()
-            )
+            # A claim left "in progress" expires with this invocation: the message must not meet it.
+            at_least = invocation.deadline.remaining() if isinstance(error, ClaimNotReleased) else 0
+            current.backoff.delay(record.receipt_handle, attempt, at_least_seconds=at_least)
         raise
     return outcomes
 

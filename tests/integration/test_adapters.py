@@ -16,7 +16,16 @@ from backdrop_fn.adapters.claims import IdempotencyClaims
 from backdrop_fn.adapters.s3 import S3ObjectStore
 from backdrop_fn.adapters.secrets import SecretsManagerApiKey
 from backdrop_fn.adapters.segmind import RetryPolicy, SegmindClient
-from backdrop_fn.errors import AuthFailed, ClaimInProgress, NotEnoughTime, RateLimited, ServerError
+from backdrop_fn.adapters.work_queue import WorkQueueBackoff
+from backdrop_fn.errors import (
+    AuthFailed,
+    ClaimInProgress,
+    ClaimNotReleased,
+    InfrastructureUnavailable,
+    NotEnoughTime,
+    RateLimited,
+    ServerError,
+)
 from backdrop_fn.ports import ApiKey, Deadline
 from backdrop_fn.wiring import aws_client
 from tests.integration.conftest import API_KEY, REGION, photo
@@ -136,6 +145,54 @@ def test_an_in_progress_claim_expires_with_the_invocation_deadline(aws: str):
         later.run_once({"k": "y"}, lambda: {"status": "processed"})
     time.sleep(1.2)
     assert later.run_once({"k": "y"}, lambda: {"status": "processed"}) == ({"status": "processed"}, False)
+
+
+def failing(client, operation: str) -> None:
+    """Make one DynamoDB operation fail, as a throttled or unreachable table would."""
+
+    def boom(**_):
+        raise ConnectionError(f"{operation} unavailable")
+
+    client.meta.events.register(f"before-call.dynamodb.{operation}", boom)
+
+
+def test_work_done_but_not_recorded_is_reported_done_not_retried(aws: str):
+    client = claims_table("claims3")
+    claims = IdempotencyClaims("claims3", ttl_seconds=3600, client=client)
+    claims.register_lambda_context(LocalLambdaContext(timeout_seconds=60))
+    failing(client, "UpdateItem")  # Powertools records success with UpdateItem
+    assert claims.run_once({"k": 1}, lambda: {"status": "processed"}) == ({"status": "processed"}, False)
+
+
+def test_a_failure_whose_claim_cannot_be_released_says_so(aws: str):
+    client = claims_table("claims4")
+    claims = IdempotencyClaims("claims4", ttl_seconds=3600, client=client)
+    claims.register_lambda_context(LocalLambdaContext(timeout_seconds=60))
+    failing(client, "DeleteItem")  # Powertools releases a failed claim with DeleteItem
+    with pytest.raises(ClaimNotReleased):
+        claims.run_once({"k": 1}, lambda: (_ for _ in ()).throw(RuntimeError("API down")))
+
+
+def test_a_table_that_cannot_take_the_claim_stops_the_work(aws: str):
+    client = claims_table("claims5")
+    claims = IdempotencyClaims("claims5", ttl_seconds=3600, client=client)
+    failing(client, "PutItem")
+    ran = []
+    with pytest.raises(InfrastructureUnavailable):
+        claims.run_once({"k": 1}, lambda: ran.append(1) or {"status": "processed"})
+    assert ran == []  # no claim, no paid call
+
+
+def test_a_message_whose_claim_is_stuck_is_hidden_until_the_claim_expires(aws: str):
+    sqs = boto3.client("sqs", region_name=REGION)
+    url = sqs.create_queue(QueueName="backoff")["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody="m")
+    (message,) = sqs.receive_message(QueueUrl=url, VisibilityTimeout=30)["Messages"]
+    WorkQueueBackoff(sqs, url, first_seconds=1).delay(message["ReceiptHandle"], 1, at_least_seconds=1.2)
+    time.sleep(1.5)
+    assert sqs.receive_message(QueueUrl=url).get("Messages", []) == []  # the backoff alone: 1 s; here 3 s
+    time.sleep(2.0)
+    assert len(sqs.receive_message(QueueUrl=url)["Messages"]) == 1
 
 
 # -- Secrets Manager ----------------------------------------------------------------------------

@@ -39,8 +39,10 @@ class Settings:
     # Retries inside one call (429, 5xx, timeouts) and the first backoff, doubled each time.
     api_max_retries: int = 4
     api_backoff_seconds: float = 1.0
-    # The work queue, so that a failed message can be given a backoff before its next receive.
+    # The work queue, so that a failed message can be given a backoff before its next receive,
+    # and that backoff's first step (then doubled per receive, at most 15 minutes).
     work_queue_url: str | None = None
+    retry_backoff_seconds: int = 60
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -86,6 +88,7 @@ class Settings:
             api_max_retries=_whole_number(env, "API_MAX_RETRIES", cls.api_max_retries, minimum=0),
             api_backoff_seconds=_seconds(env, "API_BACKOFF_SECONDS", cls.api_backoff_seconds),
             work_queue_url=env.get("WORK_QUEUE_URL") or None,
+            retry_backoff_seconds=_whole_number(env, "RETRY_BACKOFF_SECONDS", cls.retry_backoff_seconds),
         )
 
 

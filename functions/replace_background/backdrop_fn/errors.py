@@ -95,6 +95,11 @@ class InfrastructureUnavailable(BackdropError):
     retryable = True
 
 
+class ClaimNotReleased(InfrastructureUnavailable):
+    """The work failed and its claim could not be released: it stays "in progress" until this
+    invocation's deadline, so the message must not come back before then."""
+
+
 class NotEnoughTime(BackdropError):
     """Too little of the invocation is left to make the call: not an attempt, so always tried again."""
 

@@ -65,5 +65,9 @@ def build_runtime(metrics: EmfMetrics) -> Runtime:
         claims=claims,
         metrics=metrics,
     )
-    backoff = WorkQueueBackoff(sqs, settings.work_queue_url) if settings.work_queue_url else None
+    backoff = (
+        WorkQueueBackoff(sqs, settings.work_queue_url, first_seconds=settings.retry_backoff_seconds)
+        if settings.work_queue_url
+        else None
+    )
     return Runtime(settings=settings, pipeline=pipeline, claims=claims, backoff=backoff)

@@ -6,6 +6,7 @@ crashed invocation never blocks a pair for longer than it could have run.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -19,7 +20,9 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyPersistenceLayerError,
 )
 
-from backdrop_fn.errors import ClaimInProgress, InfrastructureUnavailable
+from backdrop_fn.errors import ClaimInProgress, ClaimNotReleased, InfrastructureUnavailable
+
+logger = logging.getLogger(__name__)
 
 # A stable name for the records, so that renaming a module never forgets which pairs were done.
 KEY_PREFIX = "backdrop.pair"
@@ -53,11 +56,25 @@ class IdempotencyClaims:
     def run_once(
         self, identity: dict[str, Any], work: Callable[[], dict[str, Any]]
     ) -> tuple[dict[str, Any], bool]:
+        progress: dict[str, Any] = {}
+
+        def tracked() -> dict[str, Any]:
+            progress["started"] = True
+            progress["result"] = work()
+            return progress["result"]
+
         try:
-            result = dict(self._run(identity=identity, work=work))
+            result = dict(self._run(identity=identity, work=tracked))
         except IdempotencyAlreadyInProgressError:
             raise ClaimInProgress("another invocation is processing this pair") from None
         except IdempotencyPersistenceLayerError as error:
+            if "result" in progress:
+                # The work is done (and paid for); only its record failed. Done is done: say so,
+                # rather than have the message retried into a second paid call.
+                logger.warning("the pair was processed but its claim could not be completed")
+                return dict(progress["result"]), False
+            if "started" in progress:
+                raise ClaimNotReleased(f"the idempotency table failed after the work did: {error}") from None
             raise InfrastructureUnavailable(f"the idempotency table failed: {error}") from None
         stored_before = bool(result.pop(_STORED_BEFORE, False))
         return result, stored_before
