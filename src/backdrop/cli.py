@@ -46,6 +46,8 @@ def _emulator(args: argparse.Namespace) -> int:
         latency_seconds=args.latency,
         faults=args.fail,
         requests_per_minute=args.rpm,
+        rate_window_seconds=args.rate_window,
+        echo=args.echo,
         random_seed=args.seed,
     )
     emulator = Emulator(settings, port=args.port).start()
@@ -176,6 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
     emulator.add_argument("--latency", type=float, default=0.0, help="seconds added to every successful call")
     emulator.add_argument("--fail", type=parse_faults, default={}, help="e.g. 429=0.2,500=0.05,timeout=0.02")
     emulator.add_argument("--rpm", type=int, default=None, help="requests a minute before 429")
+    emulator.add_argument("--rate-window", type=float, default=60.0, help="the rate limit's window, seconds")
+    emulator.add_argument("--echo", action="store_true", help="answer with the input image (for benchmarks)")
     emulator.add_argument("--seed", type=int, default=None, help="seed of the fault injection")
     emulator.set_defaults(handler=_emulator)
 

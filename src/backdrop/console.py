@@ -27,7 +27,9 @@ def function_output_to(path: Path) -> Iterator[Console]:
     with path.open("w", encoding="utf-8") as log:
         os.dup2(log.fileno(), 1)
         try:
-            yield Console(file=terminal, force_terminal=terminal.isatty(), soft_wrap=False)
+            tty = terminal.isatty()
+            # A log file or CI output is read later, in a wider window than 80 columns.
+            yield Console(file=terminal, force_terminal=tty, soft_wrap=False, width=None if tty else 160)
         finally:
             sys.stdout.flush()
             os.dup2(saved, 1)

@@ -176,6 +176,7 @@ def test_a_failure_whose_claim_cannot_be_released_says_so(aws: str):
 def test_a_table_that_cannot_take_the_claim_stops_the_work(aws: str):
     client = claims_table("claims5")
     claims = IdempotencyClaims("claims5", ttl_seconds=3600, client=client)
+    claims.register_lambda_context(LocalLambdaContext(timeout_seconds=60))
     failing(client, "PutItem")
     ran = []
     with pytest.raises(InfrastructureUnavailable):

@@ -195,3 +195,31 @@ def test_fault_flags_parse(text: str, parsed: dict):
 def test_bad_fault_flags_are_refused(text: str):
     with pytest.raises(argparse.ArgumentTypeError):
         parse_faults(text)
+
+
+def test_echo_answers_with_the_input_image(emulator: Emulator):
+    emulator.settings.echo = True
+    picture = photo("JPEG")
+    response = post(emulator, body(image=base64.b64encode(picture).decode()))
+    assert response.content == picture
+    assert response.headers["Content-Type"] == "image/jpeg"
+
+
+def test_a_shorter_rate_window_scales_the_limit_down(emulator: Emulator):
+    emulator.settings.requests_per_minute = 1
+    emulator.settings.rate_window_seconds = 0.5
+    assert post(emulator).status_code == 200
+    assert post(emulator).status_code == 429
+    time.sleep(0.6)
+    assert post(emulator).status_code == 200
+
+
+def test_stats_say_what_was_served_and_billed(emulator: Emulator):
+    post(emulator)
+    post(emulator, key="wrong")
+    stats = requests.get(
+        emulator.url.replace("/v1/ideogram-3-replace-background", "/_emulator/stats"), timeout=5
+    )
+    assert stats.json()["requests"] == 2
+    assert stats.json()["billed_calls"] == 1
+    assert stats.json()["statuses"] == {"200": 1, "401": 1}

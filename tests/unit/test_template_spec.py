@@ -62,3 +62,8 @@ def test_the_function_environment_resolves_to_local_names():
     assert env["DEFAULT_PROMPT"] == "studio"
     assert env["IMAGE_TRANSFER"] == "base64"
     assert env["MAX_ATTEMPTS"] == "5"
+
+
+def test_the_buckets_are_versioned_as_the_template_says():
+    spec = load_spec(TEMPLATE)
+    assert set(spec.versioned_buckets) == {"InputBucket", "OutputBucket"}

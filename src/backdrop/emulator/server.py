@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import collections
+import contextlib
 import io
 import ipaddress
 import json
@@ -31,6 +32,7 @@ from backdrop.emulator.request_rules import RequestRejected, check_body
 from backdrop.pricing import price_of
 
 ENDPOINT = "/v1/ideogram-3-replace-background"
+STATS = "/_emulator/stats"
 MAX_IMAGE_BYTES = 25 * 1024 * 1024
 _CONTENT_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 
@@ -56,6 +58,11 @@ class EmulatorSettings:
     # Probability of an injected fault per request, by kind: "429", "500", "502", "503", "timeout".
     faults: dict[str, float] = field(default_factory=dict)
     requests_per_minute: int | None = None
+    # The rate limit's window: a minute, as Segmind's, or shorter to scale a benchmark down.
+    rate_window_seconds: float = 60.0
+    # Answer with the input image itself instead of painting one: for measuring the function on
+    # large images without measuring the emulator's drawing.
+    echo: bool = False
     timeout_stall_seconds: float = 30.0
     random_seed: int | None = None
 
@@ -66,6 +73,8 @@ class RecordedRequest:
     body: Any
     status: int
     billed: bool
+    seconds: float = 0.0  # from the request's arrival to its answer being ready
+    at: float = 0.0  # when it arrived (Unix time)
 
 
 class Emulator:
@@ -84,6 +93,8 @@ class Emulator:
         self.requests: list[RecordedRequest] = []
         self.billed_calls = 0
         self.spent_usd = 0.0
+        self.first_billed_at: float | None = None
+        self.last_billed_at: float | None = None
         self._server = ThreadingHTTPServer((host, port), _handler_for(self))
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -118,22 +129,14 @@ class Emulator:
         with self._lock:
             self._script.extend(replies)
 
-    def reset(self) -> None:
-        with self._lock:
-            self._script.clear()
-            self._recent.clear()
-            self.requests.clear()
-            self.billed_calls = 0
-            self.spent_usd = 0.0
-
     # -- answering -------------------------------------------------------------------------------
 
     def answer(self, path: str, headers: dict[str, str], raw_body: bytes) -> Reply:
+        arrived, started = time.time(), time.monotonic()
         reply, body, billed = self._decide(path, headers, raw_body)
+        record = RecordedRequest(headers, body, reply.status, billed, time.monotonic() - started, arrived)
         with self._lock:
-            self.requests.append(
-                RecordedRequest(headers=headers, body=body, status=reply.status, billed=billed)
-            )
+            self.requests.append(record)
         return reply
 
     def _decide(self, path: str, headers: dict[str, str], raw_body: bytes) -> tuple[Reply, Any, bool]:
@@ -169,19 +172,38 @@ class Emulator:
         with self._lock:
             if self.settings.credits is not None and self.settings.credits < price:
                 return _error(406, "Insufficient credits"), body, False
-        picture = replace_background(
-            image,
-            checked["prompt"],
-            seed=checked.get("seed"),
-            palette=checked.get("color_palette"),
-            output_format=self.settings.output_format,
-        )
+        if self.settings.echo:
+            picture, content_type = image, _content_type_of(image)
+        else:
+            output_format = self.settings.output_format
+            picture = replace_background(
+                image,
+                checked["prompt"],
+                seed=checked.get("seed"),
+                palette=checked.get("color_palette"),
+                output_format=output_format,
+            )
+            content_type = _CONTENT_TYPES[output_format]
         with self._lock:
             self.billed_calls += 1
             self.spent_usd += price
+            self.first_billed_at = self.first_billed_at or time.time()
+            self.last_billed_at = time.time()
             if self.settings.credits is not None:
                 self.settings.credits = round(self.settings.credits - price, 6)
-        return Reply(200, picture, {"Content-Type": _CONTENT_TYPES[self.settings.output_format]}), body, True
+        return Reply(200, picture, {"Content-Type": content_type}), body, True
+
+    def stats(self) -> dict[str, Any]:
+        """What `GET /_emulator/stats` answers: for benchmarks and curious users."""
+        with self._lock:
+            return {
+                "requests": len(self.requests),
+                "billed_calls": self.billed_calls,
+                "spent_usd": round(self.spent_usd, 6),
+                "first_billed_at": self.first_billed_at,
+                "last_billed_at": self.last_billed_at,
+                "statuses": dict(collections.Counter(r.status for r in self.requests)),
+            }
 
     def credit_headers(self) -> dict[str, str]:
         with self._lock:
@@ -192,12 +214,12 @@ class Emulator:
         limit = self.settings.requests_per_minute
         if not limit:
             return None
-        now = time.time()
+        now, window = time.time(), self.settings.rate_window_seconds
         with self._lock:
-            while self._recent and self._recent[0] <= now - 60:
+            while self._recent and self._recent[0] <= now - window:
                 self._recent.popleft()
             if len(self._recent) >= limit:
-                reset = datetime.fromtimestamp(self._recent[0] + 60, UTC) + timedelta(milliseconds=1)
+                reset = datetime.fromtimestamp(self._recent[0] + window, UTC) + timedelta(milliseconds=1)
                 return _error(429, "Rate limit exceeded", {"x-rate-limit-reset-at-utc": reset.isoformat()})
             self._recent.append(now)
         return None
@@ -217,6 +239,11 @@ class Emulator:
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> Reply:
     return Reply(status, {"error": message}, headers or {})
+
+
+def _content_type_of(image: bytes) -> str:
+    with Image.open(io.BytesIO(image)) as probe:
+        return {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}[probe.format]
 
 
 def _load_image(reference: str) -> bytes:
@@ -257,6 +284,11 @@ def _handler_for(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
         protocol_version = "HTTP/1.1"  # keep-alive, as the client's pooled session expects
         server_version = "SegmindEmulator/1.0"
 
+        def handle(self) -> None:
+            # A client that went away (gave up waiting) leaves nobody to answer: not an error here.
+            with contextlib.suppress(ConnectionResetError, BrokenPipeError):
+                super().handle()
+
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
@@ -264,7 +296,10 @@ def _handler_for(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
             self._send(emulator.answer(self.path, headers, raw))
 
         def do_GET(self) -> None:
-            self._send(_error(405, "use POST"))
+            if self.path == STATS:
+                self._send(Reply(200, emulator.stats()))
+            else:
+                self._send(_error(405, "use POST"))
 
         def _send(self, reply: Reply) -> None:
             if reply.stall_seconds:
@@ -277,12 +312,17 @@ def _handler_for(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
             else:
                 payload, content_type = reply.body or b"", "application/octet-stream"
             headers = {"Content-Type": content_type, **emulator.credit_headers(), **reply.headers}
-            self.send_response(reply.status)
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
+            try:
+                self.send_response(reply.status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+            except (BrokenPipeError, ConnectionResetError):
+                # The client gave up waiting (its timeout): as with the real API, the work is done
+                # and billed all the same; there is just nobody left to tell.
+                self.close_connection = True
 
         def log_message(self, format: str, *args: Any) -> None:
             pass  # quiet: tests and the demo print what matters themselves

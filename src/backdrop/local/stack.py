@@ -101,6 +101,10 @@ def create_resources(spec: StackSpec, endpoint: str, *, api_key: str = LOCAL_API
 
     for logical_id in spec.buckets:
         s3.create_bucket(Bucket=LOCAL_NAMES[logical_id])
+        if logical_id in spec.versioned_buckets:
+            s3.put_bucket_versioning(
+                Bucket=LOCAL_NAMES[logical_id], VersioningConfiguration={"Status": "Enabled"}
+            )
 
     urls, arns = {}, {}
     # Dead-letter targets first: a redrive policy names its target's ARN.

@@ -34,6 +34,7 @@ class StackSpec:
     """The template's shape: resources by logical id, and what the function runs with."""
 
     buckets: tuple[str, ...]
+    versioned_buckets: tuple[str, ...]
     input_bucket: str
     output_bucket: str
     queues: dict[str, QueueSpec]
@@ -100,6 +101,12 @@ def load_spec(path: Path = DEFAULT_TEMPLATE, parameters: Mapping[str, str] | Non
 
     return StackSpec(
         buckets=tuple(by_type["AWS::S3::Bucket"]),
+        versioned_buckets=tuple(
+            bucket
+            for bucket in by_type["AWS::S3::Bucket"]
+            if resources[bucket].get("Properties", {}).get("VersioningConfiguration", {}).get("Status")
+            == "Enabled"
+        ),
         input_bucket=input_bucket,
         output_bucket=output_ref,
         queues=queues,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import random
 import time
 from collections.abc import Callable
@@ -37,6 +38,8 @@ from backdrop_fn.errors import (
 )
 from backdrop_fn.images import SNIFF_BYTES, sniff
 from backdrop_fn.ports import ApiImage, ApiKey, ApiKeySource, Deadline, Metrics
+
+logger = logging.getLogger(__name__)
 
 USER_AGENT = "backdrop/1.0 (+https://github.com/backdrop)"
 _RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
@@ -137,6 +140,15 @@ class SegmindClient:
                 if transport_error is not None:
                     raise transport_error
                 return response  # the caller turns a retryable status into its error class
+            logger.info(
+                "API attempt failed, retrying",
+                extra={
+                    "status": response.status_code if response is not None else None,
+                    "error": transport_error.message if transport_error is not None else None,
+                    "wait_seconds": round(wait, 3),
+                    "retry": retries + 1,
+                },
+            )
             if response is not None:
                 response.close()
             self._sleep(wait)
@@ -157,9 +169,9 @@ class SegmindClient:
         except requests.Timeout:
             return None, ApiTimeout(f"the API did not answer within {timeout[1]:.0f} s")
         except requests.ConnectionError as error:
-            return None, ServerError(f"could not reach the API: {type(error).__name__}")
+            return None, ServerError(f"could not reach the API: {type(error).__name__}: {_cause(error)}")
         except requests.RequestException as error:
-            return None, ServerError(f"the API connection failed: {type(error).__name__}")
+            return None, ServerError(f"the API connection failed: {type(error).__name__}: {_cause(error)}")
         self._metrics.add("ApiLatency", (self._clock() - started) * 1000.0, "Milliseconds")
         credits = response.headers.get("x-remaining-credits")
         if credits is not None:
@@ -233,6 +245,13 @@ def _error_text(response: requests.Response, key: ApiKey) -> str:
     if key.value:
         text = text.replace(key.value, "***")  # before cutting, so no part of the key survives
     return text[:500]
+
+
+def _cause(error: Exception) -> str:
+    """The innermost reason of a transport error, without the URL (which holds no key, but is long)."""
+    while error.__context__ is not None and error.__context__ is not error:
+        error = error.__context__  # type: ignore[assignment]
+    return type(error).__name__
 
 
 def pooled_session(pool_size: int = 10) -> requests.Session:

@@ -1,0 +1,25 @@
+"""The fault soak as a test (slow: `pytest -m slow`; `make soak` runs the script itself, with its table)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+def test_every_upload_is_accounted_for_under_faults(tmp_path: Path):
+    pairs = os.environ.get("SOAK_PAIRS", "150")
+    command = [sys.executable, "-m", "tests.soak.soak", "--pairs", pairs, "--out", str(tmp_path)]
+    finished = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=3600, check=False)
+    assert finished.returncode == 0, finished.stdout[-5000:] + finished.stderr[-5000:]
+    accounting = json.loads((tmp_path / "soak.json").read_text())
+    assert accounting["problems"] == []
+    assert accounting["billed_calls"] == accounting["rows"]["valid"]["outputs"]
+    assert accounting["api_retries"] > 0  # the faults really happened
