@@ -1,102 +1,64 @@
 """Lambda entry point: Powertools around the pipeline. Event shapes in, batch response out.
 
-No business rules here: ``backdrop_fn/pipeline.py`` decides what happens to each object.
+No business rules here: ``backdrop_fn/handling.py`` turns events into work for
+``backdrop_fn/pipeline.py``, which decides what happens to each object.
+
+Only Powertools' Logger and Metrics are imported with this module. boto3, requests, pydantic
+and the pipeline are imported when the first event arrives, and X-Ray's SDK only when tracing is
+on: a cold start then pays for what it uses (bench/ measures it).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
+from collections.abc import Callable
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from aws_lambda_powertools import Logger, Metrics
 
-from backdrop_fn.adapters.metrics import EmfMetrics
-from backdrop_fn.errors import BackdropError, ClaimNotReleased
-from backdrop_fn.events import UnrecognisedEvent, items_from_event, items_from_message
-from backdrop_fn.pipeline import Invocation, Outcome
-from backdrop_fn.ports import Deadline
-from backdrop_fn.wiring import Runtime, build_runtime
+if TYPE_CHECKING:
+    from backdrop_fn.wiring import Runtime
 
 # CONTRACT.md §4 gives these defaults when the variables are not set.
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "backdrop")
 NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Backdrop")
+TRACING = os.environ.get("POWERTOOLS_TRACE_DISABLED", "").strip().lower() not in ("1", "true", "yes")
 
 # An invocation that only met S3's test event or ignored keys has nothing to count: not worth a warning.
 warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 logger = Logger(service=SERVICE)
-tracer = Tracer(service=SERVICE)
 metrics = Metrics(service=SERVICE, namespace=NAMESPACE)
-copy_config_to_registered_loggers(source_logger=logger, include={"backdrop_fn"})
 
 
 @lru_cache(maxsize=1)
 def runtime() -> Runtime:
     """Clients and adapters, built once per container on the first event."""
-    return build_runtime(EmfMetrics(metrics))
+    from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
+
+    from backdrop_fn.adapters.metrics import EmfMetrics
+    from backdrop_fn.wiring import build_runtime
+
+    built = build_runtime(EmfMetrics(metrics))
+    copy_config_to_registered_loggers(source_logger=logger, include={"backdrop_fn"})
+    return built
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    current = runtime()
-    current.claims.register_lambda_context(context)
-    if _is_sqs_batch(event):
-        # A processor per invocation: its state is per batch, and the local poller runs batches in threads.
-        processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-        return process_partial_response(
-            event=event,
-            record_handler=lambda record: _handle_message(current, record, context),
-            processor=processor,
-            context=context,
-        )
-    return {"outcomes": [outcome.as_dict() for outcome in _handle_direct(current, event, context)]}
+def _handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    from backdrop_fn.handling import handle
+
+    return handle(runtime(), event, context)
 
 
-def _is_sqs_batch(event: dict[str, Any]) -> bool:
-    records = event.get("Records")
-    return bool(records) and isinstance(records, list) and records[0].get("eventSource") == "aws:sqs"
+def _instrumented(handler: Callable[[dict[str, Any], Any], dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+    handler = metrics.log_metrics(handler)
+    if TRACING:
+        from aws_lambda_powertools import Tracer
+
+        handler = Tracer(service=SERVICE).capture_lambda_handler(handler)
+    return logger.inject_lambda_context(clear_state=True)(handler)
 
 
-def _handle_message(current: Runtime, record: SQSRecord, context: LambdaContext) -> list[Outcome]:
-    """One work-queue message. Raising reports it in ``batchItemFailures`` (it comes back later)."""
-    attempt = int(record.attributes.approximate_receive_count or 1)
-    final_attempt = attempt >= current.settings.max_attempts
-    invocation = Invocation(Deadline.from_context(context), context.aws_request_id)
-    try:
-        items = items_from_message(record.body, attempt=attempt, final_attempt=final_attempt)
-    except UnrecognisedEvent as error:
-        return [current.pipeline.reject(str(error), record.body, attempt=attempt, invocation=invocation)]
-    outcomes: list[Outcome] = []
-    try:
-        for item in items:
-            outcomes.extend(current.pipeline.process(item, invocation))
-    except BackdropError as error:
-        if current.backoff is not None:
-            # A claim left "in progress" expires with this invocation: the message must not meet it.
-            at_least = invocation.deadline.remaining() if isinstance(error, ClaimNotReleased) else 0
-            current.backoff.delay(record.receipt_handle, attempt, at_least_seconds=at_least)
-        raise
-    return outcomes
-
-
-def _handle_direct(current: Runtime, event: dict[str, Any], context: LambdaContext) -> list[Outcome]:
-    """An S3 notification, EventBridge event or DLQ record invoked directly: no later attempt."""
-    invocation = Invocation(Deadline.from_context(context), context.aws_request_id)
-    try:
-        items = items_from_event(event)
-    except UnrecognisedEvent as error:
-        return [
-            current.pipeline.reject(
-                str(error), json.dumps(event, default=str), attempt=1, invocation=invocation
-            )
-        ]
-    return [outcome for item in items for outcome in current.pipeline.process(item, invocation)]
+lambda_handler = _instrumented(_handle)

@@ -357,8 +357,9 @@ def test_remaining_credits_and_latency_are_measured(emulator: Emulator):
 
 def test_the_session_reuses_its_connection(emulator: Emulator):
     client = SegmindClient(emulator.url, FixedKey(), RecordingMetrics())
-    client.replace_background(payload(), Deadline(300))
-    client.replace_background(payload(), Deadline(300))
+    for _ in range(2):
+        with client.replace_background(payload(), Deadline(300)).body as image:
+            assert image.read().startswith(b"\x89PNG")  # read to the end, as the output write does
     pool = next(iter(client._session.adapters["http://"].poolmanager.pools._container.values()))
     assert pool.num_connections == 1
 

@@ -193,3 +193,23 @@ def test_metrics_are_emitted_in_embedded_metric_format(stack: Stack, capsys: pyt
     failed = next(doc for doc in documents if "ImagesFailed" in doc)
     assert failed["ErrorClass"] == "invalid_sidecar"
     assert any("ErrorClass" in dimensions for dimensions in names["ImagesFailed"])
+
+
+@pytest.mark.parametrize("transfer", ["url", "base64"])
+def test_a_large_image_streams_both_ways_byte_for_byte(stack: Stack, transfer: str):
+    """7 MB in, the same 7 MB back (the emulator echoes): a multipart upload of a streamed answer."""
+    import random
+
+    stack.configure(IMAGE_TRANSFER=transfer)
+    stack.emulator.settings.echo = True
+    noise = random.Random(7).randbytes(1600 * 1500 * 3)
+    out = io.BytesIO()
+    Image.frombytes("RGB", (1600, 1500), noise).save(out, "PNG")
+    picture = out.getvalue()
+    assert len(picture) > 7_000_000
+    stack.upload("big.png", picture)
+    stack.upload("big.png.json", SIDECAR)
+    stack.drain()
+    assert stack.output("big.png")["Body"].read() == picture
+    if transfer == "base64":
+        assert base64.b64decode(stack.emulator.requests[0].body["image"]) == picture

@@ -8,13 +8,14 @@ import json
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 
 from PIL import Image
 
 from backdrop_fn.errors import BackdropError, ClaimInProgress
 from backdrop_fn.images import PNG, ImageType
 from backdrop_fn.ports import ApiImage, Deadline, ObjectInfo, StoredObject
+from backdrop_fn.streams import JsonBody
 
 
 def picture(fmt: str, size: tuple[int, int] = (8, 6)) -> bytes:
@@ -71,6 +72,10 @@ class FakeStore:
             return body[:first_bytes]
         return body if last_bytes is None else body[-last_bytes:]
 
+    def open(self, obj: ObjectInfo) -> BinaryIO:
+        self.reads.append((obj.key, "stream"))
+        return io.BytesIO(self.objects[(obj.bucket, obj.key)])
+
     def read_small(self, bucket: str, key: str, *, limit: int) -> StoredObject | None:
         info = self.head(bucket, key)
         if info is None:
@@ -84,11 +89,13 @@ class FakeStore:
         return f"https://{obj.bucket}.s3.example/{obj.key}?expires={expires_in}"
 
     def write_output(
-        self, bucket: str, key: str, body: bytes, *, content_type: str, metadata: dict[str, str]
-    ) -> None:
+        self, bucket: str, key: str, body: BinaryIO, *, content_type: str, metadata: dict[str, str]
+    ) -> int:
         if self.fail_writes_with is not None:
             raise self.fail_writes_with
-        self.outputs[(bucket, key)] = {"body": body, "content_type": content_type, "metadata": metadata}
+        data = body.read()
+        self.outputs[(bucket, key)] = {"body": data, "content_type": content_type, "metadata": metadata}
+        return len(data)
 
 
 def etag_of(body: bytes) -> str:
@@ -105,10 +112,11 @@ class FakeApi:
     payloads: list[dict[str, Any]] = field(default_factory=list)
 
     def replace_background(self, payload: dict[str, Any], deadline: Deadline) -> ApiImage:
-        self.payloads.append(payload)
+        # What went over the wire: inline images as the base64 text the request carries.
+        self.payloads.append(json.loads(JsonBody(payload).read()))
         if self.errors:
             raise self.errors.pop(0)
-        return ApiImage(body=self.image, image_type=self.image_type)
+        return ApiImage(image_type=self.image_type, body=io.BytesIO(self.image))
 
     @property
     def calls(self) -> int:

@@ -441,15 +441,21 @@ def test_url_mode_reads_only_the_ends_of_a_large_image(world: World):
     assert world.api.calls == 1
 
 
-def test_base64_mode_sends_the_image_bytes(world: World):
+def test_base64_mode_streams_the_image_into_the_request(world: World):
     import base64
 
     world.configure(image_transfer="base64")
-    world.upload("a.jpg", JPEG_BYTES)
-    world.upload("a.jpg.json", SIDECAR)
-    world.event("a.jpg")
-    assert base64.b64decode(world.api.payloads[0]["image"]) == JPEG_BYTES
-    assert world.store.reads == [("a.jpg", None)]
+    big = noisy_png(600, 600)
+    world.upload("a.png", big)
+    world.upload("a.png.json", SIDECAR)
+    world.event("a.png")
+    assert base64.b64decode(world.api.payloads[0]["image"]) == big
+    # Checked by its ends, then read once, as a stream, while the request is sent.
+    assert world.store.reads == [
+        ("a.png", images.HEAD_BYTES),
+        ("a.png", -images.TAIL_BYTES),
+        ("a.png", "stream"),
+    ]
 
 
 def test_style_reference_keys_become_urls_and_https_urls_pass_through(world: World):

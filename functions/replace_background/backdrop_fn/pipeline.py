@@ -5,7 +5,6 @@ Pure orchestration over the ports in ``ports.py``: no boto3, no HTTP, no environ
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import logging
 import random
@@ -33,6 +32,7 @@ from backdrop_fn.ports import (
     Claims,
     Deadline,
     FailureSink,
+    InlineImage,
     Metrics,
     ObjectInfo,
     ObjectStore,
@@ -299,13 +299,14 @@ class Pipeline:
 
         out_key = keys.output_key(self._settings.output_prefix, pair.image.key, result.image_type.extension)
         try:
-            self._store.write_output(
-                self._settings.output_bucket,
-                out_key,
-                result.body,
-                content_type=result.image_type.content_type,
-                metadata=metadata,
-            )
+            with result.body:
+                written = self._store.write_output(
+                    self._settings.output_bucket,
+                    out_key,
+                    result.body,
+                    content_type=result.image_type.content_type,
+                    metadata=metadata,
+                )
         except OutputWriteFailed as error:
             # The call is paid for. Releasing the claim would make every later receive pay again,
             # so this ends here, in the DLQ: a redrive is the user's decision to pay once more.
@@ -315,10 +316,9 @@ class Pipeline:
                 settled=True,
             ) from None
         self._metrics.add("ImagesProcessed", 1)
-        self._metrics.add("OutputBytes", len(result.body), "Bytes")
+        self._metrics.add("OutputBytes", written, "Bytes")
         logger.info(
-            "processed",
-            extra={"key": pair.image.key, "output_key": out_key, "output_bytes": len(result.body)},
+            "processed", extra={"key": pair.image.key, "output_key": out_key, "output_bytes": written}
         )
         return Outcome(Status.PROCESSED, image_key=pair.image.key, output_key=out_key).as_dict()
 
@@ -334,11 +334,8 @@ class Pipeline:
             sidecar = sidecar.model_copy(update={"rendering_speed": self._settings.default_rendering_speed})
         return sidecar
 
-    def _checked_image(self, obj: ObjectInfo, what: str) -> bytes | None:
-        """Check size, type, dimensions and completeness; return the whole bytes in base64 mode.
-
-        In url mode only the first and last bytes are read: the API fetches the image itself.
-        """
+    def _check_image(self, obj: ObjectInfo, what: str) -> None:
+        """Check size, type, dimensions and completeness from the image's first and last bytes."""
         if obj.size == 0:
             raise InvalidImage(f"{what} {obj.key!r} is empty")
         if obj.size > self._settings.max_image_bytes:
@@ -346,26 +343,24 @@ class Pipeline:
                 f"{what} {obj.key!r} is {obj.size:,} bytes; the limit (MAX_IMAGE_BYTES) is "
                 f"{self._settings.max_image_bytes:,}"
             )
-        keep = self._settings.image_transfer == "base64"
-        if keep or obj.size <= images.HEAD_BYTES + images.TAIL_BYTES:
+        if obj.size <= images.HEAD_BYTES + images.TAIL_BYTES:
             whole = self._store.read(obj)
             head, tail = whole[: images.HEAD_BYTES], whole[-images.TAIL_BYTES :]
         else:
-            whole = None
             head = self._store.read(obj, first_bytes=images.HEAD_BYTES)
             tail = self._store.read(obj, last_bytes=images.TAIL_BYTES)
         why = images.problem(head, tail, obj.size)
         if why:
             raise InvalidImage(f"{what} {obj.key!r} is {why}")
-        return whole if keep else None
 
-    def _image_field(self, obj: ObjectInfo, what: str) -> str:
-        whole = self._checked_image(obj, what)
-        if whole is not None:
-            return base64.b64encode(whole).decode("ascii")
+    def _image_field(self, obj: ObjectInfo, what: str) -> str | InlineImage:
+        """A presigned URL the API fetches (url mode), or the bytes, streamed into the request."""
+        self._check_image(obj, what)
+        if self._settings.image_transfer == "base64":
+            return InlineImage(size=obj.size, open=lambda: self._store.open(obj))
         return self._store.presigned_url(obj, expires_in=PRESIGNED_URL_SECONDS)
 
-    def _style_reference(self, bucket: str, reference: str, index: int) -> str:
+    def _style_reference(self, bucket: str, reference: str, index: int) -> str | InlineImage:
         if is_url(reference):
             return reference
         obj = self._store.head(bucket, reference)

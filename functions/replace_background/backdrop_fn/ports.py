@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from backdrop_fn.images import ImageType
 
@@ -38,6 +38,9 @@ class ObjectStore(Protocol):
     ) -> bytes:
         """The bytes of exactly that version (or only its first, or its last, so many bytes)."""
 
+    def open(self, obj: ObjectInfo) -> BinaryIO:
+        """Exactly that version, as a stream to read once (the caller closes it)."""
+
     def read_small(self, bucket: str, key: str, *, limit: int) -> StoredObject | None:
         """A small object whole, or its first ``limit + 1`` bytes when it is larger; None if absent."""
 
@@ -46,8 +49,9 @@ class ObjectStore(Protocol):
     def presigned_url(self, obj: ObjectInfo, *, expires_in: int) -> str: ...
 
     def write_output(
-        self, bucket: str, key: str, body: bytes, *, content_type: str, metadata: dict[str, str]
-    ) -> None: ...
+        self, bucket: str, key: str, body: BinaryIO, *, content_type: str, metadata: dict[str, str]
+    ) -> int:
+        """Store ``body`` read to its end, without holding it whole; returns how many bytes it had."""
 
 
 @dataclass(frozen=True)
@@ -66,9 +70,20 @@ class ApiKeySource(Protocol):
 
 
 @dataclass(frozen=True)
+class InlineImage:
+    """An image sent inside the request (base64 mode), read from the store while the request is
+    sent: the function never holds it whole."""
+
+    size: int
+    open: Callable[[], BinaryIO] = field(repr=False)
+
+
+@dataclass(frozen=True)
 class ApiImage:
-    body: bytes = field(repr=False)
+    """The API's answer, as a stream from its first byte: written to S3 as it arrives."""
+
     image_type: ImageType
+    body: BinaryIO = field(repr=False)
 
 
 class Deadline:

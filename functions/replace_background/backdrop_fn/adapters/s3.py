@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, BinaryIO
 
+from boto3.exceptions import S3UploadFailedError
+from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import BotoCoreError, ClientError
+from urllib3.exceptions import HTTPError
 
 from backdrop_fn.errors import BackdropError, InfrastructureUnavailable, InternalError, OutputWriteFailed
 from backdrop_fn.ports import ObjectInfo, StoredObject
+from backdrop_fn.streams import CountingStream
 
+# Results are streamed from the API to S3 in parts of 5 MiB (S3's smallest), one at a time: a
+# 20 MB result is never held whole. Smaller results go in one PutObject.
+_STREAMING_UPLOAD = TransferConfig(
+    multipart_threshold=5 * 1024 * 1024,
+    multipart_chunksize=5 * 1024 * 1024,
+    max_concurrency=1,
+    use_threads=False,
+)
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound", "NoSuchVersion"}
 # Answers that mean "try again": throttling, and an object replaced between our HEAD and GET.
 _TRANSIENT_CODES = {
@@ -54,16 +66,30 @@ class S3ObjectStore:
     def read(
         self, obj: ObjectInfo, *, first_bytes: int | None = None, last_bytes: int | None = None
     ) -> bytes:
+        if first_bytes is not None:
+            request_range = f"bytes=0-{first_bytes - 1}"
+        elif last_bytes is not None:
+            request_range = f"bytes=-{last_bytes}"
+        else:
+            request_range = None
+        body = self._get(obj, request_range)
+        try:
+            return body.read()
+        finally:
+            body.close()
+
+    def open(self, obj: ObjectInfo) -> BinaryIO:
+        return self._get(obj, None)
+
+    def _get(self, obj: ObjectInfo, request_range: str | None) -> Any:
+        """That very version's body (If-Match: a replaced object fails rather than mixing versions)."""
         request: dict[str, Any] = {"Bucket": obj.bucket, "Key": obj.key, "IfMatch": f'"{obj.etag}"'}
         if obj.version_id:
             request["VersionId"] = obj.version_id
-        if first_bytes is not None:
-            request["Range"] = f"bytes=0-{first_bytes - 1}"
-        elif last_bytes is not None:
-            request["Range"] = f"bytes=-{last_bytes}"
+        if request_range:
+            request["Range"] = request_range
         try:
-            response = self._s3.get_object(**request)
-            return response["Body"].read()
+            return self._s3.get_object(**request)["Body"]
         except (ClientError, BotoCoreError) as error:
             raise _unavailable("GetObject", obj.bucket, obj.key, error) from None
 
@@ -99,14 +125,20 @@ class S3ObjectStore:
         return self._s3.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in)
 
     def write_output(
-        self, bucket: str, key: str, body: bytes, *, content_type: str, metadata: dict[str, str]
-    ) -> None:
+        self, bucket: str, key: str, body: BinaryIO, *, content_type: str, metadata: dict[str, str]
+    ) -> int:
+        counted = CountingStream(b"", body)
         try:
-            self._s3.put_object(
-                Bucket=bucket, Key=key, Body=body, ContentType=content_type, Metadata=metadata
+            self._s3.upload_fileobj(
+                counted,
+                bucket,
+                key,
+                ExtraArgs={"ContentType": content_type, "Metadata": metadata},
+                Config=_STREAMING_UPLOAD,
             )
-        except (ClientError, BotoCoreError) as error:
+        except (ClientError, BotoCoreError, S3UploadFailedError, OSError, HTTPError) as error:
             raise OutputWriteFailed(f"could not write s3://{bucket}/{key}: {_reason(error)}") from None
+        return counted.count
 
 
 def _reason(error: Exception) -> str:

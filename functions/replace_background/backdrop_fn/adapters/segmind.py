@@ -10,7 +10,6 @@ parses ``Retry-After``.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import random
 import time
@@ -38,6 +37,7 @@ from backdrop_fn.errors import (
 )
 from backdrop_fn.images import SNIFF_BYTES, sniff
 from backdrop_fn.ports import ApiImage, ApiKey, ApiKeySource, Deadline, Metrics
+from backdrop_fn.streams import CountingStream, JsonBody
 
 logger = logging.getLogger(__name__)
 
@@ -98,19 +98,18 @@ class SegmindClient:
         self._wall_clock = wall_clock
 
     def replace_background(self, payload: dict[str, Any], deadline: Deadline) -> ApiImage:
-        body = json.dumps(payload).encode("utf-8")
         key = self._keys.current()
-        response = self._post(body, key, deadline)
+        response = self._post(payload, key, deadline)
         if response.status_code in (401, 403):
             # Once per call: a rotated key is picked up at once, a wrong one is not retried forever.
             fresh = self._keys.refreshed()
             if fresh.value != key.value:
                 response.close()
                 key = fresh
-                response = self._post(body, key, deadline)
+                response = self._post(payload, key, deadline)
         return self._interpret(response, key)
 
-    def _post(self, body: bytes, key: ApiKey, deadline: Deadline) -> requests.Response:
+    def _post(self, payload: dict[str, Any], key: ApiKey, deadline: Deadline) -> requests.Response:
         """POST with retries of 429, 5xx and timeouts, never past the deadline."""
         headers = {
             "x-api-key": key.value,
@@ -125,7 +124,8 @@ class SegmindClient:
                 self._metrics.add("ApiRetries", retries)
                 raise NotEnoughTime("not enough Lambda time left to call the API")
             timeout = (self._policy.connect_timeout_seconds, min(self._read_timeout, budget))
-            response, transport_error = self._attempt(body, headers, timeout)
+            # A new body each attempt: its inline images are streams, read once.
+            response, transport_error = self._attempt(JsonBody(payload), headers, timeout)
             if transport_error is None and response.status_code not in _RETRY_STATUSES:
                 self._metrics.add("ApiRetries", retries)
                 return response
@@ -155,14 +155,14 @@ class SegmindClient:
             retries += 1
 
     def _attempt(
-        self, body: bytes, headers: dict[str, str], timeout: tuple[float, float]
+        self, body: JsonBody, headers: dict[str, str], timeout: tuple[float, float]
     ) -> tuple[requests.Response, None] | tuple[None, BackdropError]:
         """One POST: the response (whatever its status), or the transport failure."""
         started = self._clock()
         try:
             # No redirects: requests would carry x-api-key to wherever the redirect points.
             response = self._session.post(
-                self._url, data=body, headers=headers, timeout=timeout, allow_redirects=False
+                self._url, data=body, headers=headers, timeout=timeout, allow_redirects=False, stream=True
             )
         except requests.exceptions.InvalidHeader:
             return None, AuthFailed("the API key holds characters that cannot be sent in a header")
@@ -217,17 +217,20 @@ class SegmindClient:
     def _interpret(self, response: requests.Response, key: ApiKey) -> ApiImage:
         status = response.status_code
         if status == 200:
-            body = response.content
-            image_type = sniff(body[:SNIFF_BYTES])
+            # The image is not read here: its first bytes tell its type, the rest goes to S3 as it
+            # arrives (a 20 MB result is never held whole).
+            response.raw.decode_content = True
+            head = response.raw.read(SNIFF_BYTES)
+            image_type = sniff(head)
             if image_type is None:
+                response.close()
                 # A 200 is a charged call: retrying it would pay again for the same answer.
                 content_type = response.headers.get("Content-Type", "no content type")
                 raise InternalError(
-                    f"the API answered 200 with {len(body):,} bytes of {content_type}, "
-                    "not a JPEG, PNG or WebP image",
+                    f"the API answered 200 with {content_type}, not a JPEG, PNG or WebP image",
                     http_status=200,
                 )
-            return ApiImage(body=body, image_type=image_type)
+            return ApiImage(image_type=image_type, body=CountingStream(head, response.raw))
         error_class = _ERRORS_BY_STATUS.get(status) or (ServerError if status >= 500 else BadRequest)
         raise error_class(f"API {status}: {_error_text(response, key)}", http_status=status)
 
