@@ -14,7 +14,7 @@ SOAK_PAIRS ?= 1000
 SAM_PYTHONS ?= 3.11.7:3.12.1:3.13.0
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: venv test unit integration lint format validate build clean demo soak
+.PHONY: venv test unit integration lint format validate build clean demo soak bench
 
 $(STAMP): pyproject.toml layers/dependencies/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,11 @@ $(CHECKOV):
 # Uploads through the local stack while the emulated API fails; accounts for every one.
 soak: venv
 	$(BIN)/python -m tests.soak.soak --pairs $(SOAK_PAIRS) --out out/soak
+
+# Each figure against a baseline measured in the same run; writes docs/PERFORMANCE.md.
+bench: venv $(SAM)
+	PYENV_VERSION=$(SAM_PYTHONS) $(SAM) build --template template.yaml
+	$(BIN)/python -m bench.run
 
 validate: $(SAM)
 	$(SAM) validate --lint --template template.yaml --region us-east-1

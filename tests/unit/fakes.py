@@ -63,6 +63,13 @@ class FakeStore:
             return None
         return ObjectInfo(bucket=bucket, key=key, etag=etag_of(body), size=len(body))
 
+    def peek(self, bucket: str, key: str, *, first_bytes: int) -> tuple[ObjectInfo, bytes] | None:
+        info = self.head(bucket, key)
+        if info is None:
+            return None
+        self.reads.append((key, first_bytes))
+        return info, self.objects[(bucket, key)][:first_bytes]
+
     def read(
         self, obj: ObjectInfo, *, first_bytes: int | None = None, last_bytes: int | None = None
     ) -> bytes:

@@ -9,7 +9,7 @@ import hashlib
 import logging
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -98,7 +98,8 @@ class Invocation:
 @dataclass(frozen=True)
 class _Pair:
     image: ObjectInfo
-    sidecar: StoredObject | None  # None: the image is processed with DEFAULT_PROMPT
+    image_head: bytes = field(repr=False)  # its first bytes, read with its version
+    sidecar: StoredObject | None = None  # None: the image is processed with DEFAULT_PROMPT
 
     def identity(self, default_prompt: str | None) -> dict[str, Any]:
         """What makes a result: both halves' versions (ETags), not the message that carried them."""
@@ -161,29 +162,32 @@ class Pipeline:
             return [Outcome(Status.IGNORED)]
         try:
             if kind is keys.KeyKind.IMAGE:
-                return [self._process_image(item, item.key, invocation)]
+                outcome = self._process_image(item, item.key, invocation)
+                return [outcome or self._missing_image(item, invocation)]
             image_keys = self._images_owning(item.bucket, item.key)
         except BackdropError as error:
             return [self._fail_unclaimed(error, item, invocation)]
-        if not image_keys:
-            logger.info("sidecar waits for its image", extra={"key": item.key})
-            self._metrics.add("AwaitingImage", 1)
-            return [Outcome(Status.AWAITING_IMAGE)]
         outcomes = []
         for image_key in image_keys:
             try:
-                outcomes.append(self._process_image(item, image_key, invocation))
+                found = self._process_image(item, image_key, invocation)
             except BackdropError as error:
-                outcomes.append(self._fail_unclaimed(error, item, invocation, image_key=image_key))
+                found = self._fail_unclaimed(error, item, invocation, image_key=image_key)
+            if found is not None:
+                outcomes.append(found)
+        if not outcomes:
+            logger.info("sidecar waits for its image", extra={"key": item.key})
+            self._metrics.add("AwaitingImage", 1)
+            return [Outcome(Status.AWAITING_IMAGE)]
         return outcomes
 
     # -- resolving the pair -------------------------------------------------------------------
 
     def _images_owning(self, bucket: str, sidecar_key: str) -> list[str]:
+        """The images that may own this sidecar: the exact one is not looked up here (its own read
+        tells whether it exists), the stem ones are found by listing."""
         exact, stem_prefix = keys.image_places_for_sidecar(sidecar_key)
-        found = []
-        if exact and self._store.head(bucket, exact):
-            found.append(exact)
+        found = [exact] if exact else []
         found.extend(
             key
             for key in self._store.list_keys(bucket, stem_prefix)
@@ -198,10 +202,12 @@ class Pipeline:
                 return found
         return None
 
-    def _process_image(self, item: WorkItem, image_key: str, invocation: Invocation) -> Outcome:
-        image = self._store.head(item.bucket, image_key)
-        if image is None:
-            return self._missing_image(item, image_key, invocation)
+    def _process_image(self, item: WorkItem, image_key: str, invocation: Invocation) -> Outcome | None:
+        """The pair of ``image_key``, processed once; None when there is no such image."""
+        peeked = self._store.peek(item.bucket, image_key, first_bytes=images.HEAD_BYTES)
+        if peeked is None:
+            return None
+        image, image_head = peeked
         sidecar = self._find_sidecar(item.bucket, image_key)
         if sidecar is None and self._settings.default_prompt is None:
             logger.info("image waits for its sidecar", extra={"key": image_key})
@@ -210,7 +216,7 @@ class Pipeline:
         if invocation.deadline.remaining() < self._min_seconds_to_start:
             # Not an attempt: nothing is claimed or called, and the message comes back whole.
             raise NotEnoughTime(f"{invocation.deadline.remaining():.0f} s left: too little to call the API")
-        pair = _Pair(image=image, sidecar=sidecar)
+        pair = _Pair(image=image, image_head=image_head, sidecar=sidecar)
         identity = pair.identity(self._settings.default_prompt)
         outcome = self._once(identity, lambda: self._run(pair, item, invocation))
         if item.replay_of and outcome.status is Status.DUPLICATE and outcome.error_class is not None:
@@ -220,16 +226,16 @@ class Pipeline:
             outcome = self._once(replay, lambda: self._run(pair, item, invocation))
         return outcome
 
-    def _missing_image(self, item: WorkItem, image_key: str, invocation: Invocation) -> Outcome:
+    def _missing_image(self, item: WorkItem, invocation: Invocation) -> Outcome:
         # Deleted between upload and processing: one DLQ record however often the event comes.
         identity = {
             "bucket": item.bucket,
-            "missing_key": image_key,
-            "event_etag": item.etag if image_key == item.key else None,
+            "missing_key": item.key,
+            "event_etag": item.etag,
             "replay_of": item.replay_of,
         }
-        error = MissingObject(f"the image {image_key!r} is no longer in bucket {item.bucket!r}")
-        source = FailureSource(bucket=item.bucket, key=image_key, etag=item.etag)
+        error = MissingObject(f"the image {item.key!r} is no longer in bucket {item.bucket!r}")
+        source = FailureSource(bucket=item.bucket, key=item.key, etag=item.etag)
         return self._once(
             identity, lambda: self._dead_letter(error, source, item.event, item.attempt, invocation)
         )
@@ -279,7 +285,7 @@ class Pipeline:
         seed = sidecar.seed if sidecar.seed is not None else self._random_seed()
         metadata = self._output_metadata(pair, sidecar, seed)
         payload = {
-            "image": self._image_field(pair.image, "image"),
+            "image": self._image_field(pair.image, "image", head=pair.image_head),
             "prompt": sidecar.prompt,
             "rendering_speed": sidecar.rendering_speed,
             "magic_prompt": sidecar.magic_prompt,
@@ -334,8 +340,11 @@ class Pipeline:
             sidecar = sidecar.model_copy(update={"rendering_speed": self._settings.default_rendering_speed})
         return sidecar
 
-    def _check_image(self, obj: ObjectInfo, what: str) -> None:
-        """Check size, type, dimensions and completeness from the image's first and last bytes."""
+    def _check_image(self, obj: ObjectInfo, what: str, head: bytes | None = None) -> None:
+        """Check size, type, dimensions and completeness from the image's first and last bytes.
+
+        ``head``: its first bytes when they were read already (with its version, in one request).
+        """
         if obj.size == 0:
             raise InvalidImage(f"{what} {obj.key!r} is empty")
         if obj.size > self._settings.max_image_bytes:
@@ -343,19 +352,21 @@ class Pipeline:
                 f"{what} {obj.key!r} is {obj.size:,} bytes; the limit (MAX_IMAGE_BYTES) is "
                 f"{self._settings.max_image_bytes:,}"
             )
-        if obj.size <= images.HEAD_BYTES + images.TAIL_BYTES:
+        if head is not None and len(head) >= obj.size:
+            tail = head[-images.TAIL_BYTES :]  # the head is the whole image
+        elif head is None and obj.size <= images.HEAD_BYTES + images.TAIL_BYTES:
             whole = self._store.read(obj)
             head, tail = whole[: images.HEAD_BYTES], whole[-images.TAIL_BYTES :]
         else:
-            head = self._store.read(obj, first_bytes=images.HEAD_BYTES)
+            head = head if head is not None else self._store.read(obj, first_bytes=images.HEAD_BYTES)
             tail = self._store.read(obj, last_bytes=images.TAIL_BYTES)
         why = images.problem(head, tail, obj.size)
         if why:
             raise InvalidImage(f"{what} {obj.key!r} is {why}")
 
-    def _image_field(self, obj: ObjectInfo, what: str) -> str | InlineImage:
+    def _image_field(self, obj: ObjectInfo, what: str, head: bytes | None = None) -> str | InlineImage:
         """A presigned URL the API fetches (url mode), or the bytes, streamed into the request."""
-        self._check_image(obj, what)
+        self._check_image(obj, what, head)
         if self._settings.image_transfer == "base64":
             return InlineImage(size=obj.size, open=lambda: self._store.open(obj))
         return self._store.presigned_url(obj, expires_in=PRESIGNED_URL_SECONDS)

@@ -33,6 +33,9 @@ class ObjectStore(Protocol):
     def head(self, bucket: str, key: str) -> ObjectInfo | None:
         """The object's current version, or None when there is no such object."""
 
+    def peek(self, bucket: str, key: str, *, first_bytes: int) -> tuple[ObjectInfo, bytes] | None:
+        """The object's current version and its first bytes, in one request; None if absent."""
+
     def read(
         self, obj: ObjectInfo, *, first_bytes: int | None = None, last_bytes: int | None = None
     ) -> bytes:

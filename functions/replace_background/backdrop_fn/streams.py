@@ -91,30 +91,34 @@ class JsonBody(io.RawIOBase):
                 source.close()
 
 
-class CountingStream(io.RawIOBase):
-    """``head`` (bytes already read) followed by the rest of ``rest``; counts what was read."""
+class CountingStream:
+    """``head`` (bytes already read) followed by the rest of ``rest``; counts what was read.
+
+    A plain ``read`` rather than an ``io`` class: its callers read megabytes at a time, and each
+    ``readinto`` layer would copy every one of them once more.
+    """
 
     def __init__(self, head: bytes, rest: BinaryIO) -> None:
-        super().__init__()
         self._head = head
         self._rest = rest
         self.count = 0
 
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, target: Any) -> int:
+    def read(self, size: int = -1) -> bytes:
         if self._head:
-            count = min(len(target), len(self._head))
-            target[:count] = self._head[:count]
-            self._head = self._head[count:]
+            data = self._head if size < 0 else self._head[:size]
+            self._head = self._head[len(data) :]
+            if size < 0 or len(data) < size:
+                data += self._rest.read(-1 if size < 0 else size - len(data))
         else:
-            data = self._rest.read(len(target))
-            count = len(data)
-            target[:count] = data
-        self.count += count
-        return count
+            data = self._rest.read() if size < 0 else self._rest.read(size)
+        self.count += len(data)
+        return data
 
     def close(self) -> None:
         self._rest.close()
-        super().close()
+
+    def __enter__(self) -> CountingStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,7 +43,8 @@ class Runtime:
 def build_runtime(metrics: EmfMetrics) -> Runtime:
     settings = Settings.from_env()
     session = boto3.session.Session()
-    sqs = aws_client("sqs", session)
+    # SQS is needed only when something fails: its client is made on first use, not at a cold start.
+    sqs = functools.cache(lambda: aws_client("sqs", session))
     claims = IdempotencyClaims(
         settings.idempotency_table,
         ttl_seconds=settings.idempotency_ttl_seconds,

@@ -107,28 +107,31 @@ class EventSourceMapping:
 
     def _poll(self) -> None:
         while not self._stopped.is_set():
-            try:
-                messages = self._sqs.receive_message(
-                    QueueUrl=self._queue_url,
-                    MaxNumberOfMessages=self._batch_size,
-                    WaitTimeSeconds=self._wait,
-                    AttributeNames=["All"],
-                    MessageAttributeNames=["All"],
-                ).get("Messages", [])
-            except Exception:
-                if self._stopped.is_set():
-                    return
+            self.poll_once()
+
+    def poll_once(self) -> None:
+        """Receive one batch and invoke the handler with it, in the calling thread."""
+        try:
+            messages = self._sqs.receive_message(
+                QueueUrl=self._queue_url,
+                MaxNumberOfMessages=self._batch_size,
+                WaitTimeSeconds=self._wait,
+                AttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            ).get("Messages", [])
+        except Exception:
+            if not self._stopped.is_set():
                 logger.exception("receiving from the work queue failed")
                 time.sleep(self._wait)
-                continue
-            if messages:
+            return
+        if messages:
+            with self._busy_lock:
+                self._busy += 1
+            try:
+                self._invoke(messages)
+            finally:
                 with self._busy_lock:
-                    self._busy += 1
-                try:
-                    self._invoke(messages)
-                finally:
-                    with self._busy_lock:
-                        self._busy -= 1
+                    self._busy -= 1
 
     def _invoke(self, messages: list[dict[str, Any]]) -> None:
         context = LocalLambdaContext(timeout_seconds=self._timeout)

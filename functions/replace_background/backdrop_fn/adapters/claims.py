@@ -36,6 +36,10 @@ class IdempotencyClaims:
             hash_function="sha256",
             raise_on_no_idempotency_key=True,
             response_hook=_mark_stored_before,
+            # A pair's second event usually reaches the container that processed its first: a
+            # completed claim remembered here answers it without a DynamoDB round trip.
+            use_local_cache=True,
+            local_cache_max_items=1024,
         )
         persistence = DynamoDBPersistenceLayer(table_name=table_name, boto3_client=client)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -10,13 +11,13 @@ from backdrop_fn.errors import InfrastructureUnavailable
 
 
 class SqsFailureSink:
-    def __init__(self, client: Any, queue_url: str) -> None:
-        self._sqs = client
+    def __init__(self, client: Callable[[], Any], queue_url: str) -> None:
+        self._sqs = client  # made on first use
         self._queue_url = queue_url
 
     def send(self, body: str, *, error_class: str) -> None:
         try:
-            self._sqs.send_message(
+            self._sqs().send_message(
                 QueueUrl=self._queue_url,
                 MessageBody=body,
                 MessageAttributes={"error_class": {"DataType": "String", "StringValue": error_class}},

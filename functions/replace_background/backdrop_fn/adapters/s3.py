@@ -63,6 +63,27 @@ class S3ObjectStore:
             raise _unavailable("HeadObject", bucket, key, error) from None
         return _info(bucket, key, response)
 
+    def peek(self, bucket: str, key: str, *, first_bytes: int) -> tuple[ObjectInfo, bytes] | None:
+        try:
+            response = self._s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{first_bytes - 1}")
+        except ClientError as error:
+            if _is_not_found(error):
+                return None
+            if error.response.get("Error", {}).get("Code") == "InvalidRange":  # an empty object
+                info = self.head(bucket, key)
+                return None if info is None else (info, b"")
+            raise _unavailable("GetObject", bucket, key, error) from None
+        except BotoCoreError as error:
+            raise _unavailable("GetObject", bucket, key, error) from None
+        body = response["Body"]
+        try:
+            data = body.read()
+        finally:
+            body.close()
+        # "bytes 0-262143/7692463": the object's whole size is after the slash.
+        size = int(response.get("ContentRange", "").rpartition("/")[2] or response["ContentLength"])
+        return _info(bucket, key, {**response, "ContentLength": size}), data
+
     def read(
         self, obj: ObjectInfo, *, first_bytes: int | None = None, last_bytes: int | None = None
     ) -> bytes:

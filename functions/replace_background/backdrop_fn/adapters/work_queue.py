@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -25,8 +26,8 @@ def backoff_seconds(attempt: int, first: int = 60) -> int:
 
 
 class WorkQueueBackoff:
-    def __init__(self, client: Any, queue_url: str, *, first_seconds: int = 60) -> None:
-        self._sqs = client
+    def __init__(self, client: Callable[[], Any], queue_url: str, *, first_seconds: int = 60) -> None:
+        self._sqs = client  # made on first use
         self._queue_url = queue_url
         self._first = first_seconds
 
@@ -38,7 +39,7 @@ class WorkQueueBackoff:
         """
         seconds = max(backoff_seconds(attempt, self._first), math.ceil(at_least_seconds) + 1)
         try:
-            self._sqs.change_message_visibility(
+            self._sqs().change_message_visibility(
                 QueueUrl=self._queue_url,
                 ReceiptHandle=receipt_handle,
                 VisibilityTimeout=min(seconds, MAX_VISIBILITY_SECONDS),
