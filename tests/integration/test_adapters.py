@@ -50,6 +50,21 @@ def test_read_small_never_reads_past_its_limit(s3):
     assert (found.info.size, len(found.body)) == (100_000, 1001)
 
 
+def test_peek_gives_the_version_and_first_bytes_in_one_read(s3):
+    s3.put_object(Bucket=BUCKET, Key="p.png", Body=b"0123456789")
+    store = S3ObjectStore(s3)
+    info, head = store.peek(BUCKET, "p.png", first_bytes=4)
+    assert (head, info.size, info.etag) == (b"0123", 10, store.head(BUCKET, "p.png").etag)
+    assert store.peek(BUCKET, "p.png", first_bytes=100)[1] == b"0123456789"
+
+
+def test_peek_at_an_empty_object_is_an_empty_head_not_an_error(s3):
+    s3.put_object(Bucket=BUCKET, Key="empty.png", Body=b"")
+    info, head = S3ObjectStore(s3).peek(BUCKET, "empty.png", first_bytes=10)
+    assert (info.size, head) == (0, b"")
+    assert S3ObjectStore(s3).peek(BUCKET, "nope.png", first_bytes=10) is None
+
+
 def test_missing_objects_are_none_not_errors(s3):
     store = S3ObjectStore(s3)
     assert store.head(BUCKET, "nope.png") is None

@@ -553,3 +553,12 @@ def test_an_event_from_the_output_bucket_never_makes_a_call(world: World):
     assert statuses(world.event("result.png")) == [Status.IGNORED]
     assert world.api.calls == 0
     assert world.dlq.sent == []
+
+
+def test_an_empty_image_is_an_invalid_image(world: World):
+    world.upload("empty.jpg", b"")
+    world.upload("empty.jpg.json", SIDECAR)
+    world.event("empty.jpg")
+    assert world.dlq.records[0]["error"]["class"] == "invalid_image"
+    assert "is empty" in world.dlq.records[0]["error"]["message"]
+    assert world.api.calls == 0

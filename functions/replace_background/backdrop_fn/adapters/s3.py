@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, BinaryIO
 
 from boto3.exceptions import S3UploadFailedError
@@ -53,28 +54,26 @@ class S3ObjectStore:
         self._s3 = client
 
     def head(self, bucket: str, key: str) -> ObjectInfo | None:
-        try:
-            response = self._s3.head_object(Bucket=bucket, Key=key)
-        except ClientError as error:
-            if _is_not_found(error):
-                return None
-            raise _unavailable("HeadObject", bucket, key, error) from None
-        except BotoCoreError as error:
-            raise _unavailable("HeadObject", bucket, key, error) from None
-        return _info(bucket, key, response)
+        response = _unless_absent(
+            "HeadObject", bucket, key, lambda: self._s3.head_object(Bucket=bucket, Key=key)
+        )
+        return None if response is None else _info(bucket, key, response)
 
     def peek(self, bucket: str, key: str, *, first_bytes: int) -> tuple[ObjectInfo, bytes] | None:
-        try:
-            response = self._s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{first_bytes - 1}")
-        except ClientError as error:
-            if _is_not_found(error):
-                return None
-            if error.response.get("Error", {}).get("Code") == "InvalidRange":  # an empty object
-                info = self.head(bucket, key)
-                return None if info is None else (info, b"")
-            raise _unavailable("GetObject", bucket, key, error) from None
-        except BotoCoreError as error:
-            raise _unavailable("GetObject", bucket, key, error) from None
+        def ranged_get() -> Any:
+            try:
+                return self._s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{first_bytes - 1}")
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") == "InvalidRange":
+                    return _EMPTY  # an empty object has no byte 0
+                raise
+
+        response = _unless_absent("GetObject", bucket, key, ranged_get)
+        if response is _EMPTY:
+            info = self.head(bucket, key)
+            return None if info is None else (info, b"")
+        if response is None:
+            return None
         body = response["Body"]
         try:
             data = body.read()
@@ -115,14 +114,11 @@ class S3ObjectStore:
             raise _unavailable("GetObject", obj.bucket, obj.key, error) from None
 
     def read_small(self, bucket: str, key: str, *, limit: int) -> StoredObject | None:
-        try:
-            response = self._s3.get_object(Bucket=bucket, Key=key)
-        except ClientError as error:
-            if _is_not_found(error):
-                return None
-            raise _unavailable("GetObject", bucket, key, error) from None
-        except BotoCoreError as error:
-            raise _unavailable("GetObject", bucket, key, error) from None
+        response = _unless_absent(
+            "GetObject", bucket, key, lambda: self._s3.get_object(Bucket=bucket, Key=key)
+        )
+        if response is None:
+            return None
         body = response["Body"]
         try:
             data = body.read(limit + 1)  # never more than the limit tells us, whatever the size
@@ -160,6 +156,21 @@ class S3ObjectStore:
         except (ClientError, BotoCoreError, S3UploadFailedError, OSError, HTTPError) as error:
             raise OutputWriteFailed(f"could not write s3://{bucket}/{key}: {_reason(error)}") from None
         return counted.count
+
+
+_EMPTY = object()
+
+
+def _unless_absent(operation: str, bucket: str, key: str, call: Callable[[], Any]) -> Any | None:
+    """``call()``'s response, or None when there is no such object."""
+    try:
+        return call()
+    except ClientError as error:
+        if _is_not_found(error):
+            return None
+        raise _unavailable(operation, bucket, key, error) from None
+    except BotoCoreError as error:
+        raise _unavailable(operation, bucket, key, error) from None
 
 
 def _reason(error: Exception) -> str:
