@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import socketserver
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -18,6 +20,7 @@ from backdrop_fn.adapters.secrets import SecretsManagerApiKey
 from backdrop_fn.adapters.segmind import RetryPolicy, SegmindClient
 from backdrop_fn.adapters.work_queue import WorkQueueBackoff
 from backdrop_fn.errors import (
+    ApiTimeout,
     AuthFailed,
     ClaimInProgress,
     ClaimNotReleased,
@@ -29,7 +32,7 @@ from backdrop_fn.errors import (
 from backdrop_fn.ports import ApiKey, Deadline
 from backdrop_fn.wiring import aws_client
 from tests.integration.conftest import API_KEY, REGION, photo
-from tests.unit.fakes import RecordingMetrics
+from tests.unit.fakes import PNG_BYTES, RecordingMetrics
 
 BUCKET = "adapter-bucket"
 
@@ -401,3 +404,47 @@ def test_reset_time_in_the_past_means_no_wait(api, emulator: Emulator):
     emulator.script(Reply(429, {"error": "x"}, {"x-rate-limit-reset-at-utc": past}))
     client.replace_background(payload(), Deadline(300, clock))
     assert clock.sleeps == [0.0]
+
+
+class _AnswerThatBreaksOff(socketserver.StreamRequestHandler):
+    """Says 200 and a 100 kB PNG, sends its first bytes, then stalls or hangs up."""
+
+    stall_seconds = 0.0
+
+    def handle(self) -> None:
+        while self.rfile.readline() not in (b"\r\n", b""):
+            pass  # the request line and headers; the body is left unread
+        self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: 100000\r\n\r\n")
+        self.wfile.write(PNG_BYTES[:64])
+        self.wfile.flush()
+        time.sleep(self.stall_seconds)
+
+
+@pytest.fixture
+def breaking_api():
+    def serve(stall_seconds: float) -> SegmindClient:
+        handler = type("Handler", (_AnswerThatBreaksOff,), {"stall_seconds": stall_seconds})
+        server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), handler)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        url = f"http://127.0.0.1:{server.server_address[1]}/v1/ideogram-3-replace-background"
+        return SegmindClient(url, FixedKey(), RecordingMetrics(), read_timeout_seconds=0.5)
+
+    servers: list[socketserver.TCPServer] = []
+    yield serve
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def test_an_answer_that_hangs_up_midway_is_a_server_error(breaking_api):
+    answer = breaking_api(stall_seconds=0).replace_background(payload(), Deadline(300))
+    with pytest.raises(ServerError, match="broke off before its end"):
+        answer.body.read()
+
+
+def test_an_answer_that_stalls_midway_is_a_timeout(breaking_api):
+    answer = breaking_api(stall_seconds=3).replace_background(payload(), Deadline(300))
+    with pytest.raises(ApiTimeout, match="stalled before its end"):
+        answer.body.read()

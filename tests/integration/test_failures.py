@@ -8,7 +8,7 @@ import re
 import pytest
 
 from backdrop.emulator import Reply
-from tests.integration.conftest import API_KEY, INPUT_BUCKET, Stack, photo
+from tests.integration.conftest import API_KEY, INPUT_BUCKET, OUTPUT_BUCKET, Stack, photo
 
 SIDECAR = {"prompt": "a quiet forest", "seed": 222}
 ISO_SECOND = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
@@ -229,6 +229,21 @@ def test_a_200_that_is_not_an_image_is_never_paid_for_twice(stack: Stack):
     ((record, attribute),) = stack.dlq()
     assert attribute == "internal"
     assert record["error"]["http_status"] == 200
+    assert stack.api_calls == 1
+
+
+def test_a_failed_output_write_is_left_on_the_queue_and_stored_later_without_a_second_call(stack: Stack):
+    pair(stack, "w.png")
+    image_message = stack.received()[0]
+    stack.s3.delete_bucket(Bucket=OUTPUT_BUCKET)  # the output bucket fails every write
+    response = stack.deliver([image_message])
+    assert response == {"batchItemFailures": [{"itemIdentifier": image_message["MessageId"]}]}
+    assert stack.dlq() == []
+    stack.s3.create_bucket(Bucket=OUTPUT_BUCKET)
+    image_message["Attributes"]["ApproximateReceiveCount"] = "2"
+    assert stack.deliver([image_message]) == {"batchItemFailures": []}
+    assert stack.output_keys() == ["w.png"]
+    assert stack.output("w.png")["Metadata"]["seed"] == "222"
     assert stack.api_calls == 1
 
 

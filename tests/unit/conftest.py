@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
 
 import pytest
 
+from backdrop_fn.adapters.kept_results import LocalDiskResults
 from backdrop_fn.config import Settings
 from backdrop_fn.events import WorkItem
 from backdrop_fn.pipeline import Invocation, Outcome, Pipeline
@@ -39,6 +41,7 @@ class World:
     claims: InMemoryClaims
     metrics: RecordingMetrics
     settings: Settings
+    paid: LocalDiskResults
     seed: int = 4242
 
     @property
@@ -50,6 +53,7 @@ class World:
             failures=self.dlq,
             claims=self.claims,
             metrics=self.metrics,
+            paid=self.paid,
             random_seed=lambda: self.seed,
         )
 
@@ -79,11 +83,19 @@ class World:
 
 
 @pytest.fixture
-def world() -> World:
+def world(tmp_path: Path) -> World:
     settings = Settings(
         output_bucket=OUTPUT_BUCKET,
         api_key_secret_id="secret",
         dlq_url="https://sqs.example/dlq",
         idempotency_table="table",
     )
-    return World(FakeStore(), FakeApi(), FakeFailureSink(), InMemoryClaims(), RecordingMetrics(), settings)
+    return World(
+        FakeStore(),
+        FakeApi(),
+        FakeFailureSink(),
+        InMemoryClaims(),
+        RecordingMetrics(),
+        settings,
+        LocalDiskResults(tmp_path / "paid-results"),
+    )

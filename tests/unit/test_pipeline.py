@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
 
 from backdrop_fn import images
+from backdrop_fn.adapters.kept_results import LocalDiskResults
 from backdrop_fn.errors import (
     ApiNotFound,
     ApiTimeout,
@@ -368,18 +370,63 @@ def test_a_transient_failure_then_success_writes_the_output(world: World):
     assert world.dlq.sent == []
 
 
-def test_an_output_write_failing_after_the_paid_call_never_pays_again(world: World):
+def test_a_failed_output_write_is_retried_from_the_kept_answer_without_paying_again(
+    world: World, tmp_path: Path
+):
+    world.upload("a.jpg", JPEG_BYTES)
+    world.upload("a.jpg.json", {"prompt": "a beach"})  # no seed: the function chooses one
+    world.store.fail_writes_with = OutputWriteFailed("SlowDown", retryable=True)
+    with pytest.raises(OutputWriteFailed, match="paid for but could not be stored"):
+        world.event("a.jpg", attempt=1, final=False)  # left on the queue, as CONTRACT.md §3 says
+    assert world.dlq.sent == []
+    world.store.fail_writes_with = None
+    world.seed = 99  # a new call would choose another seed
+    assert statuses(world.event("a.jpg", attempt=2, final=False)) == [Status.PROCESSED]
+    assert world.api.calls == 1
+    assert world.metrics.total("PaidResultsReused") == 1
+    output = world.output("a.png")
+    assert output["body"] == world.api.image
+    assert output["metadata"]["seed"] == "4242"  # the metadata of the answer that was paid for
+    assert list((tmp_path / "paid-results").iterdir()) == []  # stored, so no longer kept
+
+
+def test_an_output_write_failing_on_the_last_attempt_is_dead_lettered_and_a_redrive_pays_nothing(
+    world: World,
+):
+    world.upload("a.jpg", JPEG_BYTES)
+    world.upload("a.jpg.json", SIDECAR)
+    world.store.fail_writes_with = OutputWriteFailed("AccessDenied", retryable=True)
+    assert statuses(world.event("a.jpg", attempt=5, final=True)) == [Status.FAILED]
+    ((record, error_class),) = world.dlq.sent
+    assert error_class == "output_write"
+    assert record["error"]["retryable"] is True
+    assert "paid for but could not be stored: AccessDenied" in record["error"]["message"]
+    world.store.fail_writes_with = None  # the user fixed the bucket, then redrove the record
+    assert statuses(world.event("a.jpg", replay_of="dlq-message-1")) == [Status.PROCESSED]
+    assert world.api.calls == 1
+
+
+def test_a_container_without_the_kept_answer_pays_again_on_retry(world: World, tmp_path: Path):
     world.upload("a.jpg", JPEG_BYTES)
     world.upload("a.jpg.json", SIDECAR)
     world.store.fail_writes_with = OutputWriteFailed("SlowDown", retryable=True)
-    assert statuses(world.event("a.jpg", final=False)) == [Status.FAILED]
-    ((record, error_class),) = world.dlq.sent
-    assert error_class == "output_write"
-    assert record["error"]["retryable"] is True  # worth a redrive, which is the user's decision
-    assert "succeeded and was paid" in record["error"]["message"]
+    with pytest.raises(OutputWriteFailed):
+        world.event("a.jpg", attempt=1, final=False)
     world.store.fail_writes_with = None
-    assert statuses(world.event("a.jpg", attempt=2, final=False)) == [Status.DUPLICATE]
-    assert world.api.calls == 1
+    world.paid = LocalDiskResults(tmp_path / "another-container")
+    assert statuses(world.event("a.jpg", attempt=2, final=False)) == [Status.PROCESSED]
+    assert world.api.calls == 2  # the price of a retry the contract asks for, where no copy is
+
+
+def test_an_answer_that_cannot_be_kept_is_retried(world: World, tmp_path: Path):
+    world.upload("a.jpg", JPEG_BYTES)
+    world.upload("a.jpg.json", SIDECAR)
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the keep's directory should be")
+    world.paid = LocalDiskResults(blocker)
+    with pytest.raises(OutputWriteFailed, match="could not be kept on local disk"):
+        world.event("a.jpg", attempt=1, final=False)
+    assert world.store.outputs == {}
 
 
 def test_an_output_key_s3_would_refuse_fails_before_the_call(world: World):

@@ -19,15 +19,12 @@ class BackdropError(Exception):
         *,
         http_status: int | None = None,
         retryable: bool | None = None,
-        settled: bool = False,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.http_status = http_status
         if retryable is not None:  # a class's usual answer, overridden for this one failure
             self.retryable = retryable
-        # Settled: the paid call was made, so no automatic retry may run (only a redrive).
-        self.settled = settled
 
 
 class InvalidSidecar(BackdropError):

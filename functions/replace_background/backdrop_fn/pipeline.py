@@ -6,6 +6,7 @@ Pure orchestration over the ports in ``ports.py``: no boto3, no HTTP, no environ
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import random
 from collections.abc import Callable
@@ -33,9 +34,11 @@ from backdrop_fn.ports import (
     Deadline,
     FailureSink,
     InlineImage,
+    KeptResult,
     Metrics,
     ObjectInfo,
     ObjectStore,
+    PaidResults,
     StoredObject,
 )
 from backdrop_fn.sidecar import MAX_SIDECAR_BYTES, SEED_MAX, SEED_MIN, Sidecar, is_url, parse_sidecar
@@ -131,6 +134,7 @@ class Pipeline:
         failures: FailureSink,
         claims: Claims,
         metrics: Metrics,
+        paid: PaidResults,
         random_seed: Callable[[], int] = lambda: random.randint(SEED_MIN, SEED_MAX),
         min_seconds_to_start: float = 30.0,
     ) -> None:
@@ -140,6 +144,7 @@ class Pipeline:
         self._failures = failures
         self._claims = claims
         self._metrics = metrics
+        self._paid = paid
         self._random_seed = random_seed
         # An API call takes ~15 s and the output write needs some more: less than this left, and a
         # pair is not started (its message comes back for a fresh invocation).
@@ -281,6 +286,40 @@ class Pipeline:
             return self._dead_letter(error, pair.failure_source(), item.event, item.attempt, invocation)
 
     def _replace_background(self, pair: _Pair, invocation: Invocation) -> dict[str, Any]:
+        pair_id = _sha256(json.dumps(pair.identity(self._settings.default_prompt), sort_keys=True))
+        answer = self._paid.find(pair_id)
+        if answer is None:
+            answer = self._buy_answer(pair, pair_id, invocation)
+        else:
+            logger.info("storing the answer paid for by an earlier attempt", extra={"key": pair.image.key})
+            self._metrics.add("PaidResultsReused", 1)
+        out_key = keys.output_key(self._settings.output_prefix, pair.image.key, answer.image_type.extension)
+        try:
+            with answer.open() as body:
+                written = self._store.write_output(
+                    self._settings.output_bucket,
+                    out_key,
+                    body,
+                    content_type=answer.image_type.content_type,
+                    metadata=answer.metadata,
+                )
+        except OutputWriteFailed as error:
+            # Retried like any passing trouble (CONTRACT.md §3); the kept answer makes the retry free.
+            raise OutputWriteFailed(
+                f"the API's answer was paid for but could not be stored: {error.message}; "
+                "it is kept, so a retry in the same container stores it without another call",
+                retryable=error.retryable,
+            ) from None
+        self._paid.forget(pair_id)
+        self._metrics.add("ImagesProcessed", 1)
+        self._metrics.add("OutputBytes", written, "Bytes")
+        logger.info(
+            "processed", extra={"key": pair.image.key, "output_key": out_key, "output_bytes": written}
+        )
+        return Outcome(Status.PROCESSED, image_key=pair.image.key, output_key=out_key).as_dict()
+
+    def _buy_answer(self, pair: _Pair, pair_id: str, invocation: Invocation) -> KeptResult:
+        """Check everything, make the paid call, and keep its answer until it is stored."""
         sidecar = self._sidecar_of(pair)
         seed = sidecar.seed if sidecar.seed is not None else self._random_seed()
         metadata = self._output_metadata(pair, sidecar, seed)
@@ -302,31 +341,8 @@ class Pipeline:
         self._check_output_key(pair.image.key)
 
         result = self._api.replace_background(payload, invocation.deadline)
-
-        out_key = keys.output_key(self._settings.output_prefix, pair.image.key, result.image_type.extension)
-        try:
-            with result.body:
-                written = self._store.write_output(
-                    self._settings.output_bucket,
-                    out_key,
-                    result.body,
-                    content_type=result.image_type.content_type,
-                    metadata=metadata,
-                )
-        except OutputWriteFailed as error:
-            # The call is paid for. Releasing the claim would make every later receive pay again,
-            # so this ends here, in the DLQ: a redrive is the user's decision to pay once more.
-            raise OutputWriteFailed(
-                f"the API call succeeded and was paid, but the result could not be stored: {error.message}",
-                retryable=error.retryable,
-                settled=True,
-            ) from None
-        self._metrics.add("ImagesProcessed", 1)
-        self._metrics.add("OutputBytes", written, "Bytes")
-        logger.info(
-            "processed", extra={"key": pair.image.key, "output_key": out_key, "output_bytes": written}
-        )
-        return Outcome(Status.PROCESSED, image_key=pair.image.key, output_key=out_key).as_dict()
+        with result.body:
+            return self._paid.keep(pair_id, result, metadata)
 
     def _sidecar_of(self, pair: _Pair) -> Sidecar:
         if pair.sidecar is None:
@@ -469,7 +485,7 @@ def _comes_back_later(error: BackdropError, item: WorkItem) -> bool:
     """Whether the message should be retried rather than dead-lettered now."""
     if isinstance(error, NotEnoughTime):
         return True  # not an attempt at all
-    return error.retryable and not item.final_attempt and not error.settled
+    return error.retryable and not item.final_attempt
 
 
 def _metadata_size(metadata: dict[str, str]) -> int:

@@ -83,10 +83,33 @@ class InlineImage:
 
 @dataclass(frozen=True)
 class ApiImage:
-    """The API's answer, as a stream from its first byte: written to S3 as it arrives."""
+    """The API's answer, as a stream from its first byte: kept on local disk as it arrives."""
 
     image_type: ImageType
     body: BinaryIO = field(repr=False)
+
+
+@dataclass(frozen=True)
+class KeptResult:
+    """A paid answer held on local disk until it is stored, with what its output needs."""
+
+    image_type: ImageType
+    metadata: dict[str, str]
+    size: int
+    open: Callable[[], BinaryIO] = field(repr=False)
+
+
+class PaidResults(Protocol):
+    """Paid answers kept until they are stored, so that retrying a failed write pays nothing."""
+
+    def keep(self, pair_id: str, answer: ApiImage, metadata: dict[str, str]) -> KeptResult:
+        """Read ``answer`` to its end into the keep. Raises OutputWriteFailed when it cannot."""
+
+    def find(self, pair_id: str) -> KeptResult | None:
+        """The answer kept for this pair by an earlier attempt, or None."""
+
+    def forget(self, pair_id: str) -> None:
+        """Drop the pair's answer: it is stored."""
 
 
 class Deadline:

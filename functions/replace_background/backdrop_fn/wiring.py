@@ -11,6 +11,7 @@ from botocore.config import Config
 
 from backdrop_fn.adapters.claims import IdempotencyClaims
 from backdrop_fn.adapters.dlq import SqsFailureSink
+from backdrop_fn.adapters.kept_results import LocalDiskResults
 from backdrop_fn.adapters.metrics import EmfMetrics
 from backdrop_fn.adapters.s3 import S3ObjectStore
 from backdrop_fn.adapters.secrets import SecretsManagerApiKey
@@ -66,6 +67,7 @@ def build_runtime(metrics: EmfMetrics) -> Runtime:
         failures=SqsFailureSink(sqs, settings.dlq_url),
         claims=claims,
         metrics=metrics,
+        paid=LocalDiskResults.in_temporary_directory(),
     )
     backoff = (
         WorkQueueBackoff(sqs, settings.work_queue_url, first_seconds=settings.retry_backoff_seconds)

@@ -14,8 +14,8 @@ from backdrop_fn.errors import BackdropError, InfrastructureUnavailable, Interna
 from backdrop_fn.ports import ObjectInfo, StoredObject
 from backdrop_fn.streams import CountingStream
 
-# Results are streamed from the API to S3 in parts of 5 MiB (S3's smallest), one at a time: a
-# 20 MB result is never held whole. Smaller results go in one PutObject.
+# Results go to S3 in parts of 5 MiB (S3's smallest), one at a time: a 20 MB result is never
+# held whole. Smaller results go in one PutObject.
 _STREAMING_UPLOAD = TransferConfig(
     multipart_threshold=5 * 1024 * 1024,
     multipart_chunksize=5 * 1024 * 1024,

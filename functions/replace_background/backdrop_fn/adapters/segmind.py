@@ -20,7 +20,7 @@ from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import InvalidHeader
+from urllib3.exceptions import HTTPError, InvalidHeader, ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from backdrop_fn.errors import (
@@ -217,8 +217,8 @@ class SegmindClient:
     def _interpret(self, response: requests.Response, key: ApiKey) -> ApiImage:
         status = response.status_code
         if status == 200:
-            # The image is not read here: its first bytes tell its type, the rest goes to S3 as it
-            # arrives (a 20 MB result is never held whole).
+            # The image is not read here: its first bytes tell its type, the rest is read by the
+            # caller as it arrives (a 20 MB result is never held whole).
             response.raw.decode_content = True
             head = response.raw.read(SNIFF_BYTES)
             image_type = sniff(head)
@@ -230,9 +230,21 @@ class SegmindClient:
                     f"the API answered 200 with {content_type}, not a JPEG, PNG or WebP image",
                     http_status=200,
                 )
-            return ApiImage(image_type=image_type, body=CountingStream(head, response.raw))
+            return ApiImage(image_type=image_type, body=_AnswerBody(head, response.raw))
         error_class = _ERRORS_BY_STATUS.get(status) or (ServerError if status >= 500 else BadRequest)
         raise error_class(f"API {status}: {_error_text(response, key)}", http_status=status)
+
+
+class _AnswerBody(CountingStream):
+    """The answer's bytes as they arrive: a transfer that breaks off is the API's failure."""
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return super().read(size)
+        except ReadTimeoutError:
+            raise ApiTimeout("the API's answer stalled before its end") from None
+        except (HTTPError, OSError) as error:
+            raise ServerError(f"the API's answer broke off before its end: {type(error).__name__}") from None
 
 
 def _error_text(response: requests.Response, key: ApiKey) -> str:
