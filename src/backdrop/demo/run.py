@@ -78,6 +78,20 @@ def plan_uploads(manifest: list[dict[str, Any]]) -> Plan:
     )
 
 
+# What a run writes into its folder: only these are removed before the next run, so that
+# ``--out .`` or a folder of the user's own loses nothing else.
+_RESULT_ENTRIES = ("inputs", "outputs", "failures.json", "index.html", "function.log")
+
+
+def _clear_earlier_results(out: Path) -> None:
+    for name in _RESULT_ENTRIES:
+        path = out / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+
+
 def _json(key: str, document: dict[str, Any]) -> Upload:
     return Upload(key, json.dumps(document, indent=2).encode("utf-8"))
 
@@ -85,8 +99,7 @@ def _json(key: str, document: dict[str, Any]) -> Upload:
 def run_demo(out: Path, *, latency: float = 0.5, settle_seconds: int = 2, timeout: float = 300) -> int:
     manifest = json.loads((SAMPLES / "manifest.json").read_text(encoding="utf-8"))
     plan = plan_uploads(manifest)
-    if out.exists():
-        shutil.rmtree(out)
+    _clear_earlier_results(out)
     started = time.monotonic()
     with function_output_to(out / "function.log") as console:
         console.print(
