@@ -55,8 +55,12 @@ def classify(message: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
     return "unknown", None
 
 
-def read_all(sqs: Any, queue_url: str, *, hide_seconds: int = 60) -> list[DeadLetter]:
-    """Every message of the queue, each once. They stay hidden for ``hide_seconds`` (release them after)."""
+def read_all(sqs: Any, queue_url: str, *, hide_seconds: int = 60, wait_seconds: int = 1) -> list[DeadLetter]:
+    """Every message of the queue, each once. They stay hidden for ``hide_seconds`` (release them after).
+
+    ``wait_seconds``: a long poll, however short, asks every SQS server; a short poll (0) samples
+    some of them, and its empty answer would end the listing early on a real queue.
+    """
     letters: dict[str, DeadLetter] = {}
     while True:
         batch = sqs.receive_message(
@@ -64,7 +68,7 @@ def read_all(sqs: Any, queue_url: str, *, hide_seconds: int = 60) -> list[DeadLe
             MaxNumberOfMessages=10,
             VisibilityTimeout=hide_seconds,
             MessageAttributeNames=["All"],
-            WaitTimeSeconds=0,
+            WaitTimeSeconds=wait_seconds,
         ).get("Messages", [])
         if not batch or all(message["MessageId"] in letters for message in batch):
             return list(letters.values())  # (a message seen again means the queue went round)

@@ -83,7 +83,8 @@ class FolderSync:
 
     def _record_failures(self) -> None:
         sqs = self.box.stack.client("sqs")
-        letters = read_all(sqs, self.box.stack.dlq_url, hide_seconds=5)
+        # Polled at every step: the local queue (moto) has one store, so a short poll sees it all.
+        letters = read_all(sqs, self.box.stack.dlq_url, hide_seconds=5, wait_seconds=0)
         release(sqs, self.box.stack.dlq_url, letters)  # left in the DLQ, for `backdrop redrive --local`
         for letter in letters:
             if letter.message_id in self._failures_seen:
