@@ -6,7 +6,9 @@ import json
 
 import pytest
 
+from backdrop_fn.errors import InternalError
 from backdrop_fn.events import UnrecognisedEvent, items_from_event, items_from_message
+from backdrop_fn.failures import MAX_MESSAGE_CHARS, FailureRecord, FailureSource
 from tests.unit.conftest import s3_record
 
 
@@ -88,3 +90,11 @@ def test_dlq_record_is_replayed_with_its_identity():
 def test_garbage_is_unrecognised(body: str):
     with pytest.raises(UnrecognisedEvent):
         items_from_message(body, attempt=1, final_attempt=False)
+
+
+def test_a_long_error_message_is_shortened_in_the_dlq_record():
+    record = FailureRecord.from_error(
+        InternalError("x" * 100_000), source=FailureSource(), attempts=1, request_id=None, event={}
+    )
+    assert len(record.error.message) == MAX_MESSAGE_CHARS
+    assert record.error.message.endswith("(shortened)")

@@ -102,6 +102,13 @@ def test_unknown_nested_field_lists_the_allowed_nested_fields():
     assert "allowed fields: color_hex, color_weight" in message
 
 
+def test_thousands_of_problems_list_the_first_ten_and_count_the_rest():
+    document = {"prompt": "x", **{f"f{index}": 1 for index in range(5000)}}
+    message = rejection(document)
+    assert message.count("unknown field") == 10
+    assert message.endswith("and 4,990 more problems")
+
+
 def test_every_problem_is_reported_at_once():
     message = rejection({"prompt": "", "seed": 5})
     assert "prompt:" in message

@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from backdrop_fn.errors import BackdropError
 
 RECORD_TYPE = "backdrop.failure"
+# Whatever a message says, the record stays far below the 256 KiB of an SQS message.
+MAX_MESSAGE_CHARS = 4000
 
 
 class FailureError(BaseModel):
@@ -53,7 +55,7 @@ class FailureRecord(BaseModel):
         return cls(
             error=FailureError(
                 error_class=error.error_class,
-                message=error.message,
+                message=_shortened(error.message),
                 http_status=error.http_status,
                 retryable=error.retryable,
             ),
@@ -70,3 +72,9 @@ class FailureRecord(BaseModel):
     def replay_id(self) -> str:
         """What tells this failure from another of the same pair, so each redrive is processed once."""
         return f"{self.failed_at}/{self.request_id}/{self.attempts}"
+
+
+def _shortened(message: str) -> str:
+    if len(message) <= MAX_MESSAGE_CHARS:
+        return message
+    return message[: MAX_MESSAGE_CHARS - 14] + " … (shortened)"

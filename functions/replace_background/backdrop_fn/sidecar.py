@@ -272,10 +272,18 @@ _TYPE_WORDS = {
 }
 
 
+MAX_PROBLEMS_LISTED = 10
+
+
 def describe_validation_error(exc: ValidationError) -> str:
-    """One line per problem, ``field: what is wrong``, unknown fields with the allowed ones."""
+    """One line per problem, ``field: what is wrong``, unknown fields with the allowed ones.
+
+    The first few problems only: a sidecar of thousands of bad fields must still give a DLQ
+    record that fits in one SQS message.
+    """
     problems = []
-    for error in exc.errors(include_url=False):
+    errors = exc.errors(include_url=False)
+    for error in errors[:MAX_PROBLEMS_LISTED]:
         loc = error["loc"]
         where = _format_loc(loc)
         kind = error["type"]
@@ -288,6 +296,8 @@ def describe_validation_error(exc: ValidationError) -> str:
             problems.append(f"{where}: {message}" if where else message)
         else:
             problems.append(f"{where}: {_TYPE_WORDS.get(kind, error['msg'])}")
+    if len(errors) > MAX_PROBLEMS_LISTED:
+        problems.append(f"and {len(errors) - MAX_PROBLEMS_LISTED:,} more problems")
     return "; ".join(problems)
 
 
