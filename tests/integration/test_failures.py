@@ -134,7 +134,14 @@ PERMANENT = [
     (406, "insufficient_credits"),
     (422, "bad_request"),
 ]
-TRANSIENT = [(429, "rate_limited"), (500, "server_error"), (502, "server_error"), (504, "server_error")]
+TRANSIENT = [
+    (429, "rate_limited"),
+    (500, "server_error"),
+    (501, "server_error"),
+    (502, "server_error"),
+    (504, "server_error"),
+    (599, "server_error"),
+]
 
 
 @pytest.mark.parametrize(("status", "error_class"), PERMANENT)
@@ -234,12 +241,14 @@ def test_a_200_that_is_not_an_image_is_never_paid_for_twice(stack: Stack):
 
 def test_a_failed_output_write_is_left_on_the_queue_and_stored_later_without_a_second_call(stack: Stack):
     pair(stack, "w.png")
-    image_message = stack.received()[0]
+    image_message, sidecar_message = stack.received()
     stack.s3.delete_bucket(Bucket=OUTPUT_BUCKET)  # the output bucket fails every write
     response = stack.deliver([image_message])
     assert response == {"batchItemFailures": [{"itemIdentifier": image_message["MessageId"]}]}
     assert stack.dlq() == []
     stack.s3.create_bucket(Bucket=OUTPUT_BUCKET)
+    assert stack.deliver([sidecar_message]) == {"batchItemFailures": []}  # a duplicate meanwhile
+    assert stack.output_keys() == []
     image_message["Attributes"]["ApproximateReceiveCount"] = "2"
     assert stack.deliver([image_message]) == {"batchItemFailures": []}
     assert stack.output_keys() == ["w.png"]

@@ -64,7 +64,13 @@ class World:
         return self.store.put(BUCKET, key, body)
 
     def event(
-        self, key: str, *, attempt: int = 1, final: bool = True, replay_of: str | None = None
+        self,
+        key: str,
+        *,
+        attempt: int = 1,
+        final: bool = True,
+        replay_of: str | None = None,
+        message_id: str | None = None,
     ) -> list[Outcome]:
         item = WorkItem(
             bucket=BUCKET,
@@ -75,6 +81,7 @@ class World:
             attempt=attempt,
             final_attempt=final,
             replay_of=replay_of,
+            message_id=message_id,
         )
         return self.pipeline.process(item, Invocation(Deadline(300), "req-1"))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -306,12 +307,26 @@ def test_a_record_with_too_little_time_left_is_not_started(world: World):
 
     world.upload("a.jpg", JPEG_BYTES)
     world.upload("a.jpg.json", SIDECAR)
-    item = WorkItem(BUCKET, "a.jpg", None, None, {}, attempt=5, final_attempt=True)
+    item = WorkItem(BUCKET, "a.jpg", None, None, {}, attempt=5, final_attempt=True, message_id="m1")
     with pytest.raises(NotEnoughTime):
         world.pipeline.process(item, Invocation(Deadline(20), "r"))
     assert world.api.calls == 0
     assert world.dlq.sent == []
     assert world.claims.done == {}  # nothing claimed: the next receive starts afresh
+
+
+def test_a_direct_event_with_too_little_time_left_is_dead_lettered_as_a_timeout(world: World):
+    from backdrop_fn.events import WorkItem
+    from backdrop_fn.pipeline import Invocation
+    from backdrop_fn.ports import Deadline
+
+    world.upload("a.jpg", JPEG_BYTES)
+    world.upload("a.jpg.json", SIDECAR)
+    item = WorkItem(BUCKET, "a.jpg", None, None, {}, attempt=1, final_attempt=True)  # no message
+    assert statuses(world.pipeline.process(item, Invocation(Deadline(20), "r"))) == [Status.FAILED]
+    assert world.api.calls == 0
+    ((record, error_class),) = world.dlq.sent
+    assert (error_class, record["error"]["retryable"]) == ("timeout", True)
 
 
 # -- API failures: class, retry or DLQ ----------------------------------------------------------
@@ -376,18 +391,43 @@ def test_a_failed_output_write_is_retried_from_the_kept_answer_without_paying_ag
     world.upload("a.jpg", JPEG_BYTES)
     world.upload("a.jpg.json", {"prompt": "a beach"})  # no seed: the function chooses one
     world.store.fail_writes_with = OutputWriteFailed("SlowDown", retryable=True)
-    with pytest.raises(OutputWriteFailed, match="paid for but could not be stored"):
-        world.event("a.jpg", attempt=1, final=False)  # left on the queue, as CONTRACT.md §3 says
+    with pytest.raises(OutputWriteFailed, match="paid for but is not stored yet"):
+        world.event("a.jpg", attempt=1, final=False, message_id="m1")  # left on the queue (§3)
     assert world.dlq.sent == []
     world.store.fail_writes_with = None
     world.seed = 99  # a new call would choose another seed
-    assert statuses(world.event("a.jpg", attempt=2, final=False)) == [Status.PROCESSED]
+    assert statuses(world.event("a.jpg", attempt=2, final=False, message_id="m1")) == [Status.PROCESSED]
     assert world.api.calls == 1
     assert world.metrics.total("PaidResultsReused") == 1
+    assert world.metrics.total("DuplicatesSkipped") == 0  # the retry is its owner's, not a duplicate
     output = world.output("a.png")
     assert output["body"] == world.api.image
     assert output["metadata"]["seed"] == "4242"  # the metadata of the answer that was paid for
     assert list((tmp_path / "paid-results").iterdir()) == []  # stored, so no longer kept
+
+
+def test_while_a_paid_answer_waits_to_be_stored_other_events_of_the_pair_pay_nothing(
+    world: World, tmp_path: Path
+):
+    world.upload("a.jpg", JPEG_BYTES)
+    world.upload("a.jpg.json", SIDECAR)
+    world.store.fail_writes_with = OutputWriteFailed("SlowDown", retryable=True)
+    with pytest.raises(OutputWriteFailed):
+        world.event("a.jpg", attempt=1, final=False, message_id="image-message")
+    kept_here = world.paid
+    world.paid = LocalDiskResults(tmp_path / "another-container")
+    world.store.fail_writes_with = None
+    for duplicate in ("a.jpg.json", "a.jpg"):  # the sidecar's event, a duplicate of the image's
+        assert statuses(world.event(duplicate, final=False, message_id=f"m-{duplicate}")) == [
+            Status.DUPLICATE
+        ]
+    assert world.api.calls == 1
+    assert world.store.outputs == {}
+    world.paid = kept_here
+    assert statuses(world.event("a.jpg", attempt=2, final=False, message_id="image-message")) == [
+        Status.PROCESSED
+    ]
+    assert world.api.calls == 1
 
 
 def test_an_output_write_failing_on_the_last_attempt_is_dead_lettered_and_a_redrive_pays_nothing(
@@ -396,26 +436,37 @@ def test_an_output_write_failing_on_the_last_attempt_is_dead_lettered_and_a_redr
     world.upload("a.jpg", JPEG_BYTES)
     world.upload("a.jpg.json", SIDECAR)
     world.store.fail_writes_with = OutputWriteFailed("AccessDenied", retryable=True)
-    assert statuses(world.event("a.jpg", attempt=5, final=True)) == [Status.FAILED]
+    with pytest.raises(OutputWriteFailed):
+        world.event("a.jpg", attempt=1, final=False, message_id="m1")
+    assert statuses(world.event("a.jpg", attempt=5, final=True, message_id="m1")) == [Status.FAILED]
     ((record, error_class),) = world.dlq.sent
     assert error_class == "output_write"
     assert record["error"]["retryable"] is True
+    assert record["attempts"] == 5
     assert "paid for but could not be stored: AccessDenied" in record["error"]["message"]
     world.store.fail_writes_with = None  # the user fixed the bucket, then redrove the record
-    assert statuses(world.event("a.jpg", replay_of="dlq-message-1")) == [Status.PROCESSED]
+    assert statuses(world.event("a.jpg", replay_of="dlq-message-1", message_id="m2")) == [Status.PROCESSED]
     assert world.api.calls == 1
 
 
-def test_a_container_without_the_kept_answer_pays_again_on_retry(world: World, tmp_path: Path):
+def test_a_retry_in_a_container_without_the_kept_answer_pays_again(world: World, tmp_path: Path):
     world.upload("a.jpg", JPEG_BYTES)
     world.upload("a.jpg.json", SIDECAR)
     world.store.fail_writes_with = OutputWriteFailed("SlowDown", retryable=True)
     with pytest.raises(OutputWriteFailed):
-        world.event("a.jpg", attempt=1, final=False)
+        world.event("a.jpg", attempt=1, final=False, message_id="m1")
     world.store.fail_writes_with = None
     world.paid = LocalDiskResults(tmp_path / "another-container")
-    assert statuses(world.event("a.jpg", attempt=2, final=False)) == [Status.PROCESSED]
-    assert world.api.calls == 2  # the price of a retry the contract asks for, where no copy is
+    assert statuses(world.event("a.jpg", attempt=2, final=False, message_id="m1")) == [Status.PROCESSED]
+    assert world.api.calls == 2  # the retry the contract asks for, where no copy is
+
+
+def test_a_direct_event_whose_output_write_fails_is_dead_lettered_at_once(world: World):
+    world.upload("a.jpg", JPEG_BYTES)
+    world.upload("a.jpg.json", SIDECAR)
+    world.store.fail_writes_with = OutputWriteFailed("SlowDown", retryable=True)
+    assert statuses(world.event("a.jpg")) == [Status.FAILED]  # no message: no later attempt
+    assert [error_class for _, error_class in world.dlq.sent] == ["output_write"]
 
 
 def test_an_answer_that_cannot_be_kept_is_retried(world: World, tmp_path: Path):
@@ -427,6 +478,17 @@ def test_an_answer_that_cannot_be_kept_is_retried(world: World, tmp_path: Path):
     with pytest.raises(OutputWriteFailed, match="could not be kept on local disk"):
         world.event("a.jpg", attempt=1, final=False)
     assert world.store.outputs == {}
+
+
+def test_a_dlq_record_fits_in_one_sqs_message_whatever_its_error_says(world: World):
+    fields = {f"f{index}": 1 for index in range(4000)}  # a sidecar of 4,000 unknown fields, < 64 KiB
+    world.upload("a.jpg", JPEG_BYTES)
+    world.upload("a.jpg.json", {"prompt": "x", **fields})
+    world.event("a.jpg")
+    ((record, error_class),) = world.dlq.sent
+    assert error_class == "invalid_sidecar"
+    assert len(json.dumps(record).encode()) < 16 * 1024
+    assert "more problems" in record["error"]["message"]
 
 
 def test_an_output_key_s3_would_refuse_fails_before_the_call(world: World):

@@ -7,6 +7,7 @@ needs the raw record anyway, to be replayable.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,8 @@ class WorkItem:
     final_attempt: bool = True
     # Set when the item comes from a DLQ record fed back, so that the redrive is processed again.
     replay_of: str | None = None
+    # The work-queue message that carries it: the one that retries what it started.
+    message_id: str | None = None
 
 
 def items_from_event(event: dict[str, Any]) -> list[WorkItem]:
@@ -44,7 +47,9 @@ def items_from_event(event: dict[str, Any]) -> list[WorkItem]:
     return _items(event, attempt=1, final_attempt=True)
 
 
-def items_from_message(body: str, *, attempt: int, final_attempt: bool) -> list[WorkItem]:
+def items_from_message(
+    body: str, *, attempt: int, final_attempt: bool, message_id: str | None = None
+) -> list[WorkItem]:
     """The body of one work-queue message."""
     try:
         payload = json.loads(body)
@@ -52,7 +57,8 @@ def items_from_message(body: str, *, attempt: int, final_attempt: bool) -> list[
         raise UnrecognisedEvent("the message body is not JSON") from None
     if not isinstance(payload, dict):
         raise UnrecognisedEvent("the message body is not a JSON object")
-    return _items(payload, attempt=attempt, final_attempt=final_attempt)
+    items = _items(payload, attempt=attempt, final_attempt=final_attempt)
+    return [dataclasses.replace(item, message_id=message_id) for item in items]
 
 
 def _items(payload: dict[str, Any], *, attempt: int, final_attempt: bool) -> list[WorkItem]:

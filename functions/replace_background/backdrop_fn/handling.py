@@ -55,7 +55,9 @@ def _handle_message(current: Runtime, record: dict[str, Any], context: Any) -> l
     final_attempt = attempt >= current.settings.max_attempts
     invocation = Invocation(Deadline.from_context(context), context.aws_request_id)
     try:
-        items = items_from_message(record["body"], attempt=attempt, final_attempt=final_attempt)
+        items = items_from_message(
+            record["body"], attempt=attempt, final_attempt=final_attempt, message_id=record["messageId"]
+        )
     except UnrecognisedEvent as error:
         return [current.pipeline.reject(str(error), record["body"], attempt=attempt, invocation=invocation)]
     outcomes: list[Outcome] = []

@@ -42,7 +42,8 @@ from backdrop_fn.streams import CountingStream, JsonBody
 logger = logging.getLogger(__name__)
 
 USER_AGENT = "backdrop/1.0 (+https://github.com/backdrop)"
-_RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+# Every 5xx is server_error, which CONTRACT.md §3 retries inside the call.
+_RETRY_STATUSES = frozenset({408, 429, *range(500, 600)})
 _ERRORS_BY_STATUS: dict[int, type[BackdropError]] = {
     400: BadRequest,
     422: BadRequest,
