@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import socketserver
 import threading
@@ -11,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import boto3
 import pytest
 import requests
+from botocore.config import Config
 
 from backdrop.emulator import Emulator, Reply
 from backdrop.local.context import LocalLambdaContext
@@ -26,6 +28,7 @@ from backdrop_fn.errors import (
     ClaimNotReleased,
     InfrastructureUnavailable,
     NotEnoughTime,
+    OutputWriteFailed,
     RateLimited,
     ServerError,
 )
@@ -260,6 +263,54 @@ def test_a_missing_secret_is_an_auth_failure(secrets):
 
 def test_the_key_repr_hides_the_value():
     assert "sk-secret" not in repr(ApiKey("sk-secret"))
+
+
+class _SlowDown(socketserver.StreamRequestHandler):
+    """An S3 endpoint that throttles everything, as S3 does under load."""
+
+    def handle(self) -> None:
+        length = 0
+        while (line := self.rfile.readline()) not in (b"\r\n", b""):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":")[1])
+        self.rfile.read(length)
+        body = b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
+        self.wfile.write(
+            b"HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\n"
+            + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+            + body
+        )
+
+
+def test_a_throttled_output_write_is_worth_another_receive():
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _SlowDown)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        client = boto3.client(
+            "s3",
+            endpoint_url=f"http://127.0.0.1:{server.server_address[1]}",
+            region_name=REGION,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            config=Config(retries={"mode": "standard", "max_attempts": 1}),
+        )
+        with pytest.raises(OutputWriteFailed, match="SlowDown") as failure:
+            S3ObjectStore(client).write_output(
+                BUCKET, "out.png", io.BytesIO(b"png"), content_type="image/png", metadata={}
+            )
+        assert failure.value.retryable is True
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_an_output_write_the_bucket_refuses_is_not_worth_another_receive(s3):
+    with pytest.raises(OutputWriteFailed, match="NoSuchBucket") as failure:
+        S3ObjectStore(s3).write_output(
+            "no-such-bucket", "out.png", io.BytesIO(b"png"), content_type="image/png", metadata={}
+        )
+    assert failure.value.retryable is False
 
 
 # -- the Segmind client -------------------------------------------------------------------------

@@ -239,21 +239,24 @@ def test_a_200_that_is_not_an_image_is_never_paid_for_twice(stack: Stack):
     assert stack.api_calls == 1
 
 
-def test_a_failed_output_write_is_left_on_the_queue_and_stored_later_without_a_second_call(stack: Stack):
+def test_an_output_bucket_that_refuses_the_write_is_dead_lettered_and_a_redrive_pays_nothing(
+    stack: Stack,
+):
     pair(stack, "w.png")
     image_message, sidecar_message = stack.received()
-    stack.s3.delete_bucket(Bucket=OUTPUT_BUCKET)  # the output bucket fails every write
-    response = stack.deliver([image_message])
-    assert response == {"batchItemFailures": [{"itemIdentifier": image_message["MessageId"]}]}
-    assert stack.dlq() == []
-    stack.s3.create_bucket(Bucket=OUTPUT_BUCKET)
-    assert stack.deliver([sidecar_message]) == {"batchItemFailures": []}  # a duplicate meanwhile
-    assert stack.output_keys() == []
-    image_message["Attributes"]["ApproximateReceiveCount"] = "2"
+    stack.s3.delete_bucket(Bucket=OUTPUT_BUCKET)  # NoSuchBucket: no later receive would fix it
     assert stack.deliver([image_message]) == {"batchItemFailures": []}
+    ((record, attribute),) = stack.dlq()
+    assert (attribute, record["error"]["retryable"]) == ("output_write", False)
+    assert "paid for but could not be stored: could not write" in record["error"]["message"]
+    assert "NoSuchBucket" in record["error"]["message"]
+    assert stack.deliver([sidecar_message]) == {"batchItemFailures": []}  # a duplicate of the failure
+    stack.s3.create_bucket(Bucket=OUTPUT_BUCKET)  # the user fixes the bucket, then redrives
+    stack.sqs.send_message(QueueUrl=stack.work_queue_url, MessageBody=json.dumps(record))
+    stack.drain()
     assert stack.output_keys() == ["w.png"]
     assert stack.output("w.png")["Metadata"]["seed"] == "222"
-    assert stack.api_calls == 1
+    assert stack.api_calls == 1  # the kept answer was stored: the redrive paid nothing
 
 
 # -- keys ---------------------------------------------------------------------------------------

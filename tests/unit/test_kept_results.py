@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from backdrop_fn.adapters.kept_results import LocalDiskResults
-from backdrop_fn.errors import ApiTimeout
+from backdrop_fn.errors import ApiTimeout, OutputWriteFailed
 from backdrop_fn.images import PNG, WEBP
 from backdrop_fn.ports import ApiImage
 
@@ -69,11 +69,27 @@ def test_an_answer_larger_than_the_keep_is_still_kept_until_stored(tmp_path: Pat
     assert keep.find("big") is not None
 
 
-def test_a_body_without_its_description_is_not_trusted(tmp_path: Path):
+def test_a_corrupt_description_is_not_trusted(tmp_path: Path):
     keep = LocalDiskResults(tmp_path)
     keep.keep("pair-1", answer(b"png"), METADATA)
     (tmp_path / "pair-1.json").write_text("{not json")
     assert keep.find("pair-1") is None
+
+
+def test_a_description_without_its_body_is_nothing_kept(tmp_path: Path):
+    keep = LocalDiskResults(tmp_path)
+    keep.keep("pair-1", answer(b"png"), METADATA)
+    (tmp_path / "pair-1.body").unlink()
+    assert keep.find("pair-1") is None
+
+
+def test_an_answer_gone_after_it_was_found_is_an_output_write_failure(tmp_path: Path):
+    keep = LocalDiskResults(tmp_path)
+    keep.keep("pair-1", answer(b"png"), METADATA)
+    found = keep.find("pair-1")
+    keep.forget("pair-1")  # another thread of a local run stored it meanwhile
+    with pytest.raises(OutputWriteFailed, match="kept answer could not be read"):
+        found.open()
 
 
 def test_each_container_has_a_keep_of_its_own():

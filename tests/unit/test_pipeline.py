@@ -391,7 +391,7 @@ def test_a_failed_output_write_is_retried_from_the_kept_answer_without_paying_ag
     world.upload("a.jpg", JPEG_BYTES)
     world.upload("a.jpg.json", {"prompt": "a beach"})  # no seed: the function chooses one
     world.store.fail_writes_with = OutputWriteFailed("SlowDown", retryable=True)
-    with pytest.raises(OutputWriteFailed, match="paid for but is not stored yet"):
+    with pytest.raises(OutputWriteFailed, match="paid for but could not be stored: SlowDown"):
         world.event("a.jpg", attempt=1, final=False, message_id="m1")  # left on the queue (§3)
     assert world.dlq.sent == []
     world.store.fail_writes_with = None
@@ -399,34 +399,39 @@ def test_a_failed_output_write_is_retried_from_the_kept_answer_without_paying_ag
     assert statuses(world.event("a.jpg", attempt=2, final=False, message_id="m1")) == [Status.PROCESSED]
     assert world.api.calls == 1
     assert world.metrics.total("PaidResultsReused") == 1
-    assert world.metrics.total("DuplicatesSkipped") == 0  # the retry is its owner's, not a duplicate
     output = world.output("a.png")
     assert output["body"] == world.api.image
     assert output["metadata"]["seed"] == "4242"  # the metadata of the answer that was paid for
     assert list((tmp_path / "paid-results").iterdir()) == []  # stored, so no longer kept
+    assert statuses(world.event("a.jpg", attempt=3, final=False, message_id="m1")) == [Status.DUPLICATE]
 
 
-def test_while_a_paid_answer_waits_to_be_stored_other_events_of_the_pair_pay_nothing(
-    world: World, tmp_path: Path
-):
+def test_the_other_halfs_event_stores_a_kept_answer_and_the_retry_is_then_a_duplicate(world: World):
     world.upload("a.jpg", JPEG_BYTES)
     world.upload("a.jpg.json", SIDECAR)
     world.store.fail_writes_with = OutputWriteFailed("SlowDown", retryable=True)
     with pytest.raises(OutputWriteFailed):
         world.event("a.jpg", attempt=1, final=False, message_id="image-message")
-    kept_here = world.paid
-    world.paid = LocalDiskResults(tmp_path / "another-container")
     world.store.fail_writes_with = None
-    for duplicate in ("a.jpg.json", "a.jpg"):  # the sidecar's event, a duplicate of the image's
-        assert statuses(world.event(duplicate, final=False, message_id=f"m-{duplicate}")) == [
-            Status.DUPLICATE
-        ]
-    assert world.api.calls == 1
-    assert world.store.outputs == {}
-    world.paid = kept_here
-    assert statuses(world.event("a.jpg", attempt=2, final=False, message_id="image-message")) == [
+    assert statuses(world.event("a.jpg.json", final=False, message_id="sidecar-message")) == [
         Status.PROCESSED
     ]
+    assert statuses(world.event("a.jpg", attempt=2, final=False, message_id="image-message")) == [
+        Status.DUPLICATE
+    ]
+    assert world.api.calls == 1
+
+
+def test_an_output_bucket_that_refuses_the_write_is_dead_lettered_at_once(world: World):
+    world.upload("a.jpg", JPEG_BYTES)
+    world.upload("a.jpg.json", SIDECAR)
+    world.store.fail_writes_with = OutputWriteFailed("AccessDenied", retryable=False)
+    assert statuses(world.event("a.jpg", attempt=1, final=False, message_id="m1")) == [Status.FAILED]
+    ((record, error_class),) = world.dlq.sent
+    assert (error_class, record["error"]["retryable"]) == ("output_write", False)
+    # Not retried into a second paid call; a redrive once the bucket is fixed stores the kept answer.
+    world.store.fail_writes_with = None
+    assert statuses(world.event("a.jpg", replay_of="dlq-message-1", message_id="m2")) == [Status.PROCESSED]
     assert world.api.calls == 1
 
 
@@ -476,8 +481,11 @@ def test_an_answer_that_cannot_be_kept_is_retried(world: World, tmp_path: Path):
     blocker.write_text("a file where the keep's directory should be")
     world.paid = LocalDiskResults(blocker)
     with pytest.raises(OutputWriteFailed, match="could not be kept on local disk"):
-        world.event("a.jpg", attempt=1, final=False)
+        world.event("a.jpg", attempt=1, final=False, message_id="m1")
     assert world.store.outputs == {}
+    assert world.dlq.sent == []
+    assert world.claims.done == {}  # released: the next receive may try again
+    assert world.api.calls == 1
 
 
 def test_a_dlq_record_fits_in_one_sqs_message_whatever_its_error_says(world: World):

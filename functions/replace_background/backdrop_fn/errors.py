@@ -75,10 +75,6 @@ class OutputWriteFailed(BackdropError):
     retryable = True
 
 
-class AnswerNotStored(OutputWriteFailed):
-    """The API's answer was paid for and is kept, but the output bucket did not take it."""
-
-
 class InternalError(BackdropError):
     """A bug or an unexpected answer: retrying the same input would fail the same way."""
 

@@ -5,7 +5,6 @@ Pure orchestration over the ports in ``ports.py``: no boto3, no HTTP, no environ
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
@@ -18,7 +17,6 @@ from typing import Any
 from backdrop_fn import images, keys
 from backdrop_fn.config import Settings
 from backdrop_fn.errors import (
-    AnswerNotStored,
     BackdropError,
     ClaimInProgress,
     InternalError,
@@ -65,8 +63,6 @@ class Status(StrEnum):
     AWAITING_SIDECAR = "awaiting_sidecar"
     AWAITING_IMAGE = "awaiting_image"
     IGNORED = "ignored"
-    # Paid for, not yet stored: the message that paid retries the write; other events pay nothing.
-    UNSTORED = "unstored"
 
 
 @dataclass(frozen=True)
@@ -75,7 +71,6 @@ class Outcome:
     image_key: str | None = None
     output_key: str | None = None
     error_class: str | None = None
-    owner: str | None = None  # the message that retries an UNSTORED pair
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -83,7 +78,6 @@ class Outcome:
             "image_key": self.image_key,
             "output_key": self.output_key,
             "error_class": self.error_class,
-            "owner": self.owner,
         }
 
     @classmethod
@@ -93,7 +87,6 @@ class Outcome:
             image_key=data.get("image_key"),
             output_key=data.get("output_key"),
             error_class=data.get("error_class"),
-            owner=data.get("owner"),
         )
 
 
@@ -230,23 +223,12 @@ class Pipeline:
             raise NotEnoughTime(f"{invocation.deadline.remaining():.0f} s left: too little to call the API")
         pair = _Pair(image=image, image_head=image_head, sidecar=sidecar)
         identity = pair.identity(self._settings.default_prompt)
-
-        def run() -> dict[str, Any]:
-            return self._run(pair, item, invocation)
-
-        outcome = self._once(identity, run, message_id=item.message_id)
-        if item.replay_of and _failed_before(outcome, item):
+        outcome = self._once(identity, lambda: self._run(pair, item, invocation))
+        if item.replay_of and outcome.status is Status.DUPLICATE and outcome.error_class is not None:
             # A redrive of a failure of these very versions: the user asks for it again, once per
             # DLQ record. Had the pair been fixed and processed since, it stays a duplicate.
-            identity = {**identity, "replay_of": item.replay_of}
-            outcome = self._once(identity, run, message_id=item.message_id)
-        if outcome.status is Status.DUPLICATE and _owned_by(outcome, item):
-            # This message paid for an answer that is not stored yet: each receive tries once more.
-            outcome = self._once({**identity, "store_attempt": item.attempt}, run)
-        if outcome.status is Status.UNSTORED:
-            raise AnswerNotStored(
-                "the API's answer was paid for but is not stored yet; this message tries again"
-            )
+            replay = {**identity, "replay_of": item.replay_of}
+            outcome = self._once(replay, lambda: self._run(pair, item, invocation))
         return outcome
 
     def _missing_image(self, item: WorkItem, invocation: Invocation) -> Outcome:
@@ -263,13 +245,7 @@ class Pipeline:
             identity, lambda: self._dead_letter(error, source, item.event, item.attempt, invocation)
         )
 
-    def _once(
-        self, identity: dict[str, Any], work: Callable[[], dict[str, Any]], *, message_id: str | None = None
-    ) -> Outcome:
-        """``work``'s outcome, or a DUPLICATE one when the identity was claimed before.
-
-        ``message_id``: the message asking, which is no duplicate of a pair it owns.
-        """
+    def _once(self, identity: dict[str, Any], work: Callable[[], dict[str, Any]]) -> Outcome:
         try:
             result, stored_before = self._claims.run_once(identity, work)
         except ClaimInProgress:
@@ -280,10 +256,14 @@ class Pipeline:
             return Outcome(Status.DUPLICATE)
         outcome = Outcome.from_dict(result)
         if stored_before:
-            if outcome.owner is None or outcome.owner != message_id:  # an owner is no duplicate
-                logger.info("duplicate: this pair was handled before", extra={"image_key": outcome.image_key})
-                self._metrics.add("DuplicatesSkipped", 1)
-            return dataclasses.replace(outcome, status=Status.DUPLICATE)
+            logger.info("duplicate: this pair was handled before", extra={"image_key": outcome.image_key})
+            self._metrics.add("DuplicatesSkipped", 1)
+            return Outcome(
+                Status.DUPLICATE,
+                image_key=outcome.image_key,
+                output_key=outcome.output_key,
+                error_class=outcome.error_class,
+            )
         return outcome
 
     # -- the claimed work -----------------------------------------------------------------------
@@ -293,19 +273,6 @@ class Pipeline:
         try:
             return self._replace_background(pair, invocation)
         except BackdropError as error:
-            if isinstance(error, AnswerNotStored) and item.message_id and _comes_back_later(error, item):
-                # The claim is kept: duplicates and the other half's event pay nothing while this
-                # message, which comes back, retries the write from the kept answer.
-                logger.warning(
-                    "paid answer not stored; the message will come back to store it",
-                    extra={"key": pair.image.key, "error": error.message, "attempt": item.attempt},
-                )
-                return Outcome(
-                    Status.UNSTORED,
-                    image_key=pair.image.key,
-                    error_class=error.error_class,
-                    owner=item.message_id,
-                ).as_dict()
             if _comes_back_later(error, item):
                 logger.warning(
                     "transient failure, the message will come back",
@@ -338,9 +305,9 @@ class Pipeline:
                 )
         except OutputWriteFailed as error:
             # Retried like any passing trouble (CONTRACT.md §3); the kept answer makes the retry free.
-            raise AnswerNotStored(
+            raise OutputWriteFailed(
                 f"the API's answer was paid for but could not be stored: {error.message}; "
-                "it is kept, so a retry in the same container stores it without another call",
+                "it is kept in this container, where a retry or a redrive stores it without another call",
                 retryable=error.retryable,
             ) from None
         self._paid.forget(pair_id)
@@ -512,20 +479,6 @@ class Pipeline:
         etag = item.etag if image_key in (None, item.key) else None
         source = FailureSource(bucket=item.bucket, key=image_key or item.key, etag=etag)
         return Outcome.from_dict(self._dead_letter(error, source, item.event, item.attempt, invocation))
-
-
-def _failed_before(outcome: Outcome, item: WorkItem) -> bool:
-    """A duplicate of a failure that is not this message's own unstored answer."""
-    return (
-        outcome.status is Status.DUPLICATE
-        and outcome.error_class is not None
-        and not _owned_by(outcome, item)
-    )
-
-
-def _owned_by(outcome: Outcome, item: WorkItem) -> bool:
-    """Whether the outcome is an unstored answer that this very message paid for."""
-    return outcome.owner is not None and outcome.owner == item.message_id
 
 
 def _comes_back_later(error: BackdropError, item: WorkItem) -> bool:

@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import tempfile
+import uuid
 from pathlib import Path
 from typing import BinaryIO
 
@@ -41,12 +42,13 @@ class LocalDiskResults:
 
     def keep(self, pair_id: str, answer: ApiImage, metadata: dict[str, str]) -> KeptResult:
         body_path, about_path = self._paths(pair_id)
-        partial = body_path.with_suffix(".partial")
+        partial = self._directory / f"{pair_id}.{uuid.uuid4().hex}.partial"  # one writer a file
         about = {"image_type": dataclasses.asdict(answer.image_type), "metadata": metadata}
         try:
             self._directory.mkdir(parents=True, exist_ok=True)
             with partial.open("wb") as out:
                 shutil.copyfileobj(answer.body, out, _COPY_CHUNK)
+                size = out.tell()
             about_path.write_text(json.dumps(about), encoding="utf-8")
             os.replace(partial, body_path)  # last: a body on disk is always a whole one
         except OSError as error:
@@ -57,13 +59,13 @@ class LocalDiskResults:
             with contextlib.suppress(OSError):  # what remains of an answer that broke off
                 partial.unlink(missing_ok=True)
         self._make_room(keeping=body_path)
-        return _kept(body_path, about)
+        return _kept(body_path, about, size)
 
     def find(self, pair_id: str) -> KeptResult | None:
         body_path, about_path = self._paths(pair_id)
         try:
             about = json.loads(about_path.read_text(encoding="utf-8"))
-            return _kept(body_path, about)
+            return _kept(body_path, about, body_path.stat().st_size)
         except (OSError, ValueError, KeyError, TypeError):
             return None  # nothing kept, or a remnant no one can trust: the call is made again
 
@@ -88,13 +90,16 @@ class LocalDiskResults:
                 oldest.with_suffix(".json").unlink(missing_ok=True)
 
 
-def _kept(body_path: Path, about: dict) -> KeptResult:
+def _kept(body_path: Path, about: dict, size: int) -> KeptResult:
     def open_body() -> BinaryIO:
-        return body_path.open("rb")
+        try:
+            return body_path.open("rb")
+        except OSError as error:  # gone since it was found: the next attempt calls again
+            raise OutputWriteFailed(f"the kept answer could not be read: {error.strerror or error}") from None
 
     return KeptResult(
         image_type=ImageType(**about["image_type"]),
         metadata=dict(about["metadata"]),
-        size=body_path.stat().st_size,
+        size=size,
         open=open_body,
     )

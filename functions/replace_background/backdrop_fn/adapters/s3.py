@@ -154,7 +154,11 @@ class S3ObjectStore:
                 Config=_STREAMING_UPLOAD,
             )
         except (ClientError, BotoCoreError, S3UploadFailedError, OSError, HTTPError) as error:
-            raise OutputWriteFailed(f"could not write s3://{bucket}/{key}: {_reason(error)}") from None
+            # A refusal (AccessDenied, NoSuchBucket, a KMS key denied) is no passing trouble: a
+            # later receive would meet it again, and in another container pay again.
+            raise OutputWriteFailed(
+                f"could not write s3://{bucket}/{key}: {_reason(error)}", retryable=_passes(error)
+            ) from None
         return counted.count
 
 
@@ -173,7 +177,8 @@ def _unless_absent(operation: str, bucket: str, key: str, call: Callable[[], Any
         raise _unavailable(operation, bucket, key, error) from None
 
 
-def _reason(error: Exception) -> str:
+def _reason(error: BaseException) -> str:
+    error = _unwrapped(error)
     if isinstance(error, ClientError):
         details = error.response.get("Error", {})
         return f"{details.get('Code', 'error')}: {details.get('Message', '')}".rstrip(": ")
@@ -181,11 +186,23 @@ def _reason(error: Exception) -> str:
 
 
 def _unavailable(operation: str, bucket: str, key: str, error: Exception) -> BackdropError:
-    """Transient S3 trouble is worth another receive; a 4xx such as AccessDenied is not."""
     message = f"S3 {operation} s3://{bucket}/{key} failed: {_reason(error)}"
-    if isinstance(error, ClientError):
-        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
-        code = error.response.get("Error", {}).get("Code", "")
-        if status < 500 and code not in _TRANSIENT_CODES:
-            return InternalError(message)
-    return InfrastructureUnavailable(message)
+    return InfrastructureUnavailable(message) if _passes(error) else InternalError(message)
+
+
+def _passes(error: BaseException) -> bool:
+    """Whether S3 trouble is worth another receive: throttling, 5xx and transport failures are;
+    a 4xx such as AccessDenied is not."""
+    error = _unwrapped(error)
+    if not isinstance(error, ClientError):
+        return True
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+    code = error.response.get("Error", {}).get("Code", "")
+    return status >= 500 or code in _TRANSIENT_CODES
+
+
+def _unwrapped(error: BaseException) -> BaseException:
+    """The ClientError inside boto3's S3UploadFailedError, which keeps only its text."""
+    if isinstance(error, S3UploadFailedError) and isinstance(error.__context__, ClientError):
+        return error.__context__
+    return error
