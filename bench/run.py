@@ -382,7 +382,7 @@ says little. Nothing here is asserted by `make test`.
 ## Reproduce
 
 ```sh
-make bench          # everything, about 10 minutes; writes this file
+make bench          # everything, about 5 minutes here; writes this file
 ```
 
 Each service runs in a process of its own (moto server, the emulator, the function), so that
