@@ -260,8 +260,8 @@ def memory(mode: str, size_mb: int) -> Figure:
             raise RuntimeError(f"the {size_mb} MB pair was not processed: {measured}")
     increase_mb = (measured["peak_kb"] - measured["rss_before_kb"]) / 1024
     image_mb = len(big) / 1024 / 1024
-    # base64: the issue's target. url: the input is never read, but the result passes through S3
-    # upload parts of 5 MiB (S3's smallest): about two of them, whatever the image's size.
+    # base64: the issue's target. url: the input is never read, but the result goes to S3 in
+    # upload parts of 5 MiB (S3's smallest), one at a time: about 6 MB whatever the image's size.
     target = 1.5 if mode == "base64" else 0.6
     return Figure(
         f"3. memory for a {image_mb:.0f} MB image and result, {mode} mode",
