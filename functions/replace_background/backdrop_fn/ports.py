@@ -95,7 +95,6 @@ class KeptResult:
 
     image_type: ImageType
     metadata: dict[str, str]
-    size: int
     open: Callable[[], BinaryIO] = field(repr=False)
 
 

@@ -48,7 +48,6 @@ class LocalDiskResults:
             self._directory.mkdir(parents=True, exist_ok=True)
             with partial.open("wb") as out:
                 shutil.copyfileobj(answer.body, out, _COPY_CHUNK)
-                size = out.tell()
             about_path.write_text(json.dumps(about), encoding="utf-8")
             os.replace(partial, body_path)  # last: a body on disk is always a whole one
         except OSError as error:
@@ -59,13 +58,15 @@ class LocalDiskResults:
             with contextlib.suppress(OSError):  # what remains of an answer that broke off
                 partial.unlink(missing_ok=True)
         self._make_room(keeping=body_path)
-        return _kept(body_path, about, size)
+        return _kept(body_path, about)
 
     def find(self, pair_id: str) -> KeptResult | None:
         body_path, about_path = self._paths(pair_id)
         try:
             about = json.loads(about_path.read_text(encoding="utf-8"))
-            return _kept(body_path, about, body_path.stat().st_size)
+            if not body_path.exists():
+                return None
+            return _kept(body_path, about)
         except (OSError, ValueError, KeyError, TypeError):
             return None  # nothing kept, or a remnant no one can trust: the call is made again
 
@@ -90,7 +91,7 @@ class LocalDiskResults:
                 oldest.with_suffix(".json").unlink(missing_ok=True)
 
 
-def _kept(body_path: Path, about: dict, size: int) -> KeptResult:
+def _kept(body_path: Path, about: dict) -> KeptResult:
     def open_body() -> BinaryIO:
         try:
             return body_path.open("rb")
@@ -100,6 +101,5 @@ def _kept(body_path: Path, about: dict, size: int) -> KeptResult:
     return KeptResult(
         image_type=ImageType(**about["image_type"]),
         metadata=dict(about["metadata"]),
-        size=size,
         open=open_body,
     )
