@@ -385,14 +385,19 @@ def test_a_transient_failure_then_success_writes_the_output(world: World):
     assert world.dlq.sent == []
 
 
+def fail_the_first_write(world: World, *, message_id: str, reason: str = "SlowDown") -> None:
+    """``a.jpg``'s first receive pays, but S3 does not take the answer: the message is left on the queue."""
+    world.store.fail_writes_with = OutputWriteFailed(reason, retryable=True)
+    with pytest.raises(OutputWriteFailed, match=f"paid for but could not be stored: {reason}"):
+        world.event("a.jpg", attempt=1, final=False, message_id=message_id)
+
+
 def test_a_failed_output_write_is_retried_from_the_kept_answer_without_paying_again(
     world: World, tmp_path: Path
 ):
     world.upload("a.jpg", JPEG_BYTES)
     world.upload("a.jpg.json", {"prompt": "a beach"})  # no seed: the function chooses one
-    world.store.fail_writes_with = OutputWriteFailed("SlowDown", retryable=True)
-    with pytest.raises(OutputWriteFailed, match="paid for but could not be stored: SlowDown"):
-        world.event("a.jpg", attempt=1, final=False, message_id="m1")  # left on the queue (§3)
+    fail_the_first_write(world, message_id="m1")  # left on the queue (§3)
     assert world.dlq.sent == []
     world.store.fail_writes_with = None
     world.seed = 99  # a new call would choose another seed
@@ -409,9 +414,7 @@ def test_a_failed_output_write_is_retried_from_the_kept_answer_without_paying_ag
 def test_the_other_halfs_event_stores_a_kept_answer_and_the_retry_is_then_a_duplicate(world: World):
     world.upload("a.jpg", JPEG_BYTES)
     world.upload("a.jpg.json", SIDECAR)
-    world.store.fail_writes_with = OutputWriteFailed("SlowDown", retryable=True)
-    with pytest.raises(OutputWriteFailed):
-        world.event("a.jpg", attempt=1, final=False, message_id="image-message")
+    fail_the_first_write(world, message_id="image-message")
     world.store.fail_writes_with = None
     assert statuses(world.event("a.jpg.json", final=False, message_id="sidecar-message")) == [
         Status.PROCESSED
@@ -440,9 +443,7 @@ def test_an_output_write_failing_on_the_last_attempt_is_dead_lettered_and_a_redr
 ):
     world.upload("a.jpg", JPEG_BYTES)
     world.upload("a.jpg.json", SIDECAR)
-    world.store.fail_writes_with = OutputWriteFailed("AccessDenied", retryable=True)
-    with pytest.raises(OutputWriteFailed):
-        world.event("a.jpg", attempt=1, final=False, message_id="m1")
+    fail_the_first_write(world, message_id="m1", reason="AccessDenied")
     assert statuses(world.event("a.jpg", attempt=5, final=True, message_id="m1")) == [Status.FAILED]
     ((record, error_class),) = world.dlq.sent
     assert error_class == "output_write"
@@ -457,9 +458,7 @@ def test_an_output_write_failing_on_the_last_attempt_is_dead_lettered_and_a_redr
 def test_a_retry_in_a_container_without_the_kept_answer_pays_again(world: World, tmp_path: Path):
     world.upload("a.jpg", JPEG_BYTES)
     world.upload("a.jpg.json", SIDECAR)
-    world.store.fail_writes_with = OutputWriteFailed("SlowDown", retryable=True)
-    with pytest.raises(OutputWriteFailed):
-        world.event("a.jpg", attempt=1, final=False, message_id="m1")
+    fail_the_first_write(world, message_id="m1")
     world.store.fail_writes_with = None
     world.paid = LocalDiskResults(tmp_path / "another-container")
     assert statuses(world.event("a.jpg", attempt=2, final=False, message_id="m1")) == [Status.PROCESSED]
