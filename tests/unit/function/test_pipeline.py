@@ -23,8 +23,8 @@ from backdrop_fn.errors import (
 )
 from backdrop_fn.images import JPEG, WEBP
 from backdrop_fn.pipeline import Status
-from tests.unit.conftest import BUCKET, OUTPUT_BUCKET, World
-from tests.unit.fakes import JPEG_BYTES, PNG_BYTES, WEBP_BYTES, noisy_png
+from tests.unit.function.conftest import BUCKET, OUTPUT_BUCKET, World
+from tests.unit.function.fakes import JPEG_BYTES, PNG_BYTES, WEBP_BYTES, noisy_png
 
 SIDECAR = {"prompt": "a sunny beach", "seed": 1234}
 

@@ -11,7 +11,7 @@ import yaml
 from backdrop_fn.config import Settings
 from tests.integration.conftest import Stack, photo
 
-EVENTS = Path(__file__).resolve().parents[2] / "events"
+EVENTS = Path(__file__).resolve().parents[3] / "events"
 SIDECAR = {"prompt": "a marble plinth in soft light", "seed": 777}
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from backdrop.local.template import load_spec, resolve_environment
 
-TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
+TEMPLATE = Path(__file__).resolve().parents[3] / "template.yaml"
 
 
 def test_queue_settings_come_from_the_template():

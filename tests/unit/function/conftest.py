@@ -12,7 +12,7 @@ from backdrop_fn.config import Settings
 from backdrop_fn.events import WorkItem
 from backdrop_fn.pipeline import Invocation, Outcome, Pipeline
 from backdrop_fn.ports import Deadline
-from tests.unit.fakes import FakeApi, FakeFailureSink, FakeStore, InMemoryClaims, RecordingMetrics
+from tests.unit.function.fakes import FakeApi, FakeFailureSink, FakeStore, InMemoryClaims, RecordingMetrics
 
 BUCKET = "in-bucket"
 OUTPUT_BUCKET = "out-bucket"

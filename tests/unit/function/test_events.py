@@ -9,7 +9,7 @@ import pytest
 from backdrop_fn.errors import InternalError
 from backdrop_fn.events import UnrecognisedEvent, items_from_event, items_from_message
 from backdrop_fn.failures import MAX_MESSAGE_CHARS, FailureRecord, FailureSource
-from tests.unit.conftest import s3_record
+from tests.unit.function.conftest import s3_record
 
 
 @pytest.mark.parametrize(

@@ -35,7 +35,7 @@ from backdrop_fn.errors import (
 from backdrop_fn.ports import ApiKey, Deadline
 from backdrop_fn.wiring import aws_client
 from tests.integration.conftest import API_KEY, REGION, photo
-from tests.unit.fakes import PNG_BYTES, RecordingMetrics
+from tests.unit.function.fakes import PNG_BYTES, RecordingMetrics
 
 BUCKET = "adapter-bucket"
 
