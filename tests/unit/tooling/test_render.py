@@ -8,13 +8,8 @@ import random
 import pytest
 from PIL import Image, ImageChops, ImageDraw, ImageFilter
 
-from backdrop.emulator.render import (
-    FORMATS,
-    PRESET_COLOURS,
-    draw_backdrop,
-    replace_background,
-    subject_mask,
-)
+from backdrop.emulator.painting import PRESET_COLOURS, draw_backdrop
+from backdrop.emulator.render import FORMATS, replace_background, subject_mask
 
 WIDTH, HEIGHT = 360, 270
 SUBJECT = (120, 50, 250, 230)  # a red box standing on the backdrop
