@@ -1,5 +1,6 @@
 """The offline Segmind emulator (see server.py)."""
 
-from backdrop.emulator.server import Emulator, EmulatorSettings, RecordedRequest, Reply
+from backdrop.emulator.models import EmulatorSettings, RecordedRequest, Reply
+from backdrop.emulator.server import Emulator
 
 __all__ = ["Emulator", "EmulatorSettings", "RecordedRequest", "Reply"]

@@ -1,0 +1,76 @@
+"""The emulator over HTTP: POST is answered by the emulator's rules, GET only shows its stats."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from backdrop.emulator.models import STATS, Reply, error
+
+if TYPE_CHECKING:
+    from backdrop.emulator.server import Emulator
+
+# What GET answers, by path; any other path is told to use POST.
+GET_ROUTES: dict[str, Callable[[Emulator], Reply]] = {
+    STATS: lambda emulator: Reply(200, emulator.stats()),
+}
+
+
+def handler_for(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
+    """A handler class bound to this emulator (the server makes one handler per connection)."""
+    return type("Handler", (_Handler,), {"emulator": emulator})
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as the client's pooled session expects
+    server_version = "SegmindEmulator/1.0"
+    emulator: ClassVar[Emulator]
+
+    def handle(self) -> None:
+        # A client that went away (gave up waiting) leaves nobody to answer: not an error here.
+        with contextlib.suppress(ConnectionResetError, BrokenPipeError):
+            super().handle()
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        self._send(self.emulator.answer(self.path, headers, raw))
+
+    def do_GET(self) -> None:
+        route = GET_ROUTES.get(self.path)
+        self._send(route(self.emulator) if route else error(405, "use POST"))
+
+    def _send(self, reply: Reply) -> None:
+        if reply.stall_seconds:
+            time.sleep(reply.stall_seconds)
+        if reply.drop:
+            self.close_connection = True
+            return
+        payload, content_type = _payload(reply.body)
+        headers = {"Content-Type": content_type, **self.emulator.credit_headers(), **reply.headers}
+        try:
+            self.send_response(reply.status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            # The client gave up waiting (its timeout): as with the real API, the work is done
+            # and billed all the same; there is just nobody left to tell.
+            self.close_connection = True
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # quiet: tests and the demo print what matters themselves
+
+
+def _payload(body: bytes | dict[str, Any] | None) -> tuple[bytes, str]:
+    """The body's bytes and content type: JSON for a document, octets for an image."""
+    if isinstance(body, dict):
+        return json.dumps(body).encode(), "application/json"
+    return body or b"", "application/octet-stream"
