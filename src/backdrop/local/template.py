@@ -8,7 +8,7 @@ resolved against the parameters' defaults (or overrides, like ``sam deploy
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -150,29 +150,54 @@ class _Resolver:
         if len(value) != 1:
             return {key: self.resolve(item) for key, item in value.items()}
         ((function, argument),) = value.items()
-        if function == "Ref":
-            if argument in self.parameters:
-                return self.parameters[argument]
-            if argument == "AWS::NoValue":
-                return None
-            return self.names.get(argument, argument)
-        if function == "Fn::GetAtt":
-            logical_id, attribute = argument
-            return self.attributes[(logical_id, attribute)]
-        if function == "Fn::If":
-            condition, when_true, when_false = argument
-            return self.resolve(when_true if self.conditions[condition] else when_false)
-        if function == "Fn::Equals":
-            left, right = self.resolve(argument)
-            return str(left) == str(right)
-        if function == "Fn::Not":
-            return not self.resolve(argument[0])
-        if function == "Fn::Sub" and isinstance(argument, str):
-            text = argument
-            for name, replacement in {**self.parameters, **self.names}.items():
-                text = text.replace("${" + name + "}", str(replacement))
-            return text
+        intrinsic = _INTRINSICS.get(function)
+        return intrinsic(self, argument) if intrinsic else self._unresolved(function, argument)
+
+    def _unresolved(self, function: str, argument: Any) -> dict[str, Any]:
+        """An intrinsic not resolved locally: kept, its argument resolved."""
         return {function: self.resolve(argument)}
+
+    def _ref(self, name: str) -> Any:
+        if name in self.parameters:
+            return self.parameters[name]
+        if name == "AWS::NoValue":
+            return None
+        return self.names.get(name, name)
+
+    def _get_att(self, argument: list[str]) -> str:
+        logical_id, attribute = argument
+        return self.attributes[(logical_id, attribute)]
+
+    def _if(self, argument: list[Any]) -> Any:
+        condition, when_true, when_false = argument
+        return self.resolve(when_true if self.conditions[condition] else when_false)
+
+    def _equals(self, argument: list[Any]) -> bool:
+        left, right = self.resolve(argument)
+        return str(left) == str(right)
+
+    def _not(self, argument: list[Any]) -> bool:
+        return not self.resolve(argument[0])
+
+    def _sub(self, argument: Any) -> Any:
+        """The string form only (names and parameters); the list form is left as it is."""
+        if not isinstance(argument, str):
+            return self._unresolved("Fn::Sub", argument)
+        text = argument
+        for name, replacement in {**self.parameters, **self.names}.items():
+            text = text.replace("${" + name + "}", str(replacement))
+        return text
+
+
+# The intrinsic functions resolved locally, by name; any other is kept as it is.
+_INTRINSICS: dict[str, Callable[[_Resolver, Any], Any]] = {
+    "Ref": _Resolver._ref,
+    "Fn::GetAtt": _Resolver._get_att,
+    "Fn::If": _Resolver._if,
+    "Fn::Equals": _Resolver._equals,
+    "Fn::Not": _Resolver._not,
+    "Fn::Sub": _Resolver._sub,
+}
 
 
 def resolve_environment(spec: StackSpec, names: dict[str, str]) -> dict[str, str]:

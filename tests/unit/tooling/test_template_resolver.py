@@ -1,0 +1,48 @@
+"""The intrinsic functions the local stack resolves, one case each, and what it leaves alone."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from backdrop.local.template import _Resolver
+
+
+def resolver() -> _Resolver:
+    resolving = _Resolver(
+        {"Stage": "dev", "Empty": ""},
+        {"OutputBucket": "out", "WorkQueue": "http://work"},
+        {"IsDev": True, "IsProd": False},
+    )
+    resolving.attributes[("WorkQueue", "Arn")] = "arn:aws:sqs:local:work"
+    return resolving
+
+
+CASES: list[tuple[str, Any, Any]] = [
+    ("a parameter", {"Ref": "Stage"}, "dev"),
+    ("a resource's local name", {"Ref": "OutputBucket"}, "out"),
+    ("no value", {"Ref": "AWS::NoValue"}, None),
+    ("an unknown name, kept", {"Ref": "Elsewhere"}, "Elsewhere"),
+    ("an attribute", {"Fn::GetAtt": ["WorkQueue", "Arn"]}, "arn:aws:sqs:local:work"),
+    ("if, true", {"Fn::If": ["IsDev", {"Ref": "Stage"}, "no"]}, "dev"),
+    ("if, false", {"Fn::If": ["IsProd", "yes", {"Ref": "OutputBucket"}]}, "out"),
+    ("equals, resolved first", {"Fn::Equals": [{"Ref": "Empty"}, ""]}, True),
+    ("equals, as strings", {"Fn::Equals": [5, "5"]}, True),
+    ("not", {"Fn::Not": [{"Fn::Equals": ["a", "b"]}]}, True),
+    ("sub of a string", {"Fn::Sub": "${OutputBucket}-${Stage}-${Other}"}, "out-dev-${Other}"),
+    (
+        "sub of a list, kept",
+        {"Fn::Sub": ["${X}", {"X": {"Ref": "Stage"}}]},
+        {"Fn::Sub": ["${X}", {"X": "dev"}]},
+    ),
+    ("another intrinsic, kept", {"Fn::Join": ["-", [{"Ref": "Stage"}]]}, {"Fn::Join": ["-", ["dev"]]}),
+    ("a list", [{"Ref": "Stage"}, 3], ["dev", 3]),
+    ("a mapping of many keys", {"A": {"Ref": "Stage"}, "B": 1}, {"A": "dev", "B": 1}),
+    ("a plain value", 42, 42),
+]
+
+
+@pytest.mark.parametrize(("value", "resolved"), [case[1:] for case in CASES], ids=[case[0] for case in CASES])
+def test_each_intrinsic_resolves_as_cloudformation_would_locally(value: Any, resolved: Any):
+    assert resolver().resolve(value) == resolved
