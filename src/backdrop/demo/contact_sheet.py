@@ -128,22 +128,25 @@ _CSS = """
   body { margin: 0; background: var(--back); color: var(--ink);
          font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
   main { max-width: 1240px; margin: 0 auto; padding: 28px 20px 40px; }
-  .top { display: flex; align-items: baseline; justify-content: space-between; gap: 16px; }
+  .top { display: flex; flex-wrap: wrap; align-items: baseline; justify-content: space-between;
+          column-gap: 16px; }
   h1 { font-size: 24px; margin: 0 0 14px; letter-spacing: -0.01em; }
   .counts { margin: 0; color: var(--muted); }
   table.summary { border-collapse: collapse; background: var(--paper); border: 1px solid var(--line);
-                  border-radius: 8px; overflow: hidden; margin-bottom: 24px; min-width: 480px; }
+                  border-radius: 8px; overflow: hidden; margin-bottom: 24px; width: 100%; max-width: 640px; }
   .summary th, .summary td { padding: 7px 14px; border-bottom: 1px solid var(--line); text-align: left; }
   .summary tr:last-child th, .summary tr:last-child td { border-bottom: 0; }
   .summary th { font-weight: 500; color: var(--muted); background: #fafbfc; }
-  .summary td { font-variant-numeric: tabular-nums; font-weight: 600; }
-  .cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(560px, 1fr)); gap: 18px; }
+  .summary td { font-variant-numeric: tabular-nums; font-weight: 600; overflow-wrap: anywhere; }
+  /* Two cards side by side from about 1,150 px, one below 600 px; never wider than the window. */
+  .cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(min(100%, 560px), 1fr));
+           gap: 18px; }
   .card { background: var(--paper); border: 1px solid var(--line); border-radius: 10px;
           padding: 14px 16px 16px; box-shadow: 0 1px 2px rgba(20, 30, 50, 0.05); min-width: 0; }
   .card.failed { border-left: 5px solid var(--bad); }
-  .head { display: flex; align-items: center; justify-content: space-between; gap: 12px; }
+  .head { display: flex; align-items: center; justify-content: space-between; gap: 12px; min-width: 0; }
   h2 { font: 600 14px/1.3 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; margin: 0;
-       overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+       overflow: hidden; text-overflow: ellipsis; white-space: nowrap; min-width: 0; }
   .badge { flex: none; font-size: 12px; font-weight: 600; padding: 2px 9px; border-radius: 999px; }
   .badge.good { color: var(--good); background: #e6f4ea; }
   .badge.bad { color: var(--bad); background: #fdecea;
@@ -165,4 +168,13 @@ _CSS = """
   .error code { font: 600 13px ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; color: var(--bad); }
   .error p { margin: 4px 0 0; overflow-wrap: anywhere; white-space: pre-wrap; }
   .empty { color: var(--muted); }
+  /* Phones: less padding, shorter pictures, and the summary's labels above their values. */
+  @media (max-width: 600px) {
+    main { padding: 16px 10px 28px; }
+    h1 { font-size: 20px; }
+    .card { padding: 12px 12px 14px; }
+    .pair { gap: 8px; }
+    figure img, .missing { height: 150px; }
+    .summary th, .summary td { padding: 6px 10px; }
+  }
 """

@@ -182,3 +182,14 @@ def test_every_sample_is_credited():
         rows = [line for line in attribution.splitlines() if line.startswith(f"| `{name}` |")]
         assert len(rows) == 1, name
         assert "Public domain" in rows[0] or "CC0" in rows[0] or "this repository" in rows[0], name
+
+
+def test_no_fixed_width_is_wider_than_a_phone(tmp_path):
+    """A phone shows 320-420 px: no width, minimum width or grid track may ask for more than 320 px
+    unless it gives way to the window (`min(100%, 560px)`). The browser test measures the layout."""
+    page, _ = sheet(tmp_path)
+    style = page[page.index("<style>") : page.index("</style>")]
+    asked = re.findall(r"(?<!max-)(?:width|flex-basis)\s*:\s*(\d+)px|minmax\((\d+)px", style)
+    too_wide = [int(a or b) for a, b in asked if int(a or b) > 320]
+    assert too_wide == []
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in page
