@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools import Logger, Metrics
 
 if TYPE_CHECKING:
-    from backdrop_fn.wiring import Runtime
+    from backdrop_fn.runtime import Runtime
 
-# CONTRACT.md §4 gives these defaults when the variables are not set.
+# docs/REFERENCE.md#configuration gives these defaults when the variables are not set.
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "backdrop")
 NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Backdrop")
 TRACING = os.environ.get("POWERTOOLS_TRACE_DISABLED", "").strip().lower() not in ("1", "true", "yes")

@@ -1,16 +1,19 @@
-"""Failures as values with a class (CONTRACT.md §3).
+"""Failures as values with a class (docs/REFERENCE.md#error-classes).
 
-Each error's ``error_class`` decides three things at once: whether the record is retried,
-what the DLQ record says, and the ``ErrorClass`` dimension of the ``ImagesFailed`` metric.
+Each error's ``error_class`` says what the DLQ record and the ``ErrorClass`` dimension of the
+``ImagesFailed`` metric say; ``retryable`` says whether it is worth another attempt. Whether
+this delivery makes that attempt is the delivery's decision (``delivery.py``).
 """
 
 from __future__ import annotations
+
+from backdrop_fn.vocabulary import ErrorClass
 
 
 class BackdropError(Exception):
     """A failure the pipeline understands. Subclasses fix the class and whether it is transient."""
 
-    error_class = "internal"
+    error_class = ErrorClass.INTERNAL
     retryable = False
 
     def __init__(
@@ -28,57 +31,57 @@ class BackdropError(Exception):
 
 
 class InvalidSidecar(BackdropError):
-    error_class = "invalid_sidecar"
+    error_class = ErrorClass.INVALID_SIDECAR
 
 
 class InvalidImage(BackdropError):
-    error_class = "invalid_image"
+    error_class = ErrorClass.INVALID_IMAGE
 
 
 class MissingObject(BackdropError):
-    error_class = "missing_object"
+    error_class = ErrorClass.MISSING_OBJECT
 
 
 class BadRequest(BackdropError):
-    error_class = "bad_request"
+    error_class = ErrorClass.BAD_REQUEST
 
 
 class AuthFailed(BackdropError):
-    error_class = "auth"
+    error_class = ErrorClass.AUTH
 
 
 class ApiNotFound(BackdropError):
-    error_class = "not_found"
+    error_class = ErrorClass.NOT_FOUND
 
 
 class InsufficientCredits(BackdropError):
-    error_class = "insufficient_credits"
+    error_class = ErrorClass.INSUFFICIENT_CREDITS
 
 
 class RateLimited(BackdropError):
-    error_class = "rate_limited"
+    error_class = ErrorClass.RATE_LIMITED
     retryable = True
 
 
 class ServerError(BackdropError):
-    error_class = "server_error"
+    error_class = ErrorClass.SERVER_ERROR
     retryable = True
 
 
 class ApiTimeout(BackdropError):
-    error_class = "timeout"
+    error_class = ErrorClass.TIMEOUT
     retryable = True
 
 
 class OutputWriteFailed(BackdropError):
-    error_class = "output_write"
+    error_class = ErrorClass.OUTPUT_WRITE
     retryable = True
 
 
 class InternalError(BackdropError):
     """A bug or an unexpected answer: retrying the same input would fail the same way."""
 
-    error_class = "internal"
+    error_class = ErrorClass.INTERNAL
 
 
 class InfrastructureUnavailable(BackdropError):
@@ -88,7 +91,7 @@ class InfrastructureUnavailable(BackdropError):
     receive of the message: throttling and 5xx from AWS pass.
     """
 
-    error_class = "internal"
+    error_class = ErrorClass.INTERNAL
     retryable = True
 
 
@@ -100,25 +103,9 @@ class ClaimNotReleased(InfrastructureUnavailable):
 class NotEnoughTime(BackdropError):
     """Too little of the invocation is left to make the call: not an attempt, so always tried again."""
 
-    error_class = "timeout"
+    error_class = ErrorClass.TIMEOUT
     retryable = True
 
 
 class ClaimInProgress(Exception):
     """Another invocation holds the claim on this pair right now: try again later, call nothing."""
-
-
-ERROR_CLASSES = (
-    "invalid_sidecar",
-    "invalid_image",
-    "missing_object",
-    "bad_request",
-    "auth",
-    "not_found",
-    "insufficient_credits",
-    "rate_limited",
-    "server_error",
-    "timeout",
-    "output_write",
-    "internal",
-)

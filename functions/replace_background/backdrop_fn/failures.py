@@ -1,4 +1,4 @@
-"""The DLQ record (CONTRACT.md §3): one replayable JSON message per failure."""
+"""The DLQ record (docs/REFERENCE.md#the-dlq-record): one replayable JSON message per failure."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from backdrop_fn.errors import BackdropError
+from backdrop_fn.vocabulary import ErrorClass
 
 RECORD_TYPE = "backdrop.failure"
 # Whatever a message says, the record stays far below the 256 KiB of an SQS message.
@@ -17,7 +18,7 @@ MAX_MESSAGE_CHARS = 4000
 class FailureError(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
-    error_class: str = Field(alias="class")
+    error_class: ErrorClass = Field(alias="class")
     message: str
     http_status: int | None = None
     retryable: bool
@@ -31,7 +32,7 @@ class FailureSource(BaseModel):
 
 
 class FailureRecord(BaseModel):
-    type: Literal["backdrop.failure"] = RECORD_TYPE
+    type: Literal["backdrop.failure"] = "backdrop.failure"
     version: Literal[1] = 1
     error: FailureError
     source: FailureSource

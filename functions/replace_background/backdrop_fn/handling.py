@@ -12,11 +12,11 @@ import json
 import logging
 from typing import Any
 
+from backdrop_fn.delivery import Delivery
 from backdrop_fn.errors import BackdropError, ClaimNotReleased
 from backdrop_fn.events import UnrecognisedEvent, items_from_event, items_from_message
-from backdrop_fn.pipeline import Invocation, Outcome
-from backdrop_fn.ports import Deadline
-from backdrop_fn.wiring import Runtime
+from backdrop_fn.outcome import Outcome
+from backdrop_fn.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +25,8 @@ def handle(current: Runtime, event: dict[str, Any], context: Any) -> dict[str, A
     current.claims.register_lambda_context(context)
     if _is_sqs_batch(event):
         return {"batchItemFailures": _failed_messages(current, event["Records"], context)}
-    return {"outcomes": [outcome.as_dict() for outcome in _handle_direct(current, event, context)]}
+    outcomes = _handle_direct(current, event, Delivery.direct(context))
+    return {"outcomes": [outcome.model_dump(mode="json") for outcome in outcomes]}
 
 
 def _is_sqs_batch(event: dict[str, Any]) -> bool:
@@ -38,7 +39,8 @@ def _failed_messages(current: Runtime, records: list[dict[str, Any]], context: A
     failed = []
     for record in records:
         try:
-            _handle_message(current, record, context)
+            delivery = Delivery.of_message(record, context, max_attempts=current.settings.max_attempts)
+            _handle_message(current, record, delivery)
         except BackdropError:
             failed.append({"itemIdentifier": record["messageId"]})  # the pipeline logged why
         except Exception:
@@ -49,36 +51,29 @@ def _failed_messages(current: Runtime, records: list[dict[str, Any]], context: A
     return failed
 
 
-def _handle_message(current: Runtime, record: dict[str, Any], context: Any) -> list[Outcome]:
+def _handle_message(current: Runtime, record: dict[str, Any], delivery: Delivery) -> list[Outcome]:
     """One work-queue message. Raising reports it in ``batchItemFailures`` (it comes back later)."""
-    attempt = int(record.get("attributes", {}).get("ApproximateReceiveCount") or 1)
-    final_attempt = attempt >= current.settings.max_attempts
-    invocation = Invocation(Deadline.from_context(context), context.aws_request_id)
     try:
-        items = items_from_message(
-            record["body"], attempt=attempt, final_attempt=final_attempt, message_id=record["messageId"]
-        )
+        items = items_from_message(record["body"])
     except UnrecognisedEvent as error:
-        return [current.pipeline.reject(str(error), record["body"], attempt=attempt, invocation=invocation)]
+        return [current.pipeline.reject(str(error), record["body"], delivery)]
     outcomes: list[Outcome] = []
     try:
         for item in items:
-            outcomes.extend(current.pipeline.process(item, invocation))
+            outcomes.extend(current.pipeline.process(item, delivery))
     except BackdropError as error:
         if current.backoff is not None:
             # A claim left "in progress" expires with this invocation: the message must not meet it.
-            at_least = invocation.deadline.remaining() if isinstance(error, ClaimNotReleased) else 0
-            current.backoff.delay(record["receiptHandle"], attempt, at_least_seconds=at_least)
+            at_least = delivery.deadline.remaining() if isinstance(error, ClaimNotReleased) else 0
+            current.backoff.delay(record["receiptHandle"], delivery.attempt, at_least_seconds=at_least)
         raise
     return outcomes
 
 
-def _handle_direct(current: Runtime, event: dict[str, Any], context: Any) -> list[Outcome]:
+def _handle_direct(current: Runtime, event: dict[str, Any], delivery: Delivery) -> list[Outcome]:
     """An S3 notification, EventBridge event or DLQ record invoked directly: no later attempt."""
-    invocation = Invocation(Deadline.from_context(context), context.aws_request_id)
     try:
         items = items_from_event(event)
     except UnrecognisedEvent as error:
-        raw = json.dumps(event, default=str)
-        return [current.pipeline.reject(str(error), raw, attempt=1, invocation=invocation)]
-    return [outcome for item in items for outcome in current.pipeline.process(item, invocation)]
+        return [current.pipeline.reject(str(error), json.dumps(event, default=str), delivery)]
+    return [outcome for item in items for outcome in current.pipeline.process(item, delivery)]

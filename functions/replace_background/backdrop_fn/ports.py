@@ -6,12 +6,14 @@ requests, and the unit tests implement them with in-memory fakes.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
 
 from backdrop_fn.images import ImageType
+from backdrop_fn.outcome import Outcome
+from backdrop_fn.timing import Deadline
+from backdrop_fn.vocabulary import ErrorClass, Metric
 
 
 @dataclass(frozen=True)
@@ -81,49 +83,20 @@ class InlineImage:
     open: Callable[[], BinaryIO] = field(repr=False)
 
 
+class Readable(Protocol):
+    """A stream read once, from its first byte to its last."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class ApiImage:
     """The API's answer, as a stream from its first byte: kept on local disk as it arrives."""
 
     image_type: ImageType
-    body: BinaryIO = field(repr=False)
-
-
-@dataclass(frozen=True)
-class KeptResult:
-    """A paid answer held on local disk until it is stored, with what its output needs."""
-
-    image_type: ImageType
-    metadata: dict[str, str]
-    open: Callable[[], BinaryIO] = field(repr=False)
-
-
-class PaidResults(Protocol):
-    """Paid answers kept until they are stored, so that retrying a failed write pays nothing."""
-
-    def keep(self, pair_id: str, answer: ApiImage, metadata: dict[str, str]) -> KeptResult:
-        """Read ``answer`` to its end into the keep. Raises OutputWriteFailed when it cannot."""
-
-    def find(self, pair_id: str) -> KeptResult | None:
-        """The answer kept for this pair by an earlier attempt, or None."""
-
-    def forget(self, pair_id: str) -> None:
-        """Drop the pair's answer: it is stored."""
-
-
-class Deadline:
-    """The moment the Lambda invocation ends, on a monotonic clock."""
-
-    def __init__(self, seconds_left: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._ends_at = clock() + seconds_left
-
-    @classmethod
-    def from_context(cls, context: Any, clock: Callable[[], float] = time.monotonic) -> Deadline:
-        return cls(context.get_remaining_time_in_millis() / 1000.0, clock)
-
-    def remaining(self) -> float:
-        return self._ends_at - self._clock()
+    body: Readable = field(repr=False)
 
 
 class BackgroundApi(Protocol):
@@ -131,22 +104,51 @@ class BackgroundApi(Protocol):
         """Make the paid call. Raises a BackdropError subclass on every failure."""
 
 
+@dataclass(frozen=True)
+class KeptAnswer:
+    """A paid answer kept on local disk until it is stored, with the metadata its output takes."""
+
+    image_type: ImageType
+    metadata: dict[str, str]
+    open: Callable[[], BinaryIO] = field(repr=False)
+
+
+class KeptAnswers(Protocol):
+    """Paid answers kept until they are stored, so that retrying a failed write pays nothing."""
+
+    def keep(self, pair_id: str, answer: ApiImage, metadata: dict[str, str]) -> KeptAnswer:
+        """Read ``answer`` to its end into the keep. Raises OutputWriteFailed when it cannot."""
+
+    def find(self, pair_id: str) -> KeptAnswer | None:
+        """The answer kept for this pair by an earlier attempt, or None."""
+
+    def forget(self, pair_id: str) -> None:
+        """Drop the pair's answer: it is stored."""
+
+
 class FailureSink(Protocol):
-    def send(self, body: str, *, error_class: str) -> None: ...
+    def send(self, body: str, *, error_class: ErrorClass) -> None: ...
 
 
 class Claims(Protocol):
-    def run_once(
-        self, identity: dict[str, Any], work: Callable[[], dict[str, Any]]
-    ) -> tuple[dict[str, Any], bool]:
-        """Run ``work`` at most once per ``identity``; returns (its result, whether it was stored before).
+    def register_lambda_context(self, context: Any) -> None:
+        """The invocation whose deadline an "in progress" claim expires with."""
+
+    def run_once(self, identity: dict[str, Any], work: Callable[[], Outcome]) -> Outcome:
+        """Run ``work`` at most once per ``identity``: its outcome, or, when it ran before, that
+        outcome as a duplicate (``Outcome.as_duplicate``).
 
         An exception from ``work`` releases the claim (a later attempt may run it again).
         Raises ClaimInProgress when another attempt holds the claim right now.
         """
 
 
-class Metrics(Protocol):
-    def add(self, name: str, value: float, unit: str = "Count") -> None: ...
+class RetryBackoff(Protocol):
+    def delay(self, receipt_handle: str, attempt: int, *, at_least_seconds: float = 0) -> None:
+        """Keep a failed work-queue message away for its backoff, and at least ``at_least_seconds``."""
 
-    def add_failure(self, error_class: str) -> None: ...
+
+class Metrics(Protocol):
+    def add(self, metric: Metric, value: float) -> None: ...
+
+    def add_failure(self, error_class: ErrorClass) -> None: ...

@@ -1,4 +1,4 @@
-"""The sidecar: one strict JSON object per image (CONTRACT.md §1), parsed before any paid call.
+"""The sidecar: one strict JSON object per image (docs/REFERENCE.md#the-sidecar), parsed before any paid call.
 
 Every rule is checked here so that a sidecar bound to fail never reaches the API, and every
 error names its field, because a typo silently ignored would cost the user a wrong image.
@@ -10,12 +10,13 @@ import difflib
 import ipaddress
 import json
 import re
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from backdrop_fn.errors import InvalidSidecar
+from backdrop_fn.vocabulary import MagicPrompt, RenderingSpeed
 
 MAX_SIDECAR_BYTES = 64 * 1024
 MAX_PROMPT_CHARS = 4000
@@ -97,8 +98,9 @@ class Sidecar(BaseModel):
     model_config = _STRICT
 
     prompt: str
-    rendering_speed: Literal["TURBO", "DEFAULT", "QUALITY"] = "DEFAULT"
-    magic_prompt: Literal["AUTO", "ON", "OFF"] = "AUTO"
+    # Strict mode takes only enum members from Python; these take the JSON strings.
+    rendering_speed: RenderingSpeed = Field(RenderingSpeed.DEFAULT, strict=False)
+    magic_prompt: MagicPrompt = Field(MagicPrompt.AUTO, strict=False)
     seed: int | None = None
     style_codes: list[str] | None = None
     style_reference_images: list[str] | None = None
@@ -289,7 +291,7 @@ def describe_validation_error(exc: ValidationError) -> str:
         kind = error["type"]
         if kind == "extra_forbidden":
             problems.append(_unknown_field(loc))
-        elif kind == "literal_error":
+        elif kind in ("literal_error", "enum"):
             problems.append(f"{where}: must be {error['ctx']['expected']}, not {error['input']!r}")
         elif kind in ("value_error", "assertion_error"):
             message = str(error["ctx"]["error"]) if "ctx" in error else error["msg"]

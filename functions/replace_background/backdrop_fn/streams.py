@@ -8,9 +8,9 @@ import io
 import json
 import uuid
 from collections.abc import Iterator
-from typing import Any, BinaryIO
+from typing import Any
 
-from backdrop_fn.ports import InlineImage
+from backdrop_fn.ports import InlineImage, Readable
 
 # Read from S3 in multiples of 3 bytes, so that each piece encodes to base64 without padding.
 _RAW_PIECE = 3 * 21_845
@@ -98,7 +98,7 @@ class CountingStream:
     ``readinto`` layer would copy every one of them once more.
     """
 
-    def __init__(self, head: bytes, rest: BinaryIO) -> None:
+    def __init__(self, head: bytes, rest: Readable) -> None:
         self._head = head
         self._rest = rest
         self.count = 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -11,7 +10,7 @@ from botocore.config import Config
 
 from backdrop_fn.adapters.claims import IdempotencyClaims
 from backdrop_fn.adapters.dlq import SqsFailureSink
-from backdrop_fn.adapters.kept_results import LocalDiskResults
+from backdrop_fn.adapters.kept_answers import DiskKeptAnswers
 from backdrop_fn.adapters.metrics import EmfMetrics
 from backdrop_fn.adapters.s3 import S3ObjectStore
 from backdrop_fn.adapters.secrets import SecretsManagerApiKey
@@ -19,6 +18,8 @@ from backdrop_fn.adapters.segmind import RetryPolicy, SegmindClient
 from backdrop_fn.adapters.work_queue import WorkQueueBackoff
 from backdrop_fn.config import Settings
 from backdrop_fn.pipeline import Pipeline
+from backdrop_fn.runtime import Runtime
+from backdrop_fn.timing import TimeBudget
 
 # boto3's "standard" mode retries throttling and 5xx with backoff; endpoints come from
 # AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_<SERVICE>, so the same code runs against a local stack.
@@ -33,14 +34,6 @@ def aws_client(service: str, session: boto3.session.Session | None = None) -> An
     return (session or boto3.session.Session()).client(service, config=config)
 
 
-@dataclass(frozen=True)
-class Runtime:
-    settings: Settings
-    pipeline: Pipeline
-    claims: IdempotencyClaims
-    backoff: WorkQueueBackoff | None
-
-
 def build_runtime(metrics: EmfMetrics) -> Runtime:
     settings = Settings.from_env()
     session = boto3.session.Session()
@@ -51,6 +44,7 @@ def build_runtime(metrics: EmfMetrics) -> Runtime:
         ttl_seconds=settings.idempotency_ttl_seconds,
         client=aws_client("dynamodb", session),
     )
+    budget = TimeBudget()
     keys = SecretsManagerApiKey.from_client(settings.api_key_secret_id, aws_client("secretsmanager", session))
     pipeline = Pipeline(
         settings,
@@ -63,11 +57,13 @@ def build_runtime(metrics: EmfMetrics) -> Runtime:
             policy=RetryPolicy(
                 max_retries=settings.api_max_retries, backoff_base_seconds=settings.api_backoff_seconds
             ),
+            budget=budget,
         ),
         failures=SqsFailureSink(sqs, settings.dlq_url),
         claims=claims,
         metrics=metrics,
-        paid=LocalDiskResults.in_temporary_directory(),
+        kept=DiskKeptAnswers.in_temporary_directory(),
+        budget=budget,
     )
     backoff = (
         WorkQueueBackoff(sqs, settings.work_queue_url, first_seconds=settings.retry_backoff_seconds)

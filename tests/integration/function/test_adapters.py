@@ -32,10 +32,14 @@ from backdrop_fn.errors import (
     RateLimited,
     ServerError,
 )
-from backdrop_fn.ports import ApiKey, Deadline
+from backdrop_fn.outcome import Outcome, Status
+from backdrop_fn.ports import ApiKey
+from backdrop_fn.timing import Deadline
 from backdrop_fn.wiring import aws_client
 from tests.integration.conftest import API_KEY, REGION, photo
 from tests.unit.function.fakes import PNG_BYTES, RecordingMetrics
+
+PROCESSED = Outcome(status=Status.PROCESSED, image_key="a.jpg", output_key="a.png")
 
 BUCKET = "adapter-bucket"
 
@@ -118,33 +122,27 @@ def claims(aws: str) -> IdempotencyClaims:
 def test_work_runs_once_per_identity_and_its_result_is_remembered(claims: IdempotencyClaims):
     runs = []
 
-    def work():
+    def work() -> Outcome:
         runs.append(1)
-        return {"status": "processed", "output_key": "a.png"}
+        return Outcome(status=Status.PROCESSED, output_key="a.png")
 
-    assert claims.run_once({"image_etag": "1"}, work) == (
-        {"status": "processed", "output_key": "a.png"},
-        False,
-    )
-    assert claims.run_once({"image_etag": "1"}, work) == (
-        {"status": "processed", "output_key": "a.png"},
-        True,
-    )
-    assert claims.run_once({"image_etag": "2"}, work)[1] is False
+    assert claims.run_once({"image_etag": "1"}, work) == Outcome(status=Status.PROCESSED, output_key="a.png")
+    assert claims.run_once({"image_etag": "1"}, work) == Outcome(status=Status.DUPLICATE, output_key="a.png")
+    assert claims.run_once({"image_etag": "2"}, work).status is Status.PROCESSED
     assert len(runs) == 2
 
 
 def test_a_failed_work_releases_the_claim(claims: IdempotencyClaims):
     with pytest.raises(RuntimeError):
         claims.run_once({"k": 1}, lambda: (_ for _ in ()).throw(RuntimeError("boom")))
-    assert claims.run_once({"k": 1}, lambda: {"status": "processed"}) == ({"status": "processed"}, False)
+    assert claims.run_once({"k": 1}, lambda: PROCESSED) == PROCESSED
 
 
 def test_a_claim_held_by_a_running_invocation_is_in_progress(claims: IdempotencyClaims):
     def inner():
         with pytest.raises(ClaimInProgress):
-            claims.run_once({"k": "x"}, lambda: {"status": "processed"})
-        return {"status": "processed"}
+            claims.run_once({"k": "x"}, lambda: PROCESSED)
+        return PROCESSED
 
     claims.run_once({"k": "x"}, inner)
 
@@ -163,9 +161,9 @@ def test_an_in_progress_claim_expires_with_the_invocation_deadline(aws: str):
     later = IdempotencyClaims("claims2", ttl_seconds=3600, client=client)
     later.register_lambda_context(LocalLambdaContext(timeout_seconds=60))
     with pytest.raises(ClaimInProgress):
-        later.run_once({"k": "y"}, lambda: {"status": "processed"})
+        later.run_once({"k": "y"}, lambda: PROCESSED)
     time.sleep(1.2)
-    assert later.run_once({"k": "y"}, lambda: {"status": "processed"}) == ({"status": "processed"}, False)
+    assert later.run_once({"k": "y"}, lambda: PROCESSED) == PROCESSED
 
 
 def failing(client, operation: str) -> None:
@@ -182,7 +180,7 @@ def test_work_done_but_not_recorded_is_reported_done_not_retried(aws: str):
     claims = IdempotencyClaims("claims3", ttl_seconds=3600, client=client)
     claims.register_lambda_context(LocalLambdaContext(timeout_seconds=60))
     failing(client, "UpdateItem")  # Powertools records success with UpdateItem
-    assert claims.run_once({"k": 1}, lambda: {"status": "processed"}) == ({"status": "processed"}, False)
+    assert claims.run_once({"k": 1}, lambda: PROCESSED) == PROCESSED
 
 
 def test_a_failure_whose_claim_cannot_be_released_says_so(aws: str):
@@ -201,7 +199,7 @@ def test_a_table_that_cannot_take_the_claim_stops_the_work(aws: str):
     failing(client, "PutItem")
     ran = []
     with pytest.raises(InfrastructureUnavailable):
-        claims.run_once({"k": 1}, lambda: ran.append(1) or {"status": "processed"})
+        claims.run_once({"k": 1}, lambda: ran.append(1) or PROCESSED)
     assert ran == []  # no claim, no paid call
 
 

@@ -7,11 +7,13 @@ from urllib.parse import quote_plus
 
 import pytest
 
-from backdrop_fn.adapters.kept_results import LocalDiskResults
+from backdrop_fn.adapters.kept_answers import DiskKeptAnswers
 from backdrop_fn.config import Settings
+from backdrop_fn.delivery import Delivery
 from backdrop_fn.events import WorkItem
-from backdrop_fn.pipeline import Invocation, Outcome, Pipeline
-from backdrop_fn.ports import Deadline
+from backdrop_fn.outcome import Outcome
+from backdrop_fn.pipeline import Pipeline
+from backdrop_fn.timing import Deadline
 from tests.unit.function.fakes import FakeApi, FakeFailureSink, FakeStore, InMemoryClaims, RecordingMetrics
 
 BUCKET = "in-bucket"
@@ -41,7 +43,7 @@ class World:
     claims: InMemoryClaims
     metrics: RecordingMetrics
     settings: Settings
-    paid: LocalDiskResults
+    kept: DiskKeptAnswers
     seed: int = 4242
 
     @property
@@ -53,12 +55,12 @@ class World:
             failures=self.dlq,
             claims=self.claims,
             metrics=self.metrics,
-            paid=self.paid,
+            kept=self.kept,
             random_seed=lambda: self.seed,
         )
 
     def configure(self, **changes: Any) -> None:
-        self.settings = dataclasses.replace(self.settings, **changes)
+        self.settings = Settings.model_validate({**self.settings.model_dump(), **changes})
 
     def upload(self, key: str, body: Any) -> str:
         return self.store.put(BUCKET, key, body)
@@ -72,18 +74,16 @@ class World:
         replay_of: str | None = None,
         message_id: str | None = None,
     ) -> list[Outcome]:
-        item = WorkItem(
-            bucket=BUCKET,
-            key=key,
-            etag=None,
-            version_id=None,
-            event=s3_record(key),
+        """``final=False``: a work-queue message with receives left (``message-1`` unless named)."""
+        item = WorkItem(BUCKET, key, None, None, s3_record(key), replay_of=replay_of)
+        delivery = Delivery(
+            Deadline(300),
+            "req-1",
             attempt=attempt,
-            final_attempt=final,
-            replay_of=replay_of,
-            message_id=message_id,
+            max_attempts=attempt if final else attempt + 1,
+            message_id=message_id or (None if final else "message-1"),
         )
-        return self.pipeline.process(item, Invocation(Deadline(300), "req-1"))
+        return self.pipeline.process(item, delivery)
 
     def output(self, key: str) -> dict[str, Any]:
         return self.store.outputs[(OUTPUT_BUCKET, key)]
@@ -104,5 +104,5 @@ def world(tmp_path: Path) -> World:
         InMemoryClaims(),
         RecordingMetrics(),
         settings,
-        LocalDiskResults(tmp_path / "paid-results"),
+        DiskKeptAnswers(tmp_path / "kept-answers"),
     )

@@ -14,8 +14,11 @@ from PIL import Image
 
 from backdrop_fn.errors import BackdropError, ClaimInProgress
 from backdrop_fn.images import PNG, ImageType
-from backdrop_fn.ports import ApiImage, Deadline, ObjectInfo, StoredObject
+from backdrop_fn.outcome import Outcome
+from backdrop_fn.ports import ApiImage, ObjectInfo, StoredObject
 from backdrop_fn.streams import JsonBody
+from backdrop_fn.timing import Deadline
+from backdrop_fn.vocabulary import ErrorClass, Metric
 
 
 def picture(fmt: str, size: tuple[int, int] = (8, 6)) -> bytes:
@@ -134,8 +137,8 @@ class FakeApi:
 class FakeFailureSink:
     sent: list[tuple[dict[str, Any], str]] = field(default_factory=list)
 
-    def send(self, body: str, *, error_class: str) -> None:
-        self.sent.append((json.loads(body), error_class))
+    def send(self, body: str, *, error_class: ErrorClass) -> None:
+        self.sent.append((json.loads(body), error_class.value))
 
     @property
     def records(self) -> list[dict[str, Any]]:
@@ -146,15 +149,16 @@ class InMemoryClaims:
     """The Powertools idempotency semantics the pipeline relies on, in a dict."""
 
     def __init__(self) -> None:
-        self.done: dict[str, dict[str, Any]] = {}
+        self.done: dict[str, Outcome] = {}
         self.in_progress: set[str] = set()
 
-    def run_once(
-        self, identity: dict[str, Any], work: Callable[[], dict[str, Any]]
-    ) -> tuple[dict[str, Any], bool]:
+    def register_lambda_context(self, context: Any) -> None:
+        pass
+
+    def run_once(self, identity: dict[str, Any], work: Callable[[], Outcome]) -> Outcome:
         key = json.dumps(identity, sort_keys=True)
         if key in self.done:
-            return dict(self.done[key]), True
+            return self.done[key].as_duplicate()
         if key in self.in_progress:
             raise ClaimInProgress("in progress")
         self.in_progress.add(key)
@@ -162,8 +166,8 @@ class InMemoryClaims:
             result = work()
         finally:
             self.in_progress.discard(key)
-        self.done[key] = dict(result)
-        return result, False
+        self.done[key] = result
+        return result
 
 
 @dataclass
@@ -171,11 +175,11 @@ class RecordingMetrics:
     values: list[tuple[str, float, str]] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
 
-    def add(self, name: str, value: float, unit: str = "Count") -> None:
-        self.values.append((name, value, unit))
+    def add(self, metric: Metric, value: float) -> None:
+        self.values.append((metric.value, value, metric.unit.value))
 
-    def add_failure(self, error_class: str) -> None:
-        self.failures.append(error_class)
+    def add_failure(self, error_class: ErrorClass) -> None:
+        self.failures.append(error_class.value)
 
     def total(self, name: str) -> float:
         return sum(value for metric, value, _ in self.values if metric == name)

@@ -30,20 +30,14 @@ def test_s3_keys_are_url_decoded(encoded: str, decoded: str):
     assert item.event is record
 
 
-def test_direct_events_are_their_own_last_attempt():
+def test_an_s3_record_names_its_bucket_and_etag():
     (item,) = items_from_event({"Records": [s3_record("a.jpg", etag="abc")]})
-    assert (item.bucket, item.etag, item.attempt, item.final_attempt) == ("in-bucket", "abc", 1, True)
-
-
-def test_message_items_carry_the_receive_count():
-    body = json.dumps({"Records": [s3_record("a.jpg")]})
-    (item,) = items_from_message(body, attempt=3, final_attempt=False)
-    assert (item.attempt, item.final_attempt) == (3, False)
+    assert (item.bucket, item.key, item.etag) == ("in-bucket", "a.jpg", "abc")
 
 
 def test_s3_test_event_gives_nothing_to_do():
     body = json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": "in-bucket"})
-    assert items_from_message(body, attempt=1, final_attempt=False) == []
+    assert items_from_message(body) == []
 
 
 def test_object_removed_records_are_skipped():
@@ -71,7 +65,7 @@ def test_dlq_record_is_replayed_with_its_identity():
         "request_id": "r-1",
         "event": s3_record("a.jpg"),
     }
-    (item,) = items_from_message(json.dumps(record), attempt=1, final_attempt=False)
+    (item,) = items_from_message(json.dumps(record))
     assert item.key == "a.jpg"
     assert item.replay_of == "2026-11-27T10:00:00Z/r-1/5"
 
@@ -89,7 +83,7 @@ def test_dlq_record_is_replayed_with_its_identity():
 )
 def test_garbage_is_unrecognised(body: str):
     with pytest.raises(UnrecognisedEvent):
-        items_from_message(body, attempt=1, final_attempt=False)
+        items_from_message(body)
 
 
 def test_a_long_error_message_is_shortened_in_the_dlq_record():

@@ -112,7 +112,7 @@ def test_every_valid_sidecar_parses_to_what_it_says(document: dict):
 @given(st.text(max_size=500))
 def test_any_message_body_is_work_or_unrecognised(body: str):
     with contextlib.suppress(UnrecognisedEvent):
-        assert isinstance(items_from_message(body, attempt=1, final_attempt=False), list)
+        assert isinstance(items_from_message(body), list)
 
 
 @FAST

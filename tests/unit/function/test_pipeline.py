@@ -10,19 +10,23 @@ from urllib.parse import unquote
 import pytest
 
 from backdrop_fn import images
-from backdrop_fn.adapters.kept_results import LocalDiskResults
+from backdrop_fn.adapters.kept_answers import DiskKeptAnswers
+from backdrop_fn.delivery import Delivery
 from backdrop_fn.errors import (
     ApiNotFound,
     ApiTimeout,
     AuthFailed,
     BadRequest,
     InsufficientCredits,
+    NotEnoughTime,
     OutputWriteFailed,
     RateLimited,
     ServerError,
 )
+from backdrop_fn.events import WorkItem
 from backdrop_fn.images import JPEG, WEBP
-from backdrop_fn.pipeline import Status
+from backdrop_fn.outcome import Status
+from backdrop_fn.timing import Deadline
 from tests.unit.function.conftest import BUCKET, OUTPUT_BUCKET, World
 from tests.unit.function.fakes import JPEG_BYTES, PNG_BYTES, WEBP_BYTES, noisy_png
 
@@ -300,30 +304,23 @@ def test_a_long_non_ascii_key_is_recorded_without_blaming_the_sidecar(world: Wor
 
 
 def test_a_record_with_too_little_time_left_is_not_started(world: World):
-    from backdrop_fn.errors import NotEnoughTime
-    from backdrop_fn.events import WorkItem
-    from backdrop_fn.pipeline import Invocation
-    from backdrop_fn.ports import Deadline
-
     world.upload("a.jpg", JPEG_BYTES)
     world.upload("a.jpg.json", SIDECAR)
-    item = WorkItem(BUCKET, "a.jpg", None, None, {}, attempt=5, final_attempt=True, message_id="m1")
+    item = WorkItem(BUCKET, "a.jpg", None, None, {})
     with pytest.raises(NotEnoughTime):
-        world.pipeline.process(item, Invocation(Deadline(20), "r"))
+        world.pipeline.process(item, Delivery(Deadline(20), "r", attempt=5, max_attempts=5, message_id="m1"))
     assert world.api.calls == 0
     assert world.dlq.sent == []
     assert world.claims.done == {}  # nothing claimed: the next receive starts afresh
 
 
 def test_a_direct_event_with_too_little_time_left_is_dead_lettered_as_a_timeout(world: World):
-    from backdrop_fn.events import WorkItem
-    from backdrop_fn.pipeline import Invocation
-    from backdrop_fn.ports import Deadline
-
     world.upload("a.jpg", JPEG_BYTES)
     world.upload("a.jpg.json", SIDECAR)
-    item = WorkItem(BUCKET, "a.jpg", None, None, {}, attempt=1, final_attempt=True)  # no message
-    assert statuses(world.pipeline.process(item, Invocation(Deadline(20), "r"))) == [Status.FAILED]
+    item = WorkItem(BUCKET, "a.jpg", None, None, {})
+    assert statuses(world.pipeline.process(item, Delivery(Deadline(20), "r"))) == [
+        Status.FAILED
+    ]  # no message
     assert world.api.calls == 0
     ((record, error_class),) = world.dlq.sent
     assert (error_class, record["error"]["retryable"]) == ("timeout", True)
@@ -403,11 +400,11 @@ def test_a_failed_output_write_is_retried_from_the_kept_answer_without_paying_ag
     world.seed = 99  # a new call would choose another seed
     assert statuses(world.event("a.jpg", attempt=2, final=False, message_id="m1")) == [Status.PROCESSED]
     assert world.api.calls == 1
-    assert world.metrics.total("PaidResultsReused") == 1
+    assert world.metrics.total("KeptAnswersReused") == 1
     output = world.output("a.png")
     assert output["body"] == world.api.image
     assert output["metadata"]["seed"] == "4242"  # the metadata of the answer that was paid for
-    assert list((tmp_path / "paid-results").iterdir()) == []  # stored, so no longer kept
+    assert list((tmp_path / "kept-answers").iterdir()) == []  # stored, so no longer kept
     assert statuses(world.event("a.jpg", attempt=3, final=False, message_id="m1")) == [Status.DUPLICATE]
 
 
@@ -460,7 +457,7 @@ def test_a_retry_in_a_container_without_the_kept_answer_pays_again(world: World,
     world.upload("a.jpg.json", SIDECAR)
     fail_the_first_write(world, message_id="m1")
     world.store.fail_writes_with = None
-    world.paid = LocalDiskResults(tmp_path / "another-container")
+    world.kept = DiskKeptAnswers(tmp_path / "another-container")
     assert statuses(world.event("a.jpg", attempt=2, final=False, message_id="m1")) == [Status.PROCESSED]
     assert world.api.calls == 2  # the retry the contract asks for, where no copy is
 
@@ -478,7 +475,7 @@ def test_an_answer_that_cannot_be_kept_is_retried(world: World, tmp_path: Path):
     world.upload("a.jpg.json", SIDECAR)
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("a file where the keep's directory should be")
-    world.paid = LocalDiskResults(blocker)
+    world.kept = DiskKeptAnswers(blocker)
     with pytest.raises(OutputWriteFailed, match="could not be kept on local disk"):
         world.event("a.jpg", attempt=1, final=False, message_id="m1")
     assert world.store.outputs == {}

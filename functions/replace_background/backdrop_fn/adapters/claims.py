@@ -19,14 +19,16 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyAlreadyInProgressError,
     IdempotencyPersistenceLayerError,
 )
+from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
+from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
 
 from backdrop_fn.errors import ClaimInProgress, ClaimNotReleased, InfrastructureUnavailable
+from backdrop_fn.outcome import Outcome
 
 logger = logging.getLogger(__name__)
 
 # A stable name for the records, so that renaming a module never forgets which pairs were done.
 KEY_PREFIX = "backdrop.pair"
-_STORED_BEFORE = "_stored_before"
 
 
 class IdempotencyClaims:
@@ -35,7 +37,8 @@ class IdempotencyClaims:
             expires_after_seconds=ttl_seconds,
             hash_function="sha256",
             raise_on_no_idempotency_key=True,
-            response_hook=_mark_stored_before,
+            # Called only when a stored outcome is returned instead of running the work.
+            response_hook=_seen_again,
             # A pair's second event usually reaches the container that processed its first: a
             # completed claim remembered here answers it without a DynamoDB round trip.
             use_local_cache=True,
@@ -48,8 +51,9 @@ class IdempotencyClaims:
             persistence_store=persistence,
             config=self._config,
             key_prefix=KEY_PREFIX,
+            output_serializer=PydanticSerializer(Outcome),
         )
-        def run(identity: dict[str, Any], work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        def run(identity: dict[str, Any], work: Callable[[], Outcome]) -> Outcome:
             return work()
 
         self._run = run
@@ -57,18 +61,16 @@ class IdempotencyClaims:
     def register_lambda_context(self, context: Any) -> None:
         self._config.register_lambda_context(context)
 
-    def run_once(
-        self, identity: dict[str, Any], work: Callable[[], dict[str, Any]]
-    ) -> tuple[dict[str, Any], bool]:
+    def run_once(self, identity: dict[str, Any], work: Callable[[], Outcome]) -> Outcome:
         progress: dict[str, Any] = {}
 
-        def tracked() -> dict[str, Any]:
+        def tracked() -> Outcome:
             progress["started"] = True
             progress["result"] = work()
             return progress["result"]
 
         try:
-            result = dict(self._run(identity=identity, work=tracked))
+            outcome: Outcome = self._run(identity=identity, work=tracked)
         except IdempotencyAlreadyInProgressError:
             raise ClaimInProgress("another invocation is processing this pair") from None
         except IdempotencyPersistenceLayerError as error:
@@ -76,14 +78,13 @@ class IdempotencyClaims:
                 # The work is done (and paid for); only its record failed. Done is done: say so,
                 # rather than have the message retried into a second paid call.
                 logger.warning("the pair was processed but its claim could not be completed")
-                return dict(progress["result"]), False
+                return progress["result"]
             if "started" in progress:
                 raise ClaimNotReleased(f"the idempotency table failed after the work did: {error}") from None
             raise InfrastructureUnavailable(f"the idempotency table failed: {error}") from None
-        stored_before = bool(result.pop(_STORED_BEFORE, False))
-        return result, stored_before
+        return outcome
 
 
-def _mark_stored_before(response: dict[str, Any], _record: Any) -> dict[str, Any]:
-    """Powertools calls this only when it returns a stored result instead of running the work."""
-    return {**(response or {}), _STORED_BEFORE: True}
+def _seen_again(response: Outcome, idempotent_data: DataRecord) -> Outcome:
+    """The stored outcome, returned instead of running the work: a duplicate of it."""
+    return response.as_duplicate()

@@ -36,13 +36,15 @@ from backdrop_fn.errors import (
     ServerError,
 )
 from backdrop_fn.images import SNIFF_BYTES, sniff
-from backdrop_fn.ports import ApiImage, ApiKey, ApiKeySource, Deadline, Metrics
+from backdrop_fn.ports import ApiImage, ApiKey, ApiKeySource, Metrics
 from backdrop_fn.streams import CountingStream, JsonBody
+from backdrop_fn.timing import Deadline, TimeBudget
+from backdrop_fn.vocabulary import Metric
 
 logger = logging.getLogger(__name__)
 
 USER_AGENT = "backdrop/1.0 (+https://github.com/backdrop)"
-# Every 5xx is server_error, which CONTRACT.md §3 retries inside the call.
+# Every 5xx is server_error, which is retried inside the call.
 _RETRY_STATUSES = frozenset({408, 429, *range(500, 600)})
 _ERRORS_BY_STATUS: dict[int, type[BackdropError]] = {
     400: BadRequest,
@@ -59,17 +61,12 @@ _ERRORS_BY_STATUS: dict[int, type[BackdropError]] = {
 
 @dataclass(frozen=True)
 class RetryPolicy:
+    """How often the call is retried and how long it waits; how much time each step needs is the
+    invocation's ``TimeBudget``."""
+
     max_retries: int = 4
     backoff_base_seconds: float = 1.0
     backoff_max_seconds: float = 20.0
-    # A server-requested wait (Retry-After, reset time) longer than this is not waited for here:
-    # the message goes back to the queue instead of holding a Lambda idle.
-    max_server_wait_seconds: float = 65.0
-    # Kept free after the call for the output write or the DLQ record.
-    reserve_seconds: float = 10.0
-    # A retry is only started when at least this much time is left for it.
-    min_attempt_seconds: float = 15.0
-    connect_timeout_seconds: float = 5.0
 
 
 class SegmindClient:
@@ -81,6 +78,7 @@ class SegmindClient:
         *,
         read_timeout_seconds: float = 120.0,
         policy: RetryPolicy | None = None,
+        budget: TimeBudget | None = None,
         session: requests.Session | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
@@ -92,6 +90,7 @@ class SegmindClient:
         self._metrics = metrics
         self._read_timeout = read_timeout_seconds
         self._policy = policy or RetryPolicy()
+        self._budget = budget or TimeBudget()
         self._session = session or pooled_session()
         self._clock = clock
         self._sleep = sleep
@@ -120,44 +119,39 @@ class SegmindClient:
         }
         retries = 0
         while True:
-            budget = deadline.remaining() - self._policy.reserve_seconds
-            if budget <= self._policy.connect_timeout_seconds:
-                self._metrics.add("ApiRetries", retries)
+            time_left = deadline.remaining() - self._budget.write_reserve_seconds
+            if time_left <= self._budget.connect_timeout_seconds:
+                self._metrics.add(Metric.API_RETRIES, retries)
                 raise NotEnoughTime("not enough Lambda time left to call the API")
-            timeout = (self._policy.connect_timeout_seconds, min(self._read_timeout, budget))
+            timeout = (self._budget.connect_timeout_seconds, min(self._read_timeout, time_left))
             # A new body each attempt: its inline images are streams, read once.
-            response, transport_error = self._attempt(JsonBody(payload), headers, timeout)
-            if transport_error is None and response.status_code not in _RETRY_STATUSES:
-                self._metrics.add("ApiRetries", retries)
-                return response
-            wait = self._wait_before_retry(response, retries)
-            time_after_wait = deadline.remaining() - wait - self._policy.reserve_seconds
-            if (
-                retries >= self._policy.max_retries
-                or wait > self._policy.max_server_wait_seconds
-                or time_after_wait < self._policy.min_attempt_seconds
-            ):
-                self._metrics.add("ApiRetries", retries)
-                if transport_error is not None:
-                    raise transport_error
-                return response  # the caller turns a retryable status into its error class
-            logger.info(
-                "API attempt failed, retrying",
-                extra={
-                    "status": response.status_code if response is not None else None,
-                    "error": transport_error.message if transport_error is not None else None,
-                    "wait_seconds": round(wait, 3),
-                    "retry": retries + 1,
-                },
-            )
-            if response is not None:
-                response.close()
+            answer = self._attempt(JsonBody(payload), headers, timeout)
+            if isinstance(answer, requests.Response) and answer.status_code not in _RETRY_STATUSES:
+                break
+            wait = self._wait_before_retry(answer, retries)
+            if not self._may_retry(deadline, wait, retries):
+                break
+            _log_retry(answer, wait, retries)
+            if isinstance(answer, requests.Response):
+                answer.close()
             self._sleep(wait)
             retries += 1
+        self._metrics.add(Metric.API_RETRIES, retries)
+        if isinstance(answer, BackdropError):
+            raise answer
+        return answer  # a retryable status is turned into its error class by the caller
+
+    def _may_retry(self, deadline: Deadline, wait: float, retries: int) -> bool:
+        time_after_wait = deadline.remaining() - wait - self._budget.write_reserve_seconds
+        return (
+            retries < self._policy.max_retries
+            and wait <= self._budget.max_server_wait_seconds
+            and time_after_wait >= self._budget.min_attempt_seconds
+        )
 
     def _attempt(
         self, body: JsonBody, headers: dict[str, str], timeout: tuple[float, float]
-    ) -> tuple[requests.Response, None] | tuple[None, BackdropError]:
+    ) -> requests.Response | BackdropError:
         """One POST: the response (whatever its status), or the transport failure."""
         started = self._clock()
         try:
@@ -166,23 +160,23 @@ class SegmindClient:
                 self._url, data=body, headers=headers, timeout=timeout, allow_redirects=False, stream=True
             )
         except requests.exceptions.InvalidHeader:
-            return None, AuthFailed("the API key holds characters that cannot be sent in a header")
+            return AuthFailed("the API key holds characters that cannot be sent in a header")
         except requests.Timeout:
-            return None, ApiTimeout(f"the API did not answer within {timeout[1]:.0f} s")
+            return ApiTimeout(f"the API did not answer within {timeout[1]:.0f} s")
         except requests.ConnectionError as error:
-            return None, ServerError(f"could not reach the API: {type(error).__name__}: {_cause(error)}")
+            return ServerError(f"could not reach the API: {type(error).__name__}: {_cause(error)}")
         except requests.RequestException as error:
-            return None, ServerError(f"the API connection failed: {type(error).__name__}: {_cause(error)}")
-        self._metrics.add("ApiLatency", (self._clock() - started) * 1000.0, "Milliseconds")
+            return ServerError(f"the API connection failed: {type(error).__name__}: {_cause(error)}")
+        self._metrics.add(Metric.API_LATENCY, (self._clock() - started) * 1000.0)
         credits = response.headers.get("x-remaining-credits")
         if credits is not None:
             with contextlib.suppress(ValueError):
-                self._metrics.add("RemainingCredits", float(credits))
-        return response, None
+                self._metrics.add(Metric.REMAINING_CREDITS, float(credits))
+        return response
 
-    def _wait_before_retry(self, response: requests.Response | None, retries: int) -> float:
-        if response is not None:
-            asked = [w for w in (self._retry_after(response), self._reset_wait(response)) if w is not None]
+    def _wait_before_retry(self, answer: requests.Response | BackdropError, retries: int) -> float:
+        if isinstance(answer, requests.Response):
+            asked = [w for w in (self._retry_after(answer), self._reset_wait(answer)) if w is not None]
             if asked:
                 return max(asked)
         ceiling = min(self._policy.backoff_max_seconds, self._policy.backoff_base_seconds * 2**retries)
@@ -246,6 +240,15 @@ class _AnswerBody(CountingStream):
             raise ApiTimeout("the API's answer stalled before its end") from None
         except (HTTPError, OSError) as error:
             raise ServerError(f"the API's answer broke off before its end: {type(error).__name__}") from None
+
+
+def _log_retry(answer: requests.Response | BackdropError, wait: float, retries: int) -> None:
+    failed = (
+        {"status": answer.status_code} if isinstance(answer, requests.Response) else {"error": answer.message}
+    )
+    logger.info(
+        "API attempt failed, retrying", extra={**failed, "wait_seconds": round(wait, 3), "retry": retries + 1}
+    )
 
 
 def _error_text(response: requests.Response, key: ApiKey) -> str:

@@ -1,6 +1,6 @@
 """Paid answers kept on the container's local disk (``/tmp``) until they are stored in S3.
 
-CONTRACT.md §3 retries an ``output_write`` failure on later receives of the message. The answer
+An ``output_write`` failure is retried on later receives of the message. The answer
 was paid for, so a retry must not buy it again: it waits here, and a later attempt or a redrive
 that reaches the same container stores it without a call. A different container has no copy and
 calls again: nothing durable is left to keep it in once the output bucket itself is failing.
@@ -16,31 +16,32 @@ import shutil
 import tempfile
 import uuid
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from backdrop_fn.errors import OutputWriteFailed
 from backdrop_fn.images import ImageType
-from backdrop_fn.ports import ApiImage, KeptResult
+from backdrop_fn.ports import ApiImage, KeptAnswer
 
 # Half of the 512 MB of /tmp a Lambda function has by default; the oldest answers give way first.
 MAX_KEPT_BYTES = 256 * 1024 * 1024
 _COPY_CHUNK = 1024 * 1024
 
 
-class LocalDiskResults:
+class DiskKeptAnswers:
     def __init__(self, directory: str | os.PathLike[str], *, max_bytes: int = MAX_KEPT_BYTES) -> None:
         self._directory = Path(directory)
         self._max_bytes = max_bytes
+        self._holder: tempfile.TemporaryDirectory[str] | None = None
 
     @classmethod
-    def in_temporary_directory(cls) -> LocalDiskResults:
+    def in_temporary_directory(cls) -> DiskKeptAnswers:
         """A keep of its own, removed with the process: one container, one keep."""
-        holder = tempfile.TemporaryDirectory(prefix="backdrop-paid-results-")
+        holder = tempfile.TemporaryDirectory(prefix="backdrop-kept-answers-")
         kept = cls(holder.name)
-        kept._holder = holder  # type: ignore[attr-defined]  # lives as long as the keep
+        kept._holder = holder  # lives as long as the keep
         return kept
 
-    def keep(self, pair_id: str, answer: ApiImage, metadata: dict[str, str]) -> KeptResult:
+    def keep(self, pair_id: str, answer: ApiImage, metadata: dict[str, str]) -> KeptAnswer:
         body_path, about_path = self._paths(pair_id)
         partial = self._directory / f"{pair_id}.{uuid.uuid4().hex}.partial"  # one writer a file
         about = {"image_type": dataclasses.asdict(answer.image_type), "metadata": metadata}
@@ -60,7 +61,7 @@ class LocalDiskResults:
         self._make_room(keeping=body_path)
         return _kept(body_path, about)
 
-    def find(self, pair_id: str) -> KeptResult | None:
+    def find(self, pair_id: str) -> KeptAnswer | None:
         body_path, about_path = self._paths(pair_id)
         try:
             about = json.loads(about_path.read_text(encoding="utf-8"))
@@ -91,14 +92,14 @@ class LocalDiskResults:
                 oldest.with_suffix(".json").unlink(missing_ok=True)
 
 
-def _kept(body_path: Path, about: dict) -> KeptResult:
+def _kept(body_path: Path, about: dict[str, Any]) -> KeptAnswer:
     def open_body() -> BinaryIO:
         try:
             return body_path.open("rb")
         except OSError as error:  # gone since it was found: the next attempt calls again
             raise OutputWriteFailed(f"the kept answer could not be read: {error.strerror or error}") from None
 
-    return KeptResult(
+    return KeptAnswer(
         image_type=ImageType(**about["image_type"]),
         metadata=dict(about["metadata"]),
         open=open_body,

@@ -1,0 +1,100 @@
+"""The paid call's request, and every check that must pass before paying for it.
+
+A sidecar bound to fail, an image that is no image, a style reference that is not there: each is
+refused here, before the API is called (docs/REFERENCE.md#the-sidecar).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from backdrop_fn import images
+from backdrop_fn.config import Settings
+from backdrop_fn.errors import InvalidImage, InvalidSidecar, MissingObject
+from backdrop_fn.pairing import Pair
+from backdrop_fn.ports import InlineImage, ObjectInfo, ObjectStore
+from backdrop_fn.sidecar import MAX_SIDECAR_BYTES, Sidecar, is_url, parse_sidecar
+from backdrop_fn.timing import TimeBudget
+from backdrop_fn.vocabulary import ImageTransfer
+
+
+class ApiRequest:
+    def __init__(self, settings: Settings, store: ObjectStore, budget: TimeBudget) -> None:
+        self._settings = settings
+        self._store = store
+        self._budget = budget
+
+    def sidecar_of(self, pair: Pair) -> Sidecar:
+        """The pair's sidecar, parsed and checked; the default prompt's when it has none."""
+        if pair.sidecar is None:
+            sidecar = Sidecar(prompt=pair.default_prompt or "")
+        elif pair.sidecar.info.size > MAX_SIDECAR_BYTES:
+            size = pair.sidecar.info.size
+            raise InvalidSidecar(f"the sidecar is {size:,} bytes; the limit is {MAX_SIDECAR_BYTES:,}")
+        else:
+            sidecar = parse_sidecar(pair.sidecar.body)
+        if "rendering_speed" not in sidecar.model_fields_set:
+            sidecar = sidecar.model_copy(update={"rendering_speed": self._settings.default_rendering_speed})
+        return sidecar
+
+    def payload(self, pair: Pair, sidecar: Sidecar, seed: int) -> dict[str, Any]:
+        """The request's JSON body; its images are checked, and sent as URLs or inline."""
+        payload: dict[str, Any] = {
+            "image": self._image_field(pair.image, "image", head=pair.image_head),
+            "prompt": sidecar.prompt,
+            "rendering_speed": sidecar.rendering_speed.value,
+            "magic_prompt": sidecar.magic_prompt.value,
+            "seed": seed,
+            "style_codes": list(sidecar.style_codes or []),
+            "style_reference_images": [
+                self._style_reference(pair.image.bucket, reference, index)
+                for index, reference in enumerate(sidecar.style_reference_images or [])
+            ],
+        }
+        if sidecar.color_palette is not None:
+            payload["color_palette"] = sidecar.color_palette.model_dump(exclude_none=True)
+        return payload
+
+    def _image_field(self, obj: ObjectInfo, what: str, head: bytes | None = None) -> str | InlineImage:
+        """A presigned URL the API fetches (url mode), or the bytes, streamed into the request."""
+        self._check_image(obj, what, head)
+        if self._settings.image_transfer is ImageTransfer.BASE64:
+            return InlineImage(size=obj.size, open=lambda: self._store.open(obj))
+        return self._store.presigned_url(obj, expires_in=self._budget.presigned_url_seconds)
+
+    def _style_reference(self, bucket: str, reference: str, index: int) -> str | InlineImage:
+        if is_url(reference):
+            return reference
+        obj = self._store.head(bucket, reference)
+        if obj is None:
+            raise MissingObject(
+                f"style_reference_images[{index}]: no object {reference!r} in bucket {bucket!r}"
+            )
+        return self._image_field(obj, f"style_reference_images[{index}]")
+
+    def _check_image(self, obj: ObjectInfo, what: str, head: bytes | None = None) -> None:
+        """Check size, type, dimensions and completeness from the image's first and last bytes.
+
+        ``head``: its first bytes when they were read already (with its version, in one request).
+        """
+        if obj.size == 0:
+            raise InvalidImage(f"{what} {obj.key!r} is empty")
+        if obj.size > self._settings.max_image_bytes:
+            raise InvalidImage(
+                f"{what} {obj.key!r} is {obj.size:,} bytes; the limit (MAX_IMAGE_BYTES) is "
+                f"{self._settings.max_image_bytes:,}"
+            )
+        head, tail = self._ends(obj, head)
+        why = images.problem(head, tail, obj.size)
+        if why:
+            raise InvalidImage(f"{what} {obj.key!r} is {why}")
+
+    def _ends(self, obj: ObjectInfo, head: bytes | None) -> tuple[bytes, bytes]:
+        """The image's first and last bytes, reading no more than is not known yet."""
+        if head is not None and len(head) >= obj.size:
+            return head, head[-images.TAIL_BYTES :]  # the head is the whole image
+        if head is None and obj.size <= images.HEAD_BYTES + images.TAIL_BYTES:
+            whole = self._store.read(obj)
+            return whole[: images.HEAD_BYTES], whole[-images.TAIL_BYTES :]
+        head = head if head is not None else self._store.read(obj, first_bytes=images.HEAD_BYTES)
+        return head, self._store.read(obj, last_bytes=images.TAIL_BYTES)

@@ -1,0 +1,44 @@
+"""A failure becomes one DLQ record (docs/REFERENCE.md#the-dlq-record), a metric and a log line."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from backdrop_fn.delivery import Delivery
+from backdrop_fn.errors import BackdropError, InternalError
+from backdrop_fn.failures import FailureRecord, FailureSource
+from backdrop_fn.outcome import Outcome, Status
+from backdrop_fn.ports import FailureSink, Metrics
+
+logger = logging.getLogger(__name__)
+
+# An unrecognised message is kept in its DLQ record up to this many characters: even escaped
+# (6 bytes a character at worst) the record stays under the 256 KiB of an SQS message.
+UNRECOGNISED_EVENT_CHARS = 30_000
+
+
+class DeadLetters:
+    def __init__(self, sink: FailureSink, metrics: Metrics) -> None:
+        self._sink = sink
+        self._metrics = metrics
+
+    def send(
+        self, error: BackdropError, source: FailureSource, event: dict[str, Any], delivery: Delivery
+    ) -> Outcome:
+        record = FailureRecord.from_error(
+            error, source=source, attempts=delivery.attempt, request_id=delivery.request_id, event=event
+        )
+        self._sink.send(record.to_json(), error_class=error.error_class)
+        self._metrics.add_failure(error.error_class)
+        logger.warning(
+            "failed: sent to the DLQ",
+            extra={"key": source.key, "error_class": error.error_class, "error": error.message},
+        )
+        return Outcome(status=Status.FAILED, image_key=source.key, error_class=error.error_class)
+
+    def reject(self, reason: str, raw: str, delivery: Delivery) -> Outcome:
+        """An event of no shape we accept: dead-lettered as it came, since no retry can fix it."""
+        error = InternalError(f"unrecognised event: {reason}")
+        event = {"unrecognised": raw[:UNRECOGNISED_EVENT_CHARS]}
+        return self.send(error, FailureSource(), event, delivery)

@@ -1,0 +1,33 @@
+"""What became of one image: the pipeline's answer, remembered by its claim for duplicates."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict
+
+from backdrop_fn.vocabulary import ErrorClass
+
+
+class Status(StrEnum):
+    PROCESSED = "processed"
+    FAILED = "failed"
+    DUPLICATE = "duplicate"
+    AWAITING_SIDECAR = "awaiting_sidecar"
+    AWAITING_IMAGE = "awaiting_image"
+    IGNORED = "ignored"
+
+
+class Outcome(BaseModel):
+    """A pydantic model, so that Powertools Idempotency stores and restores it as it is."""
+
+    model_config = ConfigDict(frozen=True)
+
+    status: Status
+    image_key: str | None = None
+    output_key: str | None = None
+    error_class: ErrorClass | None = None
+
+    def as_duplicate(self) -> Outcome:
+        """The same outcome seen again: by a duplicate event, or another event of the same pair."""
+        return self.model_copy(update={"status": Status.DUPLICATE})

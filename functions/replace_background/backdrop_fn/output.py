@@ -1,0 +1,92 @@
+"""The output object: its key, its metadata within S3's budget, and its write from the kept answer.
+
+See docs/REFERENCE.md#output-keys-and-metadata.
+"""
+
+from __future__ import annotations
+
+from backdrop_fn import keys
+from backdrop_fn.config import Settings
+from backdrop_fn.errors import InvalidImage, InvalidSidecar, OutputWriteFailed
+from backdrop_fn.pairing import Pair, sha256
+from backdrop_fn.ports import KeptAnswer, ObjectStore
+from backdrop_fn.sidecar import Sidecar
+
+# S3 refuses a PUT whose user metadata (names and values, in bytes) is larger than this,
+# and keys longer than this many bytes.
+S3_METADATA_LIMIT = 2048
+S3_KEY_LIMIT = 1024
+
+
+class Output:
+    def __init__(self, settings: Settings, store: ObjectStore) -> None:
+        self._bucket = settings.output_bucket
+        self._prefix = settings.output_prefix
+        self._store = store
+
+    def key(self, image_key: str, extension: str) -> str:
+        return keys.output_key(self._prefix, image_key, extension)
+
+    def check_key(self, image_key: str) -> None:
+        """Refuse, before paying, an image whose output key S3 could not take."""
+        # The longest output extension, so that whatever type the API returns, the key fits.
+        longest = len(self.key(image_key, "webp").encode("utf-8"))
+        if longest > S3_KEY_LIMIT:
+            raise OutputWriteFailed(
+                f"the output key would be {longest:,} bytes, over S3's "
+                f"{S3_KEY_LIMIT:,}: shorten the image key or OUTPUT_PREFIX",
+                retryable=False,
+            )
+
+    def write(self, image_key: str, answer: KeptAnswer) -> tuple[str, int]:
+        """Store the kept answer at the image's output key: (that key, bytes written)."""
+        out_key = self.key(image_key, answer.image_type.extension)
+        with answer.open() as body:
+            written = self._store.write_output(
+                self._bucket,
+                out_key,
+                body,
+                content_type=answer.image_type.content_type,
+                metadata=answer.metadata,
+            )
+        return out_key, written
+
+
+def output_metadata(pair: Pair, sidecar: Sidecar, seed: int) -> dict[str, str]:
+    """The reference's metadata first, then ours while there is room, then the sidecar's.
+
+    S3 takes 2 KB of user metadata. A long non-ASCII key grows threefold when encoded, so the
+    nice-to-have entries give way before the sidecar's own metadata is blamed.
+    """
+    written = {
+        "source-bucket": pair.image.bucket,
+        "source-key": keys.metadata_value(pair.image.key),
+        "source-etag": pair.image.etag,
+        "prompt-sha256": sha256(sidecar.prompt),
+        "rendering-speed": sidecar.rendering_speed.value,
+        "seed": str(seed),
+    }
+    if _size(written) > S3_METADATA_LIMIT:
+        raise InvalidImage(
+            f"the image key is too long to record as S3 metadata once percent-encoded "
+            f"({_size(written):,} of {S3_METADATA_LIMIT:,} bytes): shorten it"
+        )
+    extras = {"magic-prompt": sidecar.magic_prompt.value}
+    if pair.sidecar is not None:
+        extras["sidecar-etag"] = pair.sidecar.info.etag
+        extras["sidecar-key"] = keys.metadata_value(pair.sidecar.info.key)
+    for name, value in extras.items():
+        if _size(written) + len(name) + len(value) <= S3_METADATA_LIMIT:
+            written[name] = value
+    own = {name.lower(): keys.metadata_value(value) for name, value in (sidecar.metadata or {}).items()}
+    if _size(written) + _size(own) > S3_METADATA_LIMIT:
+        raise InvalidSidecar(
+            f"metadata: {_size(own):,} bytes once encoded, but only "
+            f"{S3_METADATA_LIMIT - _size(written):,} of S3's {S3_METADATA_LIMIT:,} "
+            "are left after the image's own; shorten the sidecar's metadata"
+        )
+    return {**written, **own}
+
+
+def _size(metadata: dict[str, str]) -> int:
+    return sum(len(name.encode("utf-8")) + len(value.encode("utf-8")) for name, value in metadata.items())

@@ -1,0 +1,88 @@
+"""An image and its sidecar: which objects make a pair, and what identifies a pair's result.
+
+The key rules (which sidecar names an image has, which images a sidecar may belong to) are in
+``keys.py``; this module reads the store to find the halves that exist.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from backdrop_fn import images, keys
+from backdrop_fn.failures import FailureSource
+from backdrop_fn.ports import ObjectInfo, ObjectStore, StoredObject
+from backdrop_fn.sidecar import MAX_SIDECAR_BYTES
+
+
+@dataclass(frozen=True)
+class Pair:
+    image: ObjectInfo
+    image_head: bytes = field(repr=False)  # its first bytes, read with its version
+    sidecar: StoredObject | None = None  # None: the image is processed with DEFAULT_PROMPT
+    default_prompt: str | None = None
+
+    def identity(self) -> dict[str, Any]:
+        """What makes a result: both halves' versions (ETags), not the message that carried them."""
+        return {
+            "bucket": self.image.bucket,
+            "image_key": self.image.key,
+            "image_etag": self.image.etag,
+            "sidecar_key": self.sidecar.info.key if self.sidecar else None,
+            "sidecar_etag": self.sidecar.info.etag if self.sidecar else None,
+            "default_prompt_sha256": None if self.sidecar else sha256(self.default_prompt or ""),
+        }
+
+    def pair_id(self) -> str:
+        """The identity as one short name, for the answer kept until it is stored."""
+        return sha256(json.dumps(self.identity(), sort_keys=True))
+
+    def failure_source(self) -> FailureSource:
+        return FailureSource(
+            bucket=self.image.bucket,
+            key=self.image.key,
+            etag=self.image.etag,
+            sidecar_key=self.sidecar.info.key if self.sidecar else None,
+        )
+
+
+class PairFinder:
+    def __init__(self, store: ObjectStore, default_prompt: str | None) -> None:
+        self._store = store
+        self._default_prompt = default_prompt
+
+    def images_owning(self, bucket: str, sidecar_key: str) -> list[str]:
+        """The images that may own this sidecar: the exact one is not looked up here (its own read
+        tells whether it exists), the stem ones are found by listing."""
+        exact, stem_prefix = keys.image_places_for_sidecar(sidecar_key)
+        found = [exact] if exact else []
+        found.extend(
+            key
+            for key in self._store.list_keys(bucket, stem_prefix)
+            if key != exact and keys.may_own_sidecar(key, sidecar_key)
+        )
+        return found
+
+    def image(self, bucket: str, image_key: str) -> tuple[ObjectInfo, bytes] | None:
+        """The image's current version and first bytes, or None when there is no such image."""
+        return self._store.peek(bucket, image_key, first_bytes=images.HEAD_BYTES)
+
+    def pair_of(self, image: ObjectInfo, image_head: bytes) -> Pair | None:
+        """The image with its sidecar, or with the default prompt; None while it waits for a sidecar."""
+        sidecar = self._sidecar(image.bucket, image.key)
+        if sidecar is None and self._default_prompt is None:
+            return None
+        return Pair(image, image_head, sidecar, None if sidecar else self._default_prompt)
+
+    def _sidecar(self, bucket: str, image_key: str) -> StoredObject | None:
+        for candidate in keys.sidecar_candidates(image_key):
+            found = self._store.read_small(bucket, candidate, limit=MAX_SIDECAR_BYTES)
+            if found is not None:
+                return found
+        return None
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
