@@ -13,7 +13,8 @@ from backdrop_fn.config import Settings
 from backdrop_fn.errors import InvalidImage, InvalidSidecar, MissingObject
 from backdrop_fn.pairing import Pair
 from backdrop_fn.ports import InlineImage, ObjectInfo, ObjectStore
-from backdrop_fn.sidecar import MAX_SIDECAR_BYTES, Sidecar, is_url, parse_sidecar
+from backdrop_fn.sidecar import MAX_SIDECAR_BYTES, Sidecar, parse_sidecar
+from backdrop_fn.style_references import is_url
 from backdrop_fn.timing import TimeBudget
 from backdrop_fn.vocabulary import ImageTransfer
 

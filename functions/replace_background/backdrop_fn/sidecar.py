@@ -6,16 +6,15 @@ error names its field, because a typo silently ignored would cost the user a wro
 
 from __future__ import annotations
 
-import difflib
-import ipaddress
 import json
 import re
 from typing import Any
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from backdrop_fn.errors import InvalidSidecar
+from backdrop_fn.style_references import style_reference_problem
+from backdrop_fn.validation_messages import described
 from backdrop_fn.vocabulary import MagicPrompt, RenderingSpeed
 
 MAX_SIDECAR_BYTES = 64 * 1024
@@ -142,7 +141,7 @@ class Sidecar(BaseModel):
         if len(value) > MAX_STYLE_REFERENCES:
             raise ValueError(f"must hold at most {MAX_STYLE_REFERENCES} images, not {len(value)}")
         for index, reference in enumerate(value):
-            problem = _style_reference_problem(reference)
+            problem = style_reference_problem(reference)
             if problem:
                 raise ValueError(f"[{index}] {problem}")
         return value
@@ -170,53 +169,6 @@ class Sidecar(BaseModel):
         return self
 
 
-def is_url(reference: str) -> bool:
-    return "://" in reference
-
-
-def _style_reference_problem(reference: str) -> str | None:
-    if not reference or reference != reference.strip():
-        return "must be an https:// URL or a key in the input bucket, without surrounding spaces"
-    if not is_url(reference):
-        return None
-    try:
-        parts = urlsplit(reference)
-        parts.port  # noqa: B018 (it raises on a malformed port)
-    except ValueError:
-        return f"must be an https:// URL or a key in the input bucket, not {reference!r}"
-    if parts.scheme != "https" or not parts.hostname:
-        return f"must be an https:// URL or a key in the input bucket, not {reference!r}"
-    if parts.username or parts.password:
-        return "must not carry credentials in the URL"
-    return _host_problem(parts.hostname)
-
-
-# Names that only mean something inside a network, never on the public internet.
-_PRIVATE_SUFFIXES = (".localhost", ".local", ".internal", ".lan", ".home", ".corp", ".intranet")
-
-
-def _host_problem(host: str) -> str | None:
-    """The API fetches these URLs from its own network: only public places may be named."""
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        address = None
-    if address is not None:
-        mapped = getattr(address, "ipv4_mapped", None)
-        if not address.is_global or (mapped is not None and not mapped.is_global):
-            return f"must be a public address, not {host}"
-        return None
-    lowered = host.lower().rstrip(".")
-    if lowered == "localhost" or lowered.endswith(_PRIVATE_SUFFIXES):
-        return f"must be a public address, not {host}"
-    labels = lowered.split(".")
-    # "2130706433", "0x7f.1" or "0177.0.0.1" are 127.0.0.1 to many resolvers; "metadata" is a
-    # single-label intranet name: a public host has a dotted name ending in letters.
-    if len(labels) < 2 or not any(ch.isalpha() for ch in labels[-1]) or lowered.startswith("0x"):
-        return f"must be a public host name or address, not {host}"
-    return None
-
-
 def parse_sidecar(raw: bytes) -> Sidecar:
     """Parse a sidecar's bytes, or raise InvalidSidecar with every problem named."""
     if len(raw) > MAX_SIDECAR_BYTES:
@@ -238,7 +190,7 @@ def parse_sidecar(raw: bytes) -> Sidecar:
     try:
         return Sidecar.model_validate(data)
     except ValidationError as exc:
-        raise InvalidSidecar(describe_validation_error(exc)) from None
+        raise InvalidSidecar(described(exc, Sidecar)) from None
 
 
 class _JsonRuleBroken(ValueError):
@@ -261,65 +213,3 @@ def _reject_constant(name: str) -> None:
 def _json_kind(value: Any) -> str:
     kinds = {list: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
     return kinds.get(type(value), "null")
-
-
-_TYPE_WORDS = {
-    "string_type": "must be a string",
-    "int_type": "must be a whole number",
-    "float_type": "must be a number",
-    "list_type": "must be a list",
-    "dict_type": "must be an object",
-    "model_type": "must be an object",
-    "missing": "is required",
-}
-
-
-MAX_PROBLEMS_LISTED = 10
-
-
-def describe_validation_error(exc: ValidationError) -> str:
-    """One line per problem, ``field: what is wrong``, unknown fields with the allowed ones.
-
-    The first few problems only: a sidecar of thousands of bad fields must still give a DLQ
-    record that fits in one SQS message.
-    """
-    problems = []
-    errors = exc.errors(include_url=False)
-    for error in errors[:MAX_PROBLEMS_LISTED]:
-        loc = error["loc"]
-        where = _format_loc(loc)
-        kind = error["type"]
-        if kind == "extra_forbidden":
-            problems.append(_unknown_field(loc))
-        elif kind in ("literal_error", "enum"):
-            problems.append(f"{where}: must be {error['ctx']['expected']}, not {error['input']!r}")
-        elif kind in ("value_error", "assertion_error"):
-            message = str(error["ctx"]["error"]) if "ctx" in error else error["msg"]
-            problems.append(f"{where}: {message}" if where else message)
-        else:
-            problems.append(f"{where}: {_TYPE_WORDS.get(kind, error['msg'])}")
-    if len(errors) > MAX_PROBLEMS_LISTED:
-        problems.append(f"and {len(errors) - MAX_PROBLEMS_LISTED:,} more problems")
-    return "; ".join(problems)
-
-
-def _format_loc(loc: tuple[int | str, ...]) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
-
-
-def _unknown_field(loc: tuple[int | str, ...]) -> str:
-    name = str(loc[-1])
-    model: type[BaseModel] = Sidecar
-    for part in loc[:-1]:
-        if part == "color_palette":
-            model = ColorPalette
-        elif part == "members":
-            model = PaletteMember
-    allowed = list(model.model_fields)
-    guess = difflib.get_close_matches(name, allowed, n=1)
-    hint = f" (did you mean {guess[0]!r}?)" if guess else ""
-    where = _format_loc(loc)
-    return f"{where}: unknown field{hint}; allowed fields: {', '.join(allowed)}"
