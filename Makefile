@@ -16,11 +16,28 @@ export SAM_CLI_TELEMETRY := 0
 
 .PHONY: venv test unit integration lint format validate build clean demo soak bench
 
+# The first install takes about a minute, so it says what it installs. On a terminal, one line
+# counts the packages as pip collects them; in a CI log only the steps and the total show. pip's
+# whole output goes to $(PIP_LOG), and its end is printed when it fails.
+PIP_LOG := $(VENV)/pip-install.log
+PIP_PROGRESS := awk -v tty="$$tty" '\
+  /^(Collecting|Obtaining) / { n++; if (tty) printf "\r\033[K  %3d  %s", n, substr($$2, 1, 60); next } \
+  /^Successfully installed / { printf "%s  %d packages installed\n", (tty ? "\r\033[K" : ""), NF - 2 }'
+
+$(STAMP): SHELL := /bin/bash
+$(STAMP): .SHELLFLAGS := -o pipefail -c
 $(STAMP): pyproject.toml layers/dependencies/requirements.txt
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r layers/dependencies/requirements.txt -e '.[dev]'
-	touch $(STAMP)
+	@echo "Creating $(VENV) ($$($(PYTHON) --version)); the first install takes about a minute"
+	@$(PYTHON) -m venv $(VENV)
+	@echo "Upgrading pip"
+	@$(BIN)/pip install --quiet --upgrade pip
+	@echo "Installing the function's dependencies (layers/dependencies/requirements.txt)" \
+	  "and backdrop with its dev tools (pyproject.toml); pip's log: $(PIP_LOG)"
+	@tty=; [ -t 1 ] && tty=1; \
+	  $(BIN)/pip install --progress-bar off -r layers/dependencies/requirements.txt -e '.[dev]' 2>&1 \
+	  | tee $(PIP_LOG) | $(PIP_PROGRESS) \
+	  || { echo "pip failed; the end of $(PIP_LOG):"; tail -n 25 $(PIP_LOG); exit 1; }
+	@touch $(STAMP)
 
 venv: $(STAMP)
 
