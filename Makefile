@@ -14,7 +14,7 @@ SOAK_PAIRS ?= 1000
 SAM_PYTHONS ?= 3.11.7:3.12.1:3.13.0
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: venv test unit integration lint format validate build clean demo soak bench
+.PHONY: venv test unit integration lint typecheck check format validate build clean demo soak bench
 
 # The first install takes about a minute, so it says what it installs. On a terminal, one line
 # counts the packages as pip collects them; in a CI log only the steps and the total show. pip's
@@ -50,12 +50,19 @@ unit: venv
 integration: venv
 	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
 
-lint: venv $(SAM) $(CHECKOV)
+# ruff includes the complexity gate (C90 at 10, pyproject.toml); mypy checks every annotation.
+lint: venv $(SAM) $(CHECKOV) typecheck
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/cfn-lint template.yaml
 	$(SAM) validate --lint --template template.yaml --region us-east-1
 	$(CHECKOV) --file template.yaml --framework cloudformation --compact --quiet --skip-download
+
+typecheck: venv
+	$(BIN)/mypy
+
+# Everything .ci/run runs but the soak: the gates, the build and the tests, in one command.
+check: lint build test
 
 format: venv
 	$(BIN)/ruff check --fix .
