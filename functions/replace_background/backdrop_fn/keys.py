@@ -1,4 +1,7 @@
-"""Object-key rules of CONTRACT.md §1–§2: what a key is, where its sidecar lives, where its output goes."""
+"""Object-key rules: what a key is, where its sidecar lives, where its output goes.
+
+See docs/REFERENCE.md#inputs-and-pairing and docs/REFERENCE.md#output-keys-and-metadata.
+"""
 
 from __future__ import annotations
 
@@ -82,9 +85,9 @@ def output_key(prefix: str, image_key: str, extension: str) -> str:
 def metadata_value(value: str) -> str:
     """S3 user metadata must be printable ASCII: anything else is percent-encoded as UTF-8.
 
-    A value that is printable ASCII is kept as it is (CONTRACT.md §2), so ``shop/shoe-1.jpg``
-    reads naturally; any other value (``schuh ü.jpg``, or one with a line break) is encoded
-    whole, ``%`` included, so that ``urllib.parse.unquote`` gives it back exactly.
+    A value that is printable ASCII is kept as it is, so ``shop/shoe-1.jpg`` reads naturally;
+    any other value (``schuh ü.jpg``, or one with a line break) is encoded whole, ``%`` included,
+    so that ``urllib.parse.unquote`` gives it back exactly (docs/REFERENCE.md#output-keys-and-metadata).
     """
     if _PRINTABLE_ASCII.issuperset(value):
         return value

@@ -1,4 +1,7 @@
-"""The function's environment (CONTRACT.md §4): defaults, and clear errors for a wrong deployment."""
+"""The function's environment: defaults, and clear errors for a wrong deployment.
+
+See docs/REFERENCE.md#environment-variables.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Event shapes of CONTRACT.md §5 → work items."""
+"""Event shapes of docs/REFERENCE.md#accepted-events → work items."""
 
 from __future__ import annotations
 

@@ -394,7 +394,7 @@ def test_a_failed_output_write_is_retried_from_the_kept_answer_without_paying_ag
 ):
     world.upload("a.jpg", JPEG_BYTES)
     world.upload("a.jpg.json", {"prompt": "a beach"})  # no seed: the function chooses one
-    fail_the_first_write(world, message_id="m1")  # left on the queue (§3)
+    fail_the_first_write(world, message_id="m1")  # left on the queue (docs/REFERENCE.md#retries)
     assert world.dlq.sent == []
     world.store.fail_writes_with = None
     world.seed = 99  # a new call would choose another seed

@@ -1,4 +1,4 @@
-"""Sidecar rules (CONTRACT.md §1): every bad sidecar names its field."""
+"""Sidecar rules (docs/REFERENCE.md#the-sidecar): every bad sidecar names its field."""
 
 from __future__ import annotations
 

@@ -52,7 +52,10 @@ class SecretsManagerApiKey:
         return ApiKey(self._key_from(value))
 
     def _key_from(self, secret: Any) -> str:
-        """The secret string is the raw key, or ``{"api_key": "…"}`` (CONTRACT.md §4)."""
+        """The secret string is the raw key, or ``{"api_key": "…"}``.
+
+        See docs/REFERENCE.md#environment-variables.
+        """
         if isinstance(secret, bytes):
             secret = secret.decode("utf-8", errors="replace")
         text = str(secret).strip()
