@@ -1,0 +1,124 @@
+"""template.yaml's permissions and retention: what the function may do, and what outlives the stack."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cfnlint.decode import cfn_yaml
+
+TEMPLATE_PATH = Path(__file__).resolve().parents[3] / "template.yaml"
+TEMPLATE: dict[str, Any] = cfn_yaml.load(str(TEMPLATE_PATH))
+RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
+FUNCTION = RESOURCES["ReplaceBackgroundFunction"]
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def role_documents() -> Iterator[dict[str, Any]]:
+    """Every policy document the function's role is given, written in the template."""
+    properties = FUNCTION["Properties"]
+    for policy in as_list(properties.get("Policies", [])):
+        if isinstance(policy, dict) and "Statement" in policy:
+            yield policy
+    role = properties.get("Role")
+    if isinstance(role, dict) and "Fn::GetAtt" in role:
+        name = (
+            role["Fn::GetAtt"][0]
+            if isinstance(role["Fn::GetAtt"], list)
+            else role["Fn::GetAtt"].split(".")[0]
+        )
+        for policy in RESOURCES[name]["Properties"].get("Policies", []):
+            yield policy["PolicyDocument"]
+
+
+def statements() -> Iterator[tuple[dict[str, Any], str | None]]:
+    """(statement, the condition it is granted under, or None for always)."""
+    for document in role_documents():
+        for statement in as_list(document["Statement"]):
+            if isinstance(statement, dict) and "Fn::If" in statement:
+                condition, when_true, when_false = statement["Fn::If"]
+                assert when_false == {"Ref": "AWS::NoValue"}, statement
+                yield when_true, condition
+            else:
+                yield statement, None
+
+
+def actions(statement: dict[str, Any]) -> set[str]:
+    return {action.lower() for action in as_list(statement["Action"])}
+
+
+def granted_on(resource: Any) -> set[str]:
+    return {
+        action
+        for statement, condition in statements()
+        if condition is None and resource in as_list(statement["Resource"])
+        for action in actions(statement)
+    }
+
+
+OUTPUT_OBJECTS = {"Fn::Sub": "${OutputBucket.Arn}/*"}
+
+
+def test_outputs_of_5_mib_or_more_can_be_uploaded_in_parts():
+    # upload_fileobj switches to a multipart upload at 5 MiB, and aborts it when a part fails:
+    # Create/UploadPart/Complete are covered by s3:PutObject, AbortMultipartUpload is not.
+    granted = granted_on(OUTPUT_OBJECTS)
+    assert {"s3:putobject", "s3:abortmultipartupload"} <= granted
+
+
+@pytest.mark.parametrize("name", ["OutputBucket", "DeadLetterQueue", "IdempotencyTable"])
+def test_paid_results_failure_records_and_claims_outlive_the_stack(name: str):
+    resource = RESOURCES[name]
+    assert resource.get("DeletionPolicy") == "Retain"
+    assert resource.get("UpdateReplacePolicy") == "Retain"
+
+
+def test_the_tables_encryption_is_described_as_it_is():
+    table = RESOURCES["IdempotencyTable"]
+    assert table["Properties"]["SSESpecification"] == {"SSEEnabled": True}  # no key id: aws/dynamodb
+    comments = " ".join(skip["comment"] for skip in table["Metadata"]["checkov"]["skip"])
+    assert "AWS-owned" not in comments
+    assert "AWS-managed" in comments
+
+
+def tracing_modes() -> set[str]:
+    tracing = FUNCTION["Properties"].get("Tracing", TEMPLATE["Globals"]["Function"].get("Tracing"))
+    if tracing == {"Ref": "Tracing"}:
+        return set(TEMPLATE["Parameters"]["Tracing"]["AllowedValues"])
+    return {tracing} if tracing else set()
+
+
+def test_x_ray_may_be_written_only_when_tracing_is_active():
+    # SAM gives the role it generates AWSXRayDaemonWriteAccess whenever Tracing is set at all,
+    # PassThrough included; so the function brings its own role and grants X-Ray under the condition.
+    if "Role" not in FUNCTION["Properties"]:
+        assert tracing_modes() <= {"Disabled"}, "SAM grants X-Ray to its generated role for any tracing mode"
+    grants = [
+        condition
+        for statement, condition in statements()
+        if any(a.startswith("xray:") for a in actions(statement))
+    ]
+    assert grants == ["TracingActive"]
+    assert TEMPLATE["Conditions"]["TracingActive"] == {"Fn::Equals": [{"Ref": "Tracing"}, "Active"]}
+
+
+def test_the_function_role_can_still_do_its_work():
+    """What SAM's generated role had, now that the template writes the role itself."""
+    if "Role" not in FUNCTION["Properties"]:
+        pytest.skip("SAM generates the role (basic execution and SQS polling included)")
+    queue = {"Fn::GetAtt": ["WorkQueue", "Arn"]}
+    assert {"sqs:receivemessage", "sqs:deletemessage", "sqs:getqueueattributes"} <= granted_on(queue)
+    assert {"logs:createlogstream", "logs:putlogevents"} <= granted_on(
+        {"Fn::GetAtt": ["FunctionLogGroup", "Arn"]}
+    )
+    assert "sqs:sendmessage" in granted_on({"Fn::GetAtt": ["DeadLetterQueue", "Arn"]})
+    role = RESOURCES[FUNCTION["Properties"]["Role"]["Fn::GetAtt"][0]]
+    trust = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust == [
+        {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+    ]
