@@ -235,7 +235,7 @@ def _print_summary(
 
 
 def _write_sheet(out: Path, plan: Plan, report: dict[str, Any], elapsed: float) -> None:
-    entries = []
+    entries: list[SheetEntry] = []
     for upload in plan.uploads:
         if upload.key.endswith(".json") or any(e.name == upload.key for e in entries):
             continue
