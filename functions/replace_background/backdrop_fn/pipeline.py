@@ -1,14 +1,14 @@
 """One object named by an event → its pair → checks → one paid call → output, or one DLQ record.
 
-Pure orchestration over the ports in ``ports.py``: no boto3, no HTTP, no environment here. Each
-job has its own module: ``pairing`` finds the pair, ``api_request`` checks and builds the paid
-request, ``output`` names and writes the result, ``dead_lettering`` records a failure, and
-``delivery`` decides whether a failure comes back later.
+Pure orchestration over the ports in ``ports.py``: no boto3, no HTTP, no environment here. This
+module routes an event to its pairs and claims each pair once; each job has its own module:
+``pairing`` finds the pair, ``purchase`` does the claimed work (``api_request`` checks and builds
+the paid request, ``output`` names and writes the result), ``dead_lettering`` records a failure,
+and ``delivery`` decides whether a failure comes back later.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import random
 from collections.abc import Callable
@@ -22,25 +22,23 @@ from backdrop_fn.delivery import Delivery
 from backdrop_fn.errors import (
     BackdropError,
     ClaimInProgress,
-    InternalError,
     MissingObject,
     NotEnoughTime,
-    OutputWriteFailed,
 )
 from backdrop_fn.events import WorkItem
 from backdrop_fn.failures import FailureSource
 from backdrop_fn.outcome import Outcome, Status
-from backdrop_fn.output import Output, output_metadata
-from backdrop_fn.pairing import Pair, PairFinder
+from backdrop_fn.output import Output
+from backdrop_fn.pairing import PairFinder
 from backdrop_fn.ports import (
     BackgroundApi,
     Claims,
     FailureSink,
-    KeptAnswer,
     KeptAnswers,
     Metrics,
     ObjectStore,
 )
+from backdrop_fn.purchase import Purchase
 from backdrop_fn.sidecar import SEED_MAX, SEED_MIN
 from backdrop_fn.timing import TimeBudget
 from backdrop_fn.vocabulary import Metric
@@ -65,14 +63,18 @@ class Pipeline:
         self._output_bucket = settings.output_bucket
         self._budget = budget or TimeBudget()
         self._pairs = PairFinder(store, settings.default_prompt)
-        self._request = ApiRequest(settings, store, self._budget)
-        self._output = Output(settings, store)
         self._dead_letters = DeadLetters(failures, metrics)
-        self._api = api
+        self._purchase = Purchase(
+            ApiRequest(settings, store, self._budget),
+            Output(settings, store),
+            api=api,
+            kept=kept,
+            dead_letters=self._dead_letters,
+            metrics=metrics,
+            random_seed=random_seed,
+        )
         self._claims = claims
         self._metrics = metrics
-        self._kept = kept
-        self._random_seed = random_seed
 
     def process(self, item: WorkItem, delivery: Delivery) -> list[Outcome]:
         """Handle one object named by an event.
@@ -136,12 +138,12 @@ class Pipeline:
             # Not an attempt: nothing is claimed or called, and the message comes back whole.
             raise NotEnoughTime(f"{delivery.deadline.remaining():.0f} s left: too little to call the API")
         identity = pair.identity()
-        outcome = self._once(identity, lambda: self._run(pair, item, delivery))
+        outcome = self._once(identity, lambda: self._purchase.run(pair, item, delivery))
         if item.replay_of and outcome.status is Status.DUPLICATE and outcome.error_class is not None:
             # A redrive of a failure of these very versions: the user asks for it again, once per
             # DLQ record. Had the pair been fixed and processed since, it stays a duplicate.
             replay = {**identity, "replay_of": item.replay_of}
-            outcome = self._once(replay, lambda: self._run(pair, item, delivery))
+            outcome = self._once(replay, lambda: self._purchase.run(pair, item, delivery))
         return outcome
 
     def _missing_image(self, item: WorkItem, delivery: Delivery) -> Outcome:
@@ -169,65 +171,6 @@ class Pipeline:
             logger.info("duplicate: this pair was handled before", extra={"image_key": outcome.image_key})
             self._metrics.add(Metric.DUPLICATES_SKIPPED, 1)
         return outcome
-
-    # -- the claimed work -----------------------------------------------------------------------
-
-    def _run(self, pair: Pair, item: WorkItem, delivery: Delivery) -> Outcome:
-        """Everything done under the claim. Returns the outcome to remember for duplicates."""
-        try:
-            return self._replace_background(pair, delivery)
-        except BackdropError as error:
-            if delivery.comes_back(error):
-                logger.warning(
-                    "transient failure, the message will come back",
-                    extra={
-                        "key": pair.image.key,
-                        "error_class": error.error_class,
-                        "attempt": delivery.attempt,
-                    },
-                )
-                raise
-            return self._dead_letters.send(error, pair.failure_source(), item.event, delivery)
-        except Exception as exc:  # a bug must still end in exactly one DLQ record
-            logger.exception("unexpected failure", extra={"key": pair.image.key})
-            bug = InternalError(f"unexpected {type(exc).__name__}: {exc}")
-            return self._dead_letters.send(bug, pair.failure_source(), item.event, delivery)
-
-    def _replace_background(self, pair: Pair, delivery: Delivery) -> Outcome:
-        pair_id = pair.pair_id()
-        answer = self._kept.find(pair_id)
-        if answer is None:
-            answer = self._buy_answer(pair, pair_id, delivery)
-        else:
-            logger.info("storing the answer paid for by an earlier attempt", extra={"key": pair.image.key})
-            self._metrics.add(Metric.KEPT_ANSWERS_REUSED, 1)
-        try:
-            out_key, written = self._output.write(pair.image.key, answer)
-        except OutputWriteFailed as error:
-            # Retried like any passing trouble; the kept answer makes the retry free.
-            raise OutputWriteFailed(
-                f"the API's answer was paid for but could not be stored: {error.message}; "
-                "it is kept in this container, where a retry or a redrive stores it without another call",
-                retryable=error.retryable,
-            ) from None
-        self._kept.forget(pair_id)
-        self._metrics.add(Metric.IMAGES_PROCESSED, 1)
-        self._metrics.add(Metric.OUTPUT_BYTES, written)
-        logger.info(
-            "processed", extra={"key": pair.image.key, "output_key": out_key, "output_bytes": written}
-        )
-        return Outcome(status=Status.PROCESSED, image_key=pair.image.key, output_key=out_key)
-
-    def _buy_answer(self, pair: Pair, pair_id: str, delivery: Delivery) -> KeptAnswer:
-        """Check everything, make the paid call, and keep its answer until it is stored."""
-        sidecar = self._request.sidecar_of(pair)
-        seed = sidecar.seed if sidecar.seed is not None else self._random_seed()
-        metadata = output_metadata(pair, sidecar, seed)
-        payload = self._request.payload(pair, sidecar, seed)
-        self._output.check_key(pair.image.key)
-        answer = self._api.replace_background(payload, delivery.deadline)
-        with contextlib.closing(answer.body):
-            return self._kept.keep(pair_id, answer, metadata)
 
     def _fail_unclaimed(
         self, error: BackdropError, item: WorkItem, delivery: Delivery, *, image_key: str | None = None

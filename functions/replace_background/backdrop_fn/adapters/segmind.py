@@ -20,24 +20,19 @@ from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import HTTPError, InvalidHeader, ReadTimeoutError
+from urllib3.exceptions import InvalidHeader
 from urllib3.util.retry import Retry
 
+from backdrop_fn.adapters.segmind_answer import interpret
 from backdrop_fn.errors import (
-    ApiNotFound,
     ApiTimeout,
     AuthFailed,
     BackdropError,
-    BadRequest,
-    InsufficientCredits,
-    InternalError,
     NotEnoughTime,
-    RateLimited,
     ServerError,
 )
-from backdrop_fn.images import SNIFF_BYTES, sniff
 from backdrop_fn.ports import ApiImage, ApiKey, ApiKeySource, Metrics
-from backdrop_fn.streams import CountingStream, JsonBody
+from backdrop_fn.streams import JsonBody
 from backdrop_fn.timing import Deadline, TimeBudget
 from backdrop_fn.vocabulary import Metric
 
@@ -46,17 +41,6 @@ logger = logging.getLogger(__name__)
 USER_AGENT = "backdrop/1.0 (+https://github.com/backdrop)"
 # Every 5xx is server_error, which is retried inside the call.
 _RETRY_STATUSES = frozenset({408, 429, *range(500, 600)})
-_ERRORS_BY_STATUS: dict[int, type[BackdropError]] = {
-    400: BadRequest,
-    422: BadRequest,
-    401: AuthFailed,
-    403: AuthFailed,
-    404: ApiNotFound,
-    402: InsufficientCredits,
-    406: InsufficientCredits,
-    408: ApiTimeout,
-    429: RateLimited,
-}
 
 
 @dataclass(frozen=True)
@@ -107,7 +91,7 @@ class SegmindClient:
                 response.close()
                 key = fresh
                 response = self._post(payload, key, deadline)
-        return self._interpret(response, key)
+        return interpret(response, key)
 
     def _post(self, payload: dict[str, Any], key: ApiKey, deadline: Deadline) -> requests.Response:
         """POST with retries of 429, 5xx and timeouts, never past the deadline."""
@@ -209,38 +193,6 @@ class SegmindClient:
             reset_at = parsed.timestamp()
         return max(0.0, reset_at - self._wall_clock())
 
-    def _interpret(self, response: requests.Response, key: ApiKey) -> ApiImage:
-        status = response.status_code
-        if status == 200:
-            # The image is not read here: its first bytes tell its type, the rest is read by the
-            # caller as it arrives (a 20 MB result is never held whole).
-            response.raw.decode_content = True
-            head = response.raw.read(SNIFF_BYTES)
-            image_type = sniff(head)
-            if image_type is None:
-                response.close()
-                # A 200 is a charged call: retrying it would pay again for the same answer.
-                content_type = response.headers.get("Content-Type", "no content type")
-                raise InternalError(
-                    f"the API answered 200 with {content_type}, not a JPEG, PNG or WebP image",
-                    http_status=200,
-                )
-            return ApiImage(image_type=image_type, body=_AnswerBody(head, response.raw))
-        error_class = _ERRORS_BY_STATUS.get(status) or (ServerError if status >= 500 else BadRequest)
-        raise error_class(f"API {status}: {_error_text(response, key)}", http_status=status)
-
-
-class _AnswerBody(CountingStream):
-    """The answer's bytes as they arrive: a transfer that breaks off is the API's failure."""
-
-    def read(self, size: int = -1) -> bytes:
-        try:
-            return super().read(size)
-        except ReadTimeoutError:
-            raise ApiTimeout("the API's answer stalled before its end") from None
-        except (HTTPError, OSError) as error:
-            raise ServerError(f"the API's answer broke off before its end: {type(error).__name__}") from None
-
 
 def _log_retry(answer: requests.Response | BackdropError, wait: float, retries: int) -> None:
     failed = (
@@ -249,21 +201,6 @@ def _log_retry(answer: requests.Response | BackdropError, wait: float, retries: 
     logger.info(
         "API attempt failed, retrying", extra={**failed, "wait_seconds": round(wait, 3), "retry": retries + 1}
     )
-
-
-def _error_text(response: requests.Response, key: ApiKey) -> str:
-    """The API's ``{"error": "…"}`` text, or the start of whatever else it sent; the key masked."""
-    try:
-        document = response.json()
-    except ValueError:
-        document = None
-    if isinstance(document, dict) and document.get("error"):
-        text = str(document["error"])
-    else:
-        text = response.text.strip() or response.reason or "no details"
-    if key.value:
-        text = text.replace(key.value, "***")  # before cutting, so no part of the key survives
-    return text[:500]
 
 
 def _cause(error: Exception) -> str:

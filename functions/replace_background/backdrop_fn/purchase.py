@@ -1,0 +1,102 @@
+"""The work done under a pair's claim: buy the answer once, store it, or record why not.
+
+An answer already paid for and kept (an earlier attempt whose write failed) is stored without a
+new call. A failure either comes back on a later delivery or becomes one DLQ record.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+
+from backdrop_fn.api_request import ApiRequest
+from backdrop_fn.dead_lettering import DeadLetters
+from backdrop_fn.delivery import Delivery
+from backdrop_fn.errors import BackdropError, InternalError, OutputWriteFailed
+from backdrop_fn.events import WorkItem
+from backdrop_fn.outcome import Outcome, Status
+from backdrop_fn.output import Output, output_metadata
+from backdrop_fn.pairing import Pair
+from backdrop_fn.ports import BackgroundApi, KeptAnswer, KeptAnswers, Metrics
+from backdrop_fn.vocabulary import Metric
+
+logger = logging.getLogger(__name__)
+
+
+class Purchase:
+    def __init__(
+        self,
+        request: ApiRequest,
+        output: Output,
+        *,
+        api: BackgroundApi,
+        kept: KeptAnswers,
+        dead_letters: DeadLetters,
+        metrics: Metrics,
+        random_seed: Callable[[], int],
+    ) -> None:
+        self._request = request
+        self._output = output
+        self._api = api
+        self._kept = kept
+        self._dead_letters = dead_letters
+        self._metrics = metrics
+        self._random_seed = random_seed
+
+    def run(self, pair: Pair, item: WorkItem, delivery: Delivery) -> Outcome:
+        """Everything done under the claim. Returns the outcome to remember for duplicates."""
+        try:
+            return self._replace_background(pair, delivery)
+        except BackdropError as error:
+            if delivery.comes_back(error):
+                logger.warning(
+                    "transient failure, the message will come back",
+                    extra={
+                        "key": pair.image.key,
+                        "error_class": error.error_class,
+                        "attempt": delivery.attempt,
+                    },
+                )
+                raise
+            return self._dead_letters.send(error, pair.failure_source(), item.event, delivery)
+        except Exception as exc:  # a bug must still end in exactly one DLQ record
+            logger.exception("unexpected failure", extra={"key": pair.image.key})
+            bug = InternalError(f"unexpected {type(exc).__name__}: {exc}")
+            return self._dead_letters.send(bug, pair.failure_source(), item.event, delivery)
+
+    def _replace_background(self, pair: Pair, delivery: Delivery) -> Outcome:
+        pair_id = pair.pair_id()
+        answer = self._kept.find(pair_id)
+        if answer is None:
+            answer = self._buy_answer(pair, pair_id, delivery)
+        else:
+            logger.info("storing the answer paid for by an earlier attempt", extra={"key": pair.image.key})
+            self._metrics.add(Metric.KEPT_ANSWERS_REUSED, 1)
+        try:
+            out_key, written = self._output.write(pair.image.key, answer)
+        except OutputWriteFailed as error:
+            # Retried like any passing trouble; the kept answer makes the retry free.
+            raise OutputWriteFailed(
+                f"the API's answer was paid for but could not be stored: {error.message}; "
+                "it is kept in this container, where a retry or a redrive stores it without another call",
+                retryable=error.retryable,
+            ) from None
+        self._kept.forget(pair_id)
+        self._metrics.add(Metric.IMAGES_PROCESSED, 1)
+        self._metrics.add(Metric.OUTPUT_BYTES, written)
+        logger.info(
+            "processed", extra={"key": pair.image.key, "output_key": out_key, "output_bytes": written}
+        )
+        return Outcome(status=Status.PROCESSED, image_key=pair.image.key, output_key=out_key)
+
+    def _buy_answer(self, pair: Pair, pair_id: str, delivery: Delivery) -> KeptAnswer:
+        """Check everything, make the paid call, and keep its answer until it is stored."""
+        sidecar = self._request.sidecar_of(pair)
+        seed = sidecar.seed if sidecar.seed is not None else self._random_seed()
+        metadata = output_metadata(pair, sidecar, seed)
+        payload = self._request.payload(pair, sidecar, seed)
+        self._output.check_key(pair.image.key)
+        answer = self._api.replace_background(payload, delivery.deadline)
+        with contextlib.closing(answer.body):
+            return self._kept.keep(pair_id, answer, metadata)
