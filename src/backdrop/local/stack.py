@@ -106,7 +106,8 @@ def create_resources(spec: StackSpec, endpoint: str, *, api_key: str = LOCAL_API
                 Bucket=LOCAL_NAMES[logical_id], VersioningConfiguration={"Status": "Enabled"}
             )
 
-    urls, arns = {}, {}
+    urls: dict[str, str] = {}
+    arns: dict[str, str] = {}
     # Dead-letter targets first: a redrive policy names its target's ARN.
     for logical_id in sorted(spec.queues, key=lambda q: spec.queues[q].dead_letter_target is not None):
         queue = spec.queues[logical_id]
