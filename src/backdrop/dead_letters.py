@@ -7,8 +7,29 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+# The error classes of the function's DLQ records (CONTRACT.md §3). Kept here, not imported: the
+# command does not load the function's package (tests check the two agree).
+FAILURE_CLASSES = (
+    "invalid_sidecar",
+    "invalid_image",
+    "missing_object",
+    "invalid_event",
+    "bad_request",
+    "auth",
+    "not_found",
+    "insufficient_credits",
+    "rate_limited",
+    "server_error",
+    "timeout",
+    "output_write",
+    "budget_exceeded",
+    "internal",
+)
 # What the queue itself moved after maxReceiveCount (a crash or a timeout): a raw notification.
 UNPROCESSED = "unprocessed"
+# A message that is neither.
+UNKNOWN = "unknown"
+ERROR_CLASSES = (*FAILURE_CLASSES, UNPROCESSED, UNKNOWN)
 
 
 @dataclass(frozen=True)
@@ -52,7 +73,7 @@ def classify(message: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
         return attribute or str(body.get("error", {}).get("class", "internal")), body
     if isinstance(body, dict) and ("Records" in body or body.get("source") == "aws.s3"):
         return UNPROCESSED, None
-    return "unknown", None
+    return UNKNOWN, None
 
 
 def read_all(sqs: Any, queue_url: str, *, hide_seconds: int = 60, wait_seconds: int = 1) -> list[DeadLetter]:
@@ -97,11 +118,19 @@ class ClassSummary:
     count: int
     oldest: str
     newest: str
-    example_key: str
-    example_message: str
+    letters: tuple[DeadLetter, ...]  # oldest first
+
+    @property
+    def example_key(self) -> str:
+        return self.letters[-1].key
+
+    @property
+    def example_message(self) -> str:
+        return self.letters[-1].message
 
 
 def summarise(letters: list[DeadLetter]) -> list[ClassSummary]:
+    """By error class, the most frequent first."""
     counts = Counter(letter.error_class for letter in letters)
     rows = []
     for error_class, count in counts.most_common():
@@ -112,8 +141,7 @@ def summarise(letters: list[DeadLetter]) -> list[ClassSummary]:
                 count=count,
                 oldest=of_class[0].failed_at,
                 newest=of_class[-1].failed_at,
-                example_key=of_class[-1].key,
-                example_message=of_class[-1].message,
+                letters=tuple(of_class),
             )
         )
     return rows
