@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import signal
+import socket
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -75,40 +77,95 @@ def _watch(args: argparse.Namespace) -> int:
     from backdrop.console import function_output_to
     from backdrop.watch import watch
 
+    problem = _busy_port(("--moto-port", args.moto_port), ("--api-port", args.api_port))
+    if problem:
+        Console(stderr=True).print(f"[red]cannot start the local stack:[/] {problem}")
+        return 2
     folder = Path(args.folder).resolve()
     out = Path(args.out).resolve() if args.out else folder / "out"
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with function_output_to(out / "function.log") as console:
+    log = out / "function.log"
+    with function_output_to(log) as console:
         try:
-            counts = _run_until_interrupted(
+            counts = _run_until_stopped(
                 lambda: watch(
-                    folder, out, console, stop=stop, moto_port=args.moto_port, api_port=args.api_port
+                    folder,
+                    out,
+                    console,
+                    stop=stop,
+                    moto_port=args.moto_port,
+                    api_port=args.api_port,
+                    function_log=log,
                 ),
                 stop,
             )
-        except OSError as error:
-            console.print(
-                f"[red]cannot start the local stack: {error}[/] (is another `backdrop watch` running?)"
-            )
+        except OSError as error:  # a port taken between the check and the start, say
+            console.print(f"[red]cannot start the local stack: {error}[/]")
             return 1
         console.print(
             f"stopped: {counts['uploaded']} uploaded, {counts['processed']} processed, "
             f"{counts['failed']} failed, {counts['api_calls']} API calls"
+            + (f", {counts['skipped']} unchanged skipped" if counts.get("skipped") else "")
         )
     return 0
 
 
-def _run_until_interrupted(work, stop: threading.Event):  # type: ignore[no-untyped-def]
-    result: dict = {}
-    worker = threading.Thread(target=lambda: result.update(work()), daemon=True)
-    worker.start()
-    with contextlib.suppress(KeyboardInterrupt):
+def _busy_port(*ports: tuple[str, int]) -> str | None:
+    """Why the stack cannot listen where asked, or None. Checked first: moto, on a busy port,
+    would wait for its server forever, and the emulator would fail in a thread."""
+    (first_flag, first), (second_flag, second) = ports
+    if first and first == second:
+        return f"{first_flag} and {second_flag} are both {first}: give them different ports"
+    for flag, port in ports:
+        if port and not _can_listen(port):
+            return (
+                f"port {port} is in use (another `backdrop watch`, or another program): "
+                f"stop it, or pass {flag} PORT to use another port"
+            )
+    return None
+
+
+def _can_listen(port: int) -> bool:
+    with socket.socket() as probe:
+        # As the servers do: a port left in TIME_WAIT by an earlier run is free, a listener is not.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _run_until_stopped(work: Callable[[], dict[str, Any]], stop: threading.Event) -> dict[str, Any]:
+    """Run ``work`` in a thread until it returns; Ctrl-C and SIGTERM set ``stop``, which it watches.
+
+    The signals set a flag instead of raising KeyboardInterrupt: on Python 3.11 and 3.12 an
+    interrupted ``Thread.join`` leaves the thread looking finished, and the next ``join`` returns
+    at once, before the work has stopped.
+    """
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = work()
+        except BaseException as error:  # handed to the main thread, raised there
+            outcome["error"] = error
+
+    worker = threading.Thread(target=run, name="backdrop-watch", daemon=True)
+    previous = {number: signal.signal(number, lambda *_: stop.set()) for number in _STOP_SIGNALS}
+    try:
+        worker.start()
         while worker.is_alive():
             worker.join(0.5)
-    stop.set()
-    worker.join()
-    return result
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    if "error" in outcome:
+        raise outcome["error"]
+    return dict(outcome["result"])
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def _console() -> Console:
@@ -128,18 +185,44 @@ def _dlq(args: argparse.Namespace) -> int:
             f"The DLQ is empty{' for ' + args.error_class if args.error_class else ''}: nothing failed."
         )
         return 0
-    table = Table(title=f"{len(letters)} failures in {queues.dlq_url}", title_justify="left")
-    for column in ("class", "count", "oldest", "newest", "latest key", "latest message"):
-        table.add_column(column, overflow="fold")
-    for row in dead_letters.summarise(letters):
-        table.add_row(
-            row.error_class, str(row.count), row.oldest, row.newest, row.example_key, row.example_message
-        )
-    console.print(table)
+    # Every failure of one class asked for; otherwise the first few of each, the rest counted.
+    limit = None if args.error_class else KEYS_PER_CLASS
+    console.print(_failure_table(letters, f"{len(letters)} failures in {queues.dlq_url}", limit))
     console.print(
         "Fix the cause, then `backdrop redrive [--error-class CLASS]` sends them back to be processed."
     )
     return 0
+
+
+KEYS_PER_CLASS = 20
+
+
+def _failure_table(letters: list[dead_letters.DeadLetter], title: str, limit: int | None) -> Table:
+    """One row per failure, grouped by class (the largest first), oldest first within a class."""
+    table = Table(title=title, title_justify="left")
+    for column in ("class", "count", "key", "failed at", "message"):
+        table.add_column(column, overflow="fold")
+    for row in dead_letters.summarise(letters):
+        shown = row.letters if limit is None else row.letters[:limit]
+        for number, letter in enumerate(shown):
+            first = number == 0
+            table.add_row(
+                row.error_class if first else "",
+                str(row.count) if first else "",
+                letter.key,
+                letter.failed_at,
+                letter.message,
+            )
+        if len(shown) < row.count:
+            table.add_row(
+                "",
+                "",
+                f"… and {row.count - len(shown)} more",
+                "",
+                f"backdrop dlq --error-class {row.error_class}",
+            )
+        table.add_section()
+    return table
 
 
 def _redrive(args: argparse.Namespace) -> int:
@@ -158,6 +241,17 @@ def _redrive(args: argparse.Namespace) -> int:
         f"{verb} {moved} message(s) to the work queue ({detail}); {sum(result.kept.values())} left."
     )
     return 0
+
+
+def _add_error_class(parser: argparse.ArgumentParser) -> None:
+    # A typo is refused, with the list, rather than matching nothing.
+    classes = ", ".join(dead_letters.ERROR_CLASSES)
+    parser.add_argument(
+        "--error-class",
+        choices=dead_letters.ERROR_CLASSES,
+        metavar="CLASS",
+        help=f"only this class: {classes}",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -201,12 +295,12 @@ def build_parser() -> argparse.ArgumentParser:
     watch.set_defaults(handler=_watch)
 
     dlq = commands.add_parser("dlq", help="summarise the dead-letter queue by error class")
-    dlq.add_argument("--error-class", help="only this class")
+    _add_error_class(dlq)
     targets.add_target_arguments(dlq)
     dlq.set_defaults(handler=_dlq)
 
     redrive = commands.add_parser("redrive", help="move DLQ messages back to the work queue")
-    redrive.add_argument("--error-class", help="only this class (e.g. rate_limited)")
+    _add_error_class(redrive)
     redrive.add_argument("--dry-run", action="store_true", help="say what would move, move nothing")
     targets.add_target_arguments(redrive)
     redrive.set_defaults(handler=_redrive)
@@ -221,6 +315,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.handler(args)
     except targets.TargetError as error:
         Console(stderr=True).print(f"[red]{error}[/]")
+        return 2
+    except Exception as error:
+        advice = targets.explain(error)
+        if advice is None:
+            raise
+        Console(stderr=True).print(f"[red]{advice}[/]")
         return 2
 
 

@@ -2,27 +2,133 @@
 
 An image and its sidecar saved into DIR are uploaded to the local input bucket; results come
 back into DIR/out (failures as ``<key>.error.json`` in DIR/out/failed). The local stack listens
-on 127.0.0.1:5000 and the emulator on :8080 while it runs, as events/env.json expects, so
-`backdrop dlq --local` and `sam local invoke --env-vars events/env.json` work against it.
+on 127.0.0.1:5000 and the emulator on :8080 while it runs (``--moto-port``, ``--api-port``), as
+events/env.json expects, so `backdrop dlq --local` and `sam local invoke --env-vars
+events/env.json` work against it.
+
+The local stack lives in memory and starts empty each run. So that a restart does not upload,
+and pay for, every file again, DIR/out/.backdrop-watch.json remembers what was uploaded (each
+file's MD5, which is also its S3 ETag) and which versions each result came from: a file whose
+content produced a result still in DIR/out is not uploaded again, until a file of its pair
+changes.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, urlparse
 
 from rich.console import Console
+from rich.markup import escape
 
-from backdrop.dead_letters import read_all, release
+from backdrop.dead_letters import DeadLetter, read_all, release
 from backdrop.emulator import EmulatorSettings
 from backdrop.local.sandbox import Sandbox, sandbox
 from backdrop.local.stack import LOCAL_API_KEY
 
-WATCHED_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".json")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+WATCHED_SUFFIXES = (*IMAGE_SUFFIXES, ".json")
+STATE_FILE = ".backdrop-watch.json"
+
+# What the console repeats from the function's own log (DIR/out/function.log, one JSON object a
+# line, as CloudWatch has it): these message texts of backdrop_fn/pipeline.py and their key field.
+# That is the whole coupling to the function: were a text to change, its notice would go quiet.
+WAITING_FOR_SIDECAR = "image waits for its sidecar"
+WAITING_FOR_IMAGE = "sidecar waits for its image"
+HANDLED_BEFORE = "duplicate: this pair was handled before"
+NOTICES = {
+    WAITING_FOR_SIDECAR: ("key", "[yellow]…[/] {key}: waiting for its sidecar ({key}.json)"),
+    WAITING_FOR_IMAGE: ("key", "[yellow]…[/] {key}: waiting for its image"),
+    HANDLED_BEFORE: (
+        "image_key",
+        "[blue]=[/] {key}: duplicate, no charge (this image and sidecar were done before)",
+    ),
+}
+
+
+def pair_stem(key: str) -> str:
+    """What an image and its sidecars share: ``shop/shoe.jpg``, ``shop/shoe.jpg.json`` and
+    ``shop/shoe.json`` all give ``shop/shoe``."""
+    if key.lower().endswith(".json"):
+        key = key[: -len(".json")]
+    stem, dot, suffix = key.rpartition(".")
+    return stem if dot and f".{suffix.lower()}" in IMAGE_SUFFIXES else key
+
+
+def content_md5(body: bytes) -> str:
+    """The S3 ETag of a single-part upload: the fingerprint the output's metadata carries."""
+    return hashlib.md5(body, usedforsecurity=False).hexdigest()
+
+
+@dataclass
+class WatchState:
+    """What earlier runs did with this folder (see the module's docstring), kept at ``path``."""
+
+    path: Path
+    uploaded: dict[str, str] = field(default_factory=dict)  # key → MD5 of what was uploaded last
+    # image key → {"result": its file, relative to out/, "inputs": {key: MD5 it was made from}}
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path) -> WatchState:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return cls(path, dict(data["uploaded"]), dict(data["results"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return cls(path)  # the first run here, or a state file that cannot be read: start afresh
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.path.with_name(self.path.name + ".tmp")
+        state = {"version": 1, "uploaded": self.uploaded, "results": self.results}
+        temporary.write_text(json.dumps(state, indent=1, ensure_ascii=False), encoding="utf-8")
+        temporary.replace(self.path)
+
+    def record_result(self, image_key: str, result: Path, inputs: dict[str, str | None]) -> None:
+        known = {key: md5.strip('"') for key, md5 in inputs.items() if key and md5}
+        self.results[image_key] = {"result": result.relative_to(self.path.parent).as_posix(), "inputs": known}
+
+    def result_from(self, key: str, md5: str) -> str | None:
+        """The result, still in out/, made from this very version of ``key``; None if there is none."""
+        for entry in self.results.values():
+            if entry.get("inputs", {}).get(key) == md5 and (self.path.parent / entry["result"]).exists():
+                return str(entry["result"])
+        return None
+
+
+class FunctionLog:
+    """The function's JSON log lines, read as they are appended."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._offset = 0
+        self._partial = b""
+
+    def new_entries(self) -> list[dict[str, Any]]:
+        try:
+            with self.path.open("rb") as log:
+                log.seek(self._offset)
+                chunk = log.read()
+        except FileNotFoundError:
+            return []
+        self._offset += len(chunk)
+        lines = (self._partial + chunk).split(b"\n")
+        self._partial = lines.pop()  # a line still being written
+        return [entry for entry in map(_json_object, lines) if entry is not None]
+
+
+def _json_object(line: bytes) -> dict[str, Any] | None:
+    try:
+        value = json.loads(line)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 @dataclass
@@ -33,19 +139,34 @@ class FolderSync:
     folder: Path
     out: Path
     console: Console
+    function_log: Path | None = None
     _seen_sizes: dict[Path, tuple[int, int]] = field(default_factory=dict)
     _uploaded: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    _in_bucket: dict[str, set[str]] = field(default_factory=dict)  # key → every MD5 uploaded this run
+    _held: dict[str, dict[str, bytes]] = field(default_factory=dict)  # pair stem → unchanged files
+    _redropped: set[str] = field(default_factory=set)  # pair stems saved again unchanged
     _downloaded: dict[str, str] = field(default_factory=dict)
     _failures_seen: set[str] = field(default_factory=set)
-    counts: dict[str, int] = field(default_factory=lambda: {"uploaded": 0, "processed": 0, "failed": 0})
+    counts: dict[str, int] = field(
+        default_factory=lambda: {"uploaded": 0, "processed": 0, "failed": 0, "skipped": 0}
+    )
+
+    def __post_init__(self) -> None:
+        self.state = WatchState.load(self.out / STATE_FILE)
+        self._log = FunctionLog(self.function_log) if self.function_log else None
 
     def sync(self) -> None:
         self._upload_settled_files()
         self._download_results()
         self._record_failures()
+        self._report_function_log()
+        self.state.save()
 
-    def _upload_settled_files(self) -> None:
-        s3 = self.box.stack.client("s3")
+    # -- uploads ----------------------------------------------------------------------------------
+
+    def _settled_changes(self) -> Iterator[Path]:
+        """Files changed since they were last uploaded, and unchanged since the last look (a file
+        still being written waits)."""
         for path in sorted(self.folder.rglob("*")):
             if (
                 not path.is_file()
@@ -55,16 +176,46 @@ class FolderSync:
                 continue
             stat = path.stat()
             signature = (stat.st_size, stat.st_mtime_ns)
-            # Upload only what has not changed since the last look: a file still being written waits.
             settled = self._seen_sizes.get(path) == signature
             self._seen_sizes[path] = signature
-            if not settled or self._uploaded.get(path) == signature:
-                continue
+            if settled and self._uploaded.get(path) != signature:
+                self._uploaded[path] = signature
+                yield path
+
+    def _upload_settled_files(self) -> None:
+        skipped: list[str] = []
+        for path in self._settled_changes():
             key = path.relative_to(self.folder).as_posix()
-            s3.put_object(Bucket=self.box.stack.input_bucket, Key=key, Body=path.read_bytes())
-            self._uploaded[path] = signature
-            self.counts["uploaded"] += 1
-            self.console.print(f"[cyan]↑[/] {key}")
+            body = path.read_bytes()
+            md5 = content_md5(body)
+            if key not in self._in_bucket and self.state.result_from(key, md5):
+                # Done by an earlier run: the fresh stack would pay again. Held back, unless its pair changes.
+                self._held.setdefault(pair_stem(key), {})[key] = body
+                skipped.append(key)
+                continue
+            if md5 in self._in_bucket.get(key, ()):
+                self._redropped.add(pair_stem(key))
+            for partner, partner_body in self._held.pop(pair_stem(key), {}).items():
+                self._upload(partner, partner_body, note=" (unchanged, sent again: its pair changed)")
+            self._upload(key, body)
+        if skipped:
+            self.counts["skipped"] += len(skipped)
+            names = ", ".join(skipped[:3]) + (f" and {len(skipped) - 3} more" if len(skipped) > 3 else "")
+            self.console.print(
+                f"[blue]=[/] {escape(names)}: unchanged since an earlier run, whose results are in "
+                f"{self.out.name}/: not uploaded again, no charge"
+            )
+
+    def _upload(self, key: str, body: bytes, note: str = "") -> None:
+        s3 = self.box.stack.client("s3")
+        s3.put_object(Bucket=self.box.stack.input_bucket, Key=key, Body=body)
+        md5 = content_md5(body)
+        self._in_bucket.setdefault(key, set()).add(md5)
+        self.state.uploaded[key] = md5
+        self.counts["uploaded"] += 1
+        self.console.print(f"[cyan]↑[/] {escape(key)}{note}")
+
+    # -- results ----------------------------------------------------------------------------------
 
     def _download_results(self) -> None:
         s3 = self.box.stack.client("s3")
@@ -78,8 +229,26 @@ class FolderSync:
             target.write_bytes(obj["Body"].read())
             self._downloaded[item["Key"]] = item["ETag"]
             self.counts["processed"] += 1
-            source = unquote(obj["Metadata"].get("source-key", "?"))
-            self.console.print(f"[green]✓[/] {source} → {target.relative_to(self.folder)}")
+            metadata = {name: unquote(value) for name, value in obj["Metadata"].items()}
+            source = metadata.get("source-key", "?")
+            self.state.record_result(
+                source,
+                target,
+                {
+                    source: metadata.get("source-etag"),
+                    metadata.get("sidecar-key", ""): metadata.get("sidecar-etag"),
+                },
+            )
+            self.console.print(
+                f"[green]✓[/] {escape(source)} → {escape(str(target.relative_to(self.folder)))}"
+            )
+            stale = self._failure_file(source)
+            if stale.exists():  # an earlier failure of this image, fixed since
+                stale.unlink()
+                self.console.print(f"  (its earlier failure, {stale.relative_to(self.folder)}, is removed)")
+
+    def _failure_file(self, key: str) -> Path:
+        return self.out / "failed" / f"{key}.error.json"
 
     def _record_failures(self) -> None:
         sqs = self.box.stack.client("sqs")
@@ -90,13 +259,49 @@ class FolderSync:
             if letter.message_id in self._failures_seen:
                 continue
             self._failures_seen.add(letter.message_id)
-            target = self.out / "failed" / f"{letter.key}.error.json"
+            target = self._failure_file(letter.key)
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(
                 json.dumps(letter.record or {"body": letter.body}, indent=2, ensure_ascii=False)
             )
+            self.state.record_result(letter.key, target, self._inputs_of(letter))
             self.counts["failed"] += 1
-            self.console.print(f"[red]✗[/] {letter.key}: [bold]{letter.error_class}[/] — {letter.message}")
+            self.console.print(
+                f"[red]✗[/] {escape(letter.key)}: [bold]{letter.error_class}[/] — {escape(letter.message)}"
+            )
+
+    def _inputs_of(self, letter: DeadLetter) -> dict[str, str | None]:
+        source = (letter.record or {}).get("source") or {}
+        sidecar = str(source.get("sidecar_key") or "")
+        etag = str(source.get("etag") or "").strip('"') or self.state.uploaded.get(letter.key)
+        return {letter.key: etag, sidecar: self.state.uploaded.get(sidecar)}
+
+    # -- what the function said -------------------------------------------------------------------
+
+    def _report_function_log(self) -> None:
+        said: set[str] = set()
+        for entry in self._log.new_entries() if self._log else []:
+            field_name, text = NOTICES.get(str(entry.get("message")), ("", ""))
+            key = str(entry.get(field_name) or "")
+            if not key or (entry["message"] == HANDLED_BEFORE and not self._was_redropped(key)):
+                continue  # the other half's event of a new pair is a duplicate too: no news to the user
+            line = text.format(key=escape(key))
+            if line not in said:
+                said.add(line)
+                self.console.print(line)
+
+    def _was_redropped(self, image_key: str) -> bool:
+        stem = pair_stem(image_key)
+        if stem in self._redropped:
+            self._redropped.discard(stem)
+            return True
+        return False
+
+
+def dlq_commands(endpoint: str) -> str:
+    """The `backdrop dlq` and `backdrop redrive` lines that reach the local stack at ``endpoint``."""
+    where = f"--local --moto-port {urlparse(endpoint).port}"
+    return f"backdrop dlq {where}   ·   backdrop redrive {where} [--error-class CLASS]"
 
 
 def watch(
@@ -109,6 +314,7 @@ def watch(
     api_port: int = 8080,
     settle_seconds: int = 2,
     interval: float = 0.5,
+    function_log: Path | None = None,
 ) -> dict[str, Any]:
     folder.mkdir(parents=True, exist_ok=True)
     settings = EmulatorSettings(api_keys={LOCAL_API_KEY})
@@ -120,10 +326,11 @@ def watch(
     ) as box:
         console.print(
             f"Watching [bold]{folder}[/]: drop an image and its .json sidecar; results in [bold]{out}[/]. "
-            f"Local stack on {box.stack.endpoint}, offline Segmind emulator on {box.emulator.url}. "
-            "Ctrl-C to stop."
+            f"Local stack on {box.stack.endpoint}, offline Segmind emulator on {box.emulator.url}."
         )
-        sync = FolderSync(box, folder, out, console)
+        console.print(f"Failures: {dlq_commands(box.stack.endpoint)}", soft_wrap=True)
+        console.print("Ctrl-C to stop.")
+        sync = FolderSync(box, folder, out, console, function_log)
         while not stop.wait(interval):
             sync.sync()
         sync.sync()

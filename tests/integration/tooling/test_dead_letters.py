@@ -106,3 +106,26 @@ def test_a_missing_stack_is_explained(stack: Stack, capsys: pytest.CaptureFixtur
     )
     assert code == 2
     assert "pass --stack NAME, --dlq-url URL or --local" in capsys.readouterr().err
+
+
+def test_dlq_lists_every_failed_key_of_a_class(failed: Stack, capsys: pytest.CaptureFixture):
+    assert main(["dlq", *where(failed)]) == 0
+    out = capsys.readouterr().out
+    assert "typo-1.png" in out
+    assert "typo-2.png" in out
+    assert "credits.png" in out
+    assert "crashed.png" in out
+
+
+def test_dlq_local_finds_the_stack_of_watch_by_its_port(failed: Stack, capsys: pytest.CaptureFixture):
+    port = failed.sqs.meta.endpoint_url.rsplit(":", 1)[1]
+    assert main(["dlq", "--local", "--moto-port", port]) == 0
+    assert "4 failures" in capsys.readouterr().out
+    assert main(["redrive", "--moto-port", port, "--dry-run"]) == 0  # the port alone means local
+    assert "would move 4 message(s)" in capsys.readouterr().out
+
+
+def test_dlq_local_honours_aws_endpoint_url(failed: Stack, capsys: pytest.CaptureFixture):
+    failed.monkeypatch.setenv("AWS_ENDPOINT_URL", failed.sqs.meta.endpoint_url)
+    assert main(["dlq", "--local"]) == 0
+    assert "4 failures" in capsys.readouterr().out

@@ -6,6 +6,7 @@ import json
 import time
 from pathlib import Path
 
+import requests
 from rich.console import Console
 
 from backdrop.local.sandbox import sandbox
@@ -60,3 +61,62 @@ def test_a_file_still_being_written_waits_until_it_settles(aws: str, tmp_path: P
         assert sync.counts["uploaded"] == 1
         sync.sync()
         assert sync.counts["uploaded"] == 1  # unchanged: not uploaded twice
+
+
+def test_a_fixed_pair_takes_away_its_stale_failure(aws: str, tmp_path: Path):
+    folder, out = tmp_path / "drop", tmp_path / "drop" / "out"
+    folder.mkdir()
+    console = Console(file=open(tmp_path / "console.txt", "w"), width=200)  # noqa: SIM115
+    with sandbox(parameters={"PairSettleSeconds": "0"}, moto_endpoint=aws) as box:
+        sync = FolderSync(box, folder, out, console)
+        (folder / "bad.png").write_bytes(photo())
+        (folder / "bad.png.json").write_text(json.dumps({"prompt": "x", "seed": 3}))
+        failure = out / "failed" / "bad.png.error.json"
+        assert sync_until(sync, failure.exists)
+        (folder / "bad.png.json").write_text(json.dumps({"prompt": "x", "seed": 300}))
+        assert sync_until(sync, lambda: (out / "bad.png").exists() and not failure.exists())
+
+
+def run_watch_steps(aws: str, folder: Path, console: Console, *, steps: int = 3, until=None):
+    """One `backdrop watch` run on ``folder`` (a fresh, empty local stack, as after a restart)."""
+    requests.post(f"{aws}/moto-api/reset", timeout=10).raise_for_status()
+    with sandbox(parameters={"PairSettleSeconds": "0"}, moto_endpoint=aws) as box:
+        sync = FolderSync(box, folder, folder / "out", console)
+        for _ in range(steps):
+            sync.sync()
+        if until is not None:
+            assert sync_until(sync, lambda: until(sync)), sync.counts
+        return sync.counts, len(box.emulator.requests)
+
+
+def test_a_restart_does_not_upload_or_pay_again_for_what_is_done(aws: str, tmp_path: Path):
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    console = Console(file=open(tmp_path / "console.txt", "w"), width=200)  # noqa: SIM115
+    (folder / "shoe.png").write_bytes(photo())
+    (folder / "shoe.png.json").write_text(json.dumps({"prompt": "a beach"}))
+    (folder / "bad.png").write_bytes(photo())
+    (folder / "bad.png.json").write_text(json.dumps({"prompt": "x", "seed": 3}))
+    counts, calls = run_watch_steps(
+        aws, folder, console, until=lambda s: s.counts["processed"] and s.counts["failed"]
+    )
+    assert (counts["uploaded"], calls) == (4, 1)
+
+    counts, calls = run_watch_steps(aws, folder, console)  # restarted: nothing changed
+    assert (counts["uploaded"], counts["skipped"], calls) == (0, 4, 0)
+
+    (folder / "shoe.png.json").write_text(json.dumps({"prompt": "a forest"}))  # restarted, one change
+    counts, calls = run_watch_steps(aws, folder, console, until=lambda s: s.counts["processed"])
+    # The changed sidecar, and its image again (the new stack has not got it): one new call.
+    assert (counts["uploaded"], counts["skipped"], calls) == (2, 3, 1)
+
+
+def test_a_restart_uploads_again_what_has_no_result(aws: str, tmp_path: Path):
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    console = Console(file=open(tmp_path / "console.txt", "w"), width=200)  # noqa: SIM115
+    (folder / "lonely.png").write_bytes(photo())  # no sidecar: waits, no result
+    counts, _ = run_watch_steps(aws, folder, console)
+    assert counts["uploaded"] == 1
+    counts, _ = run_watch_steps(aws, folder, console)
+    assert (counts["uploaded"], counts["skipped"]) == (1, 0)
