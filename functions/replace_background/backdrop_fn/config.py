@@ -15,6 +15,7 @@ from pydantic_core import ErrorDetails
 from backdrop_fn.vocabulary import ImageTransfer, RenderingSpeed
 
 DEFAULT_API_URL = "https://api.segmind.com/v1/ideogram-3-replace-background"
+_VERBATIM = frozenset({"OUTPUT_PREFIX", "output_prefix"})
 
 
 class ConfigurationError(ValueError):
@@ -67,10 +68,11 @@ class Settings(BaseModel):
     def _blank_is_unset(cls, data: Any) -> Any:
         if not isinstance(data, Mapping):
             return data
-        trimmed = {name: value.strip() if isinstance(value, str) else value for name, value in data.items()}
         # OUTPUT_PREFIX keeps its spaces: it is part of every output key.
-        if isinstance(data.get("OUTPUT_PREFIX"), str):
-            trimmed["OUTPUT_PREFIX"] = data["OUTPUT_PREFIX"]
+        trimmed = {
+            name: value.strip() if isinstance(value, str) and name not in _VERBATIM else value
+            for name, value in data.items()
+        }
         return {name: value for name, value in trimmed.items() if value != ""}
 
     @field_validator("image_transfer", mode="before")

@@ -18,7 +18,8 @@ MAX_MESSAGE_CHARS = 4000
 class FailureError(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
-    error_class: ErrorClass = Field(alias="class")
+    # Any string when read: a record written by another version of Backdrop is still replayed.
+    error_class: ErrorClass | str = Field(alias="class")
     message: str
     http_status: int | None = None
     retryable: bool

@@ -26,7 +26,8 @@ class Outcome(BaseModel):
     status: Status
     image_key: str | None = None
     output_key: str | None = None
-    error_class: ErrorClass | None = None
+    # Any string when read back from a claim stored by another version of Backdrop.
+    error_class: ErrorClass | str | None = None
 
     def as_duplicate(self) -> Outcome:
         """The same outcome seen again: by a duplicate event, or another event of the same pair."""

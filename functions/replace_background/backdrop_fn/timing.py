@@ -30,7 +30,8 @@ class Deadline:
 @dataclass(frozen=True)
 class TimeBudget:
     # An API call takes ~15 s and the output write some more: with less than this left, a pair is
-    # not started (its message comes back, not counted as an attempt, for a fresh invocation).
+    # not started. Its message comes back for a fresh invocation, and this receive does not count
+    # toward MAX_ATTEMPTS (SQS's receive count, and so the queue's redrive backstop, still grows).
     min_seconds_to_start: float = 30.0
     # Kept free after the API call for the output write or the DLQ record.
     write_reserve_seconds: float = 10.0

@@ -57,3 +57,13 @@ def test_the_api_url_must_be_https_unless_it_is_a_local_emulator(url: str):
 )
 def test_https_and_loopback_api_urls_are_accepted(url: str):
     assert Settings.from_env({**REQUIRED, "API_URL": url}).api_url == url
+
+
+def test_an_output_prefix_keeps_its_spaces_however_it_is_given():
+    assert Settings.from_env({**REQUIRED, "OUTPUT_PREFIX": " p/ "}).output_prefix == " p/ "
+    assert Settings.model_validate({**REQUIRED, "output_prefix": " p/ "}).output_prefix == " p/ "
+
+
+def test_a_blank_required_variable_is_missing():
+    with pytest.raises(ConfigurationError, match=r"missing environment variable.*OUTPUT_BUCKET"):
+        Settings.from_env({**REQUIRED, "OUTPUT_BUCKET": "  "})

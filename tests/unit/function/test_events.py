@@ -54,11 +54,12 @@ def test_eventbridge_object_created():
     assert (item.bucket, item.key, item.etag) == ("in-bucket", "shop/red shoe.jpg", "e1")
 
 
-def test_dlq_record_is_replayed_with_its_identity():
+@pytest.mark.parametrize("error_class", ["server_error", "a_class_of_another_version"])
+def test_dlq_record_is_replayed_with_its_identity(error_class: str):
     record = {
         "type": "backdrop.failure",
         "version": 1,
-        "error": {"class": "server_error", "message": "API 502", "http_status": 502, "retryable": True},
+        "error": {"class": error_class, "message": "API 502", "http_status": 502, "retryable": True},
         "source": {"bucket": "in-bucket", "key": "a.jpg", "etag": "e", "sidecar_key": "a.jpg.json"},
         "attempts": 5,
         "failed_at": "2026-11-27T10:00:00Z",
