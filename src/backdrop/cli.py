@@ -1,4 +1,4 @@
-"""The ``backdrop`` command (CONTRACT.md §7)."""
+"""The ``backdrop`` command (docs/REFERENCE.md#the-command-line)."""
 
 from __future__ import annotations
 

@@ -7,8 +7,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-# The error classes of the function's DLQ records (CONTRACT.md §3). Kept here, not imported: the
-# command does not load the function's package (tests check the two agree).
+# The error classes of the function's DLQ records (docs/REFERENCE.md#error-classes). Kept here,
+# not imported: the command does not load the function's package (tests check the two agree).
 FAILURE_CLASSES = (
     "invalid_sidecar",
     "invalid_image",

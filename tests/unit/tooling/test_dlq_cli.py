@@ -12,7 +12,7 @@ from backdrop import cli, dead_letters
 from backdrop.dead_letters import DeadLetter
 
 FUNCTION_CODE = Path(__file__).resolve().parents[3] / "functions" / "replace_background"
-# CONTRACT.md §3, as written there.
+# The classes as the team's requirements (CONTRACT.md §3, outside this repository) write them.
 CONTRACT_CLASSES = (
     "invalid_sidecar",
     "invalid_image",
