@@ -199,7 +199,8 @@ def per_image(latency: float, pairs: int) -> Figure:
 _PROFILED = {
     "app.py": {"lambda_handler"},
     "handling.py": {"_handle_message"},
-    "pipeline.py": {"process", "_once", "_replace_background", "_buy_answer"},
+    "pipeline.py": {"process", "_once"},
+    "purchase.py": {"run", "_replace_background", "_buy_answer"},
     "pairing.py": {"pair_of"},
     "api_request.py": {"payload", "_check_image"},
     "output.py": {"output_metadata", "write"},
