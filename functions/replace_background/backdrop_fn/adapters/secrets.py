@@ -12,7 +12,8 @@ from botocore.exceptions import ClientError
 from backdrop_fn.errors import AuthFailed, BackdropError, InfrastructureUnavailable
 from backdrop_fn.ports import ApiKey
 
-# The key is read once per container and kept this long; a 401/403 reads it again at once.
+# A good key is read once per container and kept this long; a 401/403 reads it again at once.
+# A secret that yields no usable key is read again on its next use: it is never kept.
 CACHE_SECONDS = 3600
 _PERMANENT_CODES = {
     "ResourceNotFoundException",
@@ -33,6 +34,8 @@ class SecretsManagerApiKey:
         self._secret_id = secret_id
         self._provider = provider
         self._cache_seconds = cache_seconds
+        # Powertools caches whatever it read; a value that gave no key must not be served from there.
+        self._read_again = False
 
     @classmethod
     def from_client(cls, secret_id: str, client: Any) -> SecretsManagerApiKey:
@@ -45,11 +48,15 @@ class SecretsManagerApiKey:
         return self._read(force=True)
 
     def _read(self, *, force: bool) -> ApiKey:
+        force = force or self._read_again
         try:
             value = self._provider.get(self._secret_id, max_age=self._cache_seconds, force_fetch=force)
         except GetParameterError as error:
             raise self._explain(error) from None
-        return ApiKey(self._key_from(value))
+        self._read_again = True  # until this value proves to hold a key, whatever it raises
+        key = self._key_from(value)
+        self._read_again = False
+        return ApiKey(key)
 
     def _key_from(self, secret: Any) -> str:
         """The secret string is the raw key, or ``{"api_key": "…"}``.
@@ -62,7 +69,7 @@ class SecretsManagerApiKey:
         if text.startswith("{"):
             try:
                 document = json.loads(text)
-            except json.JSONDecodeError:
+            except (ValueError, RecursionError):  # bad JSON, a number too long to read, nesting
                 raise AuthFailed(
                     f"the secret {self._secret_id!r} looks like JSON but does not parse"
                 ) from None
