@@ -6,13 +6,13 @@ error names its field, because a typo silently ignored would cost the user a wro
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from backdrop_fn.errors import InvalidSidecar
+from backdrop_fn.sidecar_json import load_json
 from backdrop_fn.style_references import style_reference_problem
 from backdrop_fn.validation_messages import described
 from backdrop_fn.vocabulary import MagicPrompt, RenderingSpeed
@@ -177,37 +177,13 @@ def parse_sidecar(raw: bytes) -> Sidecar:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise InvalidSidecar(f"the sidecar is not UTF-8 (bad byte at offset {exc.start})") from None
-    try:
-        data = json.loads(text, object_pairs_hook=_reject_duplicate_keys, parse_constant=_reject_constant)
-    except json.JSONDecodeError as exc:
-        raise InvalidSidecar(f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
-    except _JsonRuleBroken as exc:
-        raise InvalidSidecar(f"not valid JSON: {exc}") from None
-    except RecursionError:
-        raise InvalidSidecar("not valid JSON: nested too deeply") from None
+    data = load_json(text)
     if not isinstance(data, dict):
         raise InvalidSidecar(f"the sidecar must be a JSON object, not {_json_kind(data)}")
     try:
         return Sidecar.model_validate(data)
     except ValidationError as exc:
         raise InvalidSidecar(described(exc, Sidecar)) from None
-
-
-class _JsonRuleBroken(ValueError):
-    pass
-
-
-def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise _JsonRuleBroken(f"field {key!r} is given twice")
-        result[key] = value
-    return result
-
-
-def _reject_constant(name: str) -> None:
-    raise _JsonRuleBroken(f"{name} is not a JSON number")
 
 
 def _json_kind(value: Any) -> str:

@@ -36,7 +36,7 @@ def described(exc: ValidationError, model: type[BaseModel]) -> str:
     errors = exc.errors(include_url=False)
     for error in errors[:MAX_PROBLEMS_LISTED]:
         loc = error["loc"]
-        where = _format_loc(loc)
+        where = format_loc(loc)
         kind = error["type"]
         if kind == "extra_forbidden":
             problems.append(_unknown_field(loc, model))
@@ -44,15 +44,29 @@ def described(exc: ValidationError, model: type[BaseModel]) -> str:
             problems.append(f"{where}: must be {error['ctx']['expected']}, not {error['input']!r}")
         elif kind in ("value_error", "assertion_error"):
             message = str(error["ctx"]["error"]) if "ctx" in error else error["msg"]
-            problems.append(f"{where}: {message}" if where else message)
+            problems.append(at(loc, message))
         else:
             problems.append(f"{where}: {_TYPE_WORDS.get(kind, error['msg'])}")
-    if len(errors) > MAX_PROBLEMS_LISTED:
-        problems.append(f"and {len(errors) - MAX_PROBLEMS_LISTED:,} more problems")
-    return "; ".join(problems)
+    return listed(problems, total=len(errors))
 
 
-def _format_loc(loc: tuple[int | str, ...]) -> str:
+def listed(problems: list[str], *, total: int | None = None) -> str:
+    """The first few of ``total`` problems (all of ``problems`` unless given), ``; ``-separated."""
+    total = len(problems) if total is None else total
+    shown = problems[:MAX_PROBLEMS_LISTED]
+    if total > len(shown):
+        shown = [*shown, f"and {total - len(shown):,} more problems"]
+    return "; ".join(shown)
+
+
+def at(loc: tuple[int | str, ...], problem: str) -> str:
+    """``field: what is wrong``, or the problem alone where no field is named."""
+    where = format_loc(loc)
+    return f"{where}: {problem}" if where else problem
+
+
+def format_loc(loc: tuple[int | str, ...]) -> str:
+    """``color_palette.members[0].color_hex``: fields by name, list items by index."""
     text = ""
     for part in loc:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
@@ -68,7 +82,7 @@ def _unknown_field(loc: tuple[int | str, ...], model: type[BaseModel]) -> str:
     allowed = list(model.model_fields)
     guess = difflib.get_close_matches(name, allowed, n=1)
     hint = f" (did you mean {guess[0]!r}?)" if guess else ""
-    where = _format_loc(loc)
+    where = format_loc(loc)
     return f"{where}: unknown field{hint}; allowed fields: {', '.join(allowed)}"
 
 
