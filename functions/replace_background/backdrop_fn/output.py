@@ -9,23 +9,49 @@ from backdrop_fn import keys
 from backdrop_fn.config import Settings
 from backdrop_fn.errors import InvalidImage, InvalidSidecar, OutputWriteFailed
 from backdrop_fn.pairing import Pair, sha256
-from backdrop_fn.ports import KeptAnswer, ObjectStore
+from backdrop_fn.ports import KeptAnswer, ObjectStore, OutputOwners
 from backdrop_fn.sidecar import Sidecar
 
 # S3 refuses a PUT whose user metadata (names and values, in bytes) is larger than this,
 # and keys longer than this many bytes.
 S3_METADATA_LIMIT = 2048
 S3_KEY_LIMIT = 1024
+# An owner that disappears while another takes over is looked at again, this many times at most.
+_OWNER_ROUNDS = 3
 
 
 class Output:
-    def __init__(self, settings: Settings, store: ObjectStore) -> None:
+    def __init__(self, settings: Settings, store: ObjectStore, owners: OutputOwners) -> None:
         self._bucket = settings.output_bucket
         self._prefix = settings.output_prefix
         self._store = store
+        self._owners = owners
 
     def key(self, image_key: str, extension: str) -> str:
         return keys.output_key(self._prefix, image_key, extension)
+
+    def claim_key(self, bucket: str, image_key: str) -> None:
+        """Refuse, before paying, an output key S3 cannot take or another image's result holds.
+
+        Images whose keys differ only in their extension (``shoe.jpg``, ``shoe.webp``) share an
+        output key: the first one processed keeps it while it exists, the others fail.
+        """
+        self.check_key(image_key)
+        stem = f"{self._bucket}/{self._prefix}{keys.strip_image_extension(image_key)}"
+        me = f"{bucket}/{image_key}"
+        owner = self._owners.claim(stem, me)
+        for _ in range(_OWNER_ROUNDS):
+            if owner is None:
+                return
+            owner_bucket, _, owner_key = owner.partition("/")
+            if self._store.head(owner_bucket, owner_key) is not None:
+                named = owner_key if owner_bucket == bucket else f"s3://{owner}"
+                raise InvalidImage(
+                    f"its output key {self.key(image_key, '<ext>')!r} belongs to {named!r}, processed "
+                    "first: rename one of the two images, or delete the other one"
+                )
+            owner = self._owners.claim(stem, me, replacing=owner)  # that image is gone: take over
+        raise InvalidImage(f"its output key {self.key(image_key, '<ext>')!r} keeps changing owner: try again")
 
     def check_key(self, image_key: str) -> None:
         """Refuse, before paying, an image whose output key S3 could not take."""

@@ -126,6 +126,15 @@ class KeptAnswers(Protocol):
         """Drop the pair's answer: it is stored."""
 
 
+class OutputOwners(Protocol):
+    """Which image an output key belongs to: the first image processed for it, while it exists."""
+
+    def claim(self, output_stem: str, image: str, *, replacing: str | None = None) -> str | None:
+        """Make ``image`` (``bucket/key``) the owner of ``output_stem`` (``bucket/key`` of the
+        output, without its extension) when no image owns it yet, when it owns it already, or
+        when ``replacing`` does. Returns None when ``image`` owns it now, or else the owner."""
+
+
 class FailureSink(Protocol):
     def send(self, body: str, *, error_class: ErrorClass) -> None: ...
 

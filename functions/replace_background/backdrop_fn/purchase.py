@@ -96,7 +96,7 @@ class Purchase:
         seed = sidecar.seed if sidecar.seed is not None else self._random_seed()
         metadata = output_metadata(pair, sidecar, seed)
         payload = self._request.payload(pair, sidecar, seed)
-        self._output.check_key(pair.image.key)
+        self._output.claim_key(pair.image.bucket, pair.image.key)
         answer = self._api.replace_background(payload, delivery.deadline)
         with contextlib.closing(answer.body):
             return self._kept.keep(pair_id, answer, metadata)

@@ -12,6 +12,7 @@ from backdrop_fn.adapters.claims import IdempotencyClaims
 from backdrop_fn.adapters.dlq import SqsFailureSink
 from backdrop_fn.adapters.kept_answers import DiskKeptAnswers
 from backdrop_fn.adapters.metrics import EmfMetrics
+from backdrop_fn.adapters.output_owners import DynamoDbOutputOwners
 from backdrop_fn.adapters.s3 import S3ObjectStore
 from backdrop_fn.adapters.secrets import SecretsManagerApiKey
 from backdrop_fn.adapters.segmind import RetryPolicy, SegmindClient
@@ -39,10 +40,9 @@ def build_runtime(metrics: EmfMetrics) -> Runtime:
     session = boto3.session.Session()
     # SQS is needed only when something fails: its client is made on first use, not at a cold start.
     sqs = functools.cache(lambda: aws_client("sqs", session))
+    dynamodb = aws_client("dynamodb", session)
     claims = IdempotencyClaims(
-        settings.idempotency_table,
-        ttl_seconds=settings.idempotency_ttl_seconds,
-        client=aws_client("dynamodb", session),
+        settings.idempotency_table, ttl_seconds=settings.idempotency_ttl_seconds, client=dynamodb
     )
     budget = TimeBudget()
     keys = SecretsManagerApiKey.from_client(settings.api_key_secret_id, aws_client("secretsmanager", session))
@@ -63,6 +63,7 @@ def build_runtime(metrics: EmfMetrics) -> Runtime:
         claims=claims,
         metrics=metrics,
         kept=DiskKeptAnswers.in_temporary_directory(),
+        owners=DynamoDbOutputOwners(settings.idempotency_table, client=dynamodb),
         budget=budget,
     )
     backoff = (

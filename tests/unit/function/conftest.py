@@ -14,7 +14,14 @@ from backdrop_fn.events import WorkItem
 from backdrop_fn.outcome import Outcome
 from backdrop_fn.pipeline import Pipeline
 from backdrop_fn.timing import Deadline
-from tests.unit.function.fakes import FakeApi, FakeFailureSink, FakeStore, InMemoryClaims, RecordingMetrics
+from tests.unit.function.fakes import (
+    FakeApi,
+    FakeFailureSink,
+    FakeStore,
+    InMemoryClaims,
+    InMemoryOwners,
+    RecordingMetrics,
+)
 
 BUCKET = "in-bucket"
 OUTPUT_BUCKET = "out-bucket"
@@ -44,6 +51,7 @@ class World:
     metrics: RecordingMetrics
     settings: Settings
     kept: DiskKeptAnswers
+    owners: InMemoryOwners = dataclasses.field(default_factory=InMemoryOwners)
     seed: int = 4242
 
     @property
@@ -56,6 +64,7 @@ class World:
             claims=self.claims,
             metrics=self.metrics,
             kept=self.kept,
+            owners=self.owners,
             random_seed=lambda: self.seed,
         )
 

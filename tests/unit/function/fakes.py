@@ -170,6 +170,20 @@ class InMemoryClaims:
         return result
 
 
+class InMemoryOwners:
+    """The output-owners port's conditional write, in a dict."""
+
+    def __init__(self) -> None:
+        self.owners: dict[str, str] = {}
+
+    def claim(self, output_stem: str, image: str, *, replacing: str | None = None) -> str | None:
+        current = self.owners.get(output_stem)
+        if current in (None, image, replacing):
+            self.owners[output_stem] = image
+            return None
+        return current
+
+
 @dataclass
 class RecordingMetrics:
     values: list[tuple[str, float, str]] = field(default_factory=list)

@@ -83,13 +83,53 @@ def test_full_name_sidecar_wins_over_the_stem_sidecar(world: World):
     assert [p["prompt"] for p in world.api.payloads] == ["full name"]
 
 
-def test_a_stem_sidecar_serves_every_image_of_that_stem(world: World):
+def test_a_stem_sidecar_serves_every_image_of_that_stem_and_one_output_key_has_one_owner(world: World):
     world.upload("look.jpg", JPEG_BYTES)
     world.upload("look.webp", WEBP_BYTES)
     world.upload("lookalike.png", PNG_BYTES)
     world.upload("look.json", SIDECAR)
     outcomes = world.event("look.json")
-    assert sorted(o.image_key for o in outcomes) == ["look.jpg", "look.webp"]
+    assert sorted((o.image_key, o.status) for o in outcomes) == [
+        ("look.jpg", Status.PROCESSED),
+        ("look.webp", Status.FAILED),  # its output would be look.png too
+    ]
+    assert world.api.calls == 1
+    ((record, error_class),) = world.dlq.sent
+    assert error_class == "invalid_image"
+    assert "'look.jpg'" in record["error"]["message"]
+
+
+def test_a_second_image_with_the_same_output_key_fails_before_paying(world: World):
+    world.upload("shop/shoe.jpg", JPEG_BYTES)
+    world.upload("shop/shoe.jpg.json", SIDECAR)
+    assert statuses(world.event("shop/shoe.jpg")) == [Status.PROCESSED]
+    world.upload("shop/shoe.webp", WEBP_BYTES)
+    world.upload("shop/shoe.webp.json", SIDECAR)
+    assert statuses(world.event("shop/shoe.webp")) == [Status.FAILED]
+    assert world.api.calls == 1
+    assert world.output("shop/shoe.png")["body"] == world.api.image  # the first result stands
+    ((record, error_class),) = world.dlq.sent
+    assert (error_class, record["source"]["key"]) == ("invalid_image", "shop/shoe.webp")
+    assert "belongs to 'shop/shoe.jpg'" in record["error"]["message"]
+
+
+def test_a_new_version_of_the_owner_keeps_its_output_key(world: World):
+    world.upload("shoe.jpg", JPEG_BYTES)
+    world.upload("shoe.jpg.json", SIDECAR)
+    world.event("shoe.jpg")
+    world.upload("shoe.jpg.json", {**SIDECAR, "prompt": "a snowy mountain"})
+    assert statuses(world.event("shoe.jpg.json")) == [Status.PROCESSED]
+    assert world.api.calls == 2
+
+
+def test_an_output_key_whose_owner_was_deleted_passes_to_the_next_image(world: World):
+    world.upload("shoe.jpg", JPEG_BYTES)
+    world.upload("shoe.jpg.json", SIDECAR)
+    world.event("shoe.jpg")
+    world.store.delete(BUCKET, "shoe.jpg")
+    world.upload("shoe.webp", WEBP_BYTES)
+    world.upload("shoe.webp.json", SIDECAR)
+    assert statuses(world.event("shoe.webp")) == [Status.PROCESSED]
     assert world.api.calls == 2
 
 
@@ -189,14 +229,18 @@ def test_a_redrive_after_the_pair_was_fixed_and_processed_makes_no_call(world: W
 
 def test_a_stem_sidecar_redrive_pays_only_for_the_image_that_failed(world: World):
     world.upload("look.jpg", JPEG_BYTES)
-    world.upload("look.png", PNG_BYTES)
+    world.upload("look.png", PNG_BYTES)  # its output key is look.jpg's: refused, never paid
     world.upload("look.json", SIDECAR)
     world.api.errors = [InsufficientCredits("API 406", http_status=406)]
     outcomes = world.event("look.json")
-    assert sorted(o.status for o in outcomes) == [Status.FAILED, Status.PROCESSED]
+    assert sorted((o.image_key, o.error_class) for o in outcomes) == [
+        ("look.jpg", "insufficient_credits"),
+        ("look.png", "invalid_image"),
+    ]
     world.event("look.json", replay_of="redrive-1")
     world.event("look.json", replay_of="redrive-1")
-    assert world.api.calls == 3  # two first calls, one for the redriven failure
+    assert world.api.calls == 2  # the first call, and one for the redriven paid failure
+    assert world.output("look.png")["body"] == world.api.image
 
 
 def test_a_redriven_failure_is_processed_again(world: World):
