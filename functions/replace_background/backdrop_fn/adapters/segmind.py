@@ -9,8 +9,8 @@ parses ``Retry-After``.
 
 from __future__ import annotations
 
-import contextlib
 import logging
+import math
 import random
 import time
 from collections.abc import Callable
@@ -152,10 +152,9 @@ class SegmindClient:
         except requests.RequestException as error:
             return ServerError(f"the API connection failed: {type(error).__name__}: {_cause(error)}")
         self._metrics.add(Metric.API_LATENCY, (self._clock() - started) * 1000.0)
-        credits = response.headers.get("x-remaining-credits")
+        credits = _finite(response.headers.get("x-remaining-credits"))
         if credits is not None:
-            with contextlib.suppress(ValueError):
-                self._metrics.add(Metric.REMAINING_CREDITS, float(credits))
+            self._metrics.add(Metric.REMAINING_CREDITS, credits)
         return response
 
     def _wait_before_retry(self, answer: requests.Response | BackdropError, retries: int) -> float:
@@ -201,6 +200,15 @@ def _log_retry(answer: requests.Response | BackdropError, wait: float, retries: 
     logger.info(
         "API attempt failed, retrying", extra={**failed, "wait_seconds": round(wait, 3), "retry": retries + 1}
     )
+
+
+def _finite(value: str | None) -> float | None:
+    """A header's number, or None: NaN and infinities too, which no EMF line can carry as JSON."""
+    try:
+        number = float(value) if value is not None else math.nan
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _cause(error: Exception) -> str:

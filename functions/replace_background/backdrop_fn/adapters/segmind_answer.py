@@ -1,10 +1,14 @@
 """What the API answered: the image of a 200 as it arrives, or the error class of any other status.
 
-Any text that comes from the API is cut short and has the key masked before it reaches an error
-message (and so a log line or a DLQ record).
+Every text that comes from the API (a header, the reason phrase, the body) reaches an error
+message, and so a log line or a DLQ record, only through ``_Said``: printable, the key masked,
+cut short. An error body is read only up to ``ERROR_BODY_BYTES`` of decoded content, never
+inflated beyond that, and its connection is closed afterwards.
 """
 
 from __future__ import annotations
+
+import json
 
 import requests
 from urllib3.exceptions import HTTPError, ReadTimeoutError
@@ -35,11 +39,18 @@ _ERRORS_BY_STATUS: dict[int, type[BackdropError]] = {
     408: ApiTimeout,
     429: RateLimited,
 }
+# The most of an error body that is read (decoded): its start is all a message quotes.
+ERROR_BODY_BYTES = 64 * 1024
+# The most of one text from the API that a message quotes.
+QUOTED_CHARS = 500
+# Below this share of printable characters, a body is not text.
+_TEXT_SHARE = 0.85
 
 
 def interpret(response: requests.Response, key: ApiKey) -> ApiImage:
     """The image of a 200, as a stream from its first byte; any other status as its error class."""
     status = response.status_code
+    said = _Said(response, key)
     if status == 200:
         # The image is not read here: its first bytes tell its type, the rest is read by the
         # caller as it arrives (a 20 MB result is never held whole).
@@ -49,14 +60,13 @@ def interpret(response: requests.Response, key: ApiKey) -> ApiImage:
         if image_type is None:
             response.close()
             # A 200 is a charged call: retrying it would pay again for the same answer.
-            content_type = response.headers.get("Content-Type", "no content type")
+            sent = said.header("Content-Type", "no content type") if head else "an empty body"
             raise InternalError(
-                f"the API answered 200 with {content_type}, not a JPEG, PNG or WebP image",
-                http_status=200,
+                f"the API answered 200 with {sent}, not a JPEG, PNG or WebP image", http_status=200
             )
         return ApiImage(image_type=image_type, body=_AnswerBody(head, response.raw))
     error_class = _ERRORS_BY_STATUS.get(status) or (ServerError if status >= 500 else BadRequest)
-    raise error_class(f"API {status}: {_error_text(response, key)}", http_status=status)
+    raise error_class(f"API {status}: {said.error_text()}", http_status=status)
 
 
 class _AnswerBody(CountingStream):
@@ -71,16 +81,63 @@ class _AnswerBody(CountingStream):
             raise ServerError(f"the API's answer broke off before its end: {type(error).__name__}") from None
 
 
-def _error_text(response: requests.Response, key: ApiKey) -> str:
-    """The API's ``{"error": "…"}`` text, or the start of whatever else it sent; the key masked."""
+class _Said:
+    """What the API said, as text a message may quote: the one way from the answer to a message."""
+
+    def __init__(self, response: requests.Response, key: ApiKey) -> None:
+        self._response = response
+        self._key = key.value
+
+    def quote(self, text: str) -> str:
+        """Printable, on one line, the key masked (before cutting: no part of it survives), cut."""
+        printable = "".join(c if c.isprintable() and c != "\ufffd" else " " for c in text)
+        text = " ".join(printable.split())
+        if self._key:
+            text = text.replace(self._key, "***")
+        return text[:QUOTED_CHARS]
+
+    def header(self, name: str, default: str) -> str:
+        return self.quote(self._response.headers.get(name, "")) or default
+
+    def error_text(self) -> str:
+        """The ``{"error": "…"}`` text, the start of any other text, a binary body described, or
+        the reason phrase."""
+        body = _error_body(self._response)
+        text = _as_text(body, self._response.encoding)
+        if text is None:
+            return f"a binary body ({self.header('Content-Type', 'no content type')}, {self._size(body)})"
+        try:
+            document = json.loads(text)
+        except ValueError:
+            document = None
+        if isinstance(document, dict) and document.get("error"):
+            text = str(document["error"])
+        return self.quote(text) or self.quote(self._response.reason or "") or "no details"
+
+    def _size(self, body: bytes) -> str:
+        declared = self._response.headers.get("Content-Length", "")
+        if declared.isdigit():
+            return f"{int(declared)} bytes"
+        return f"{len(body)} bytes" if len(body) < ERROR_BODY_BYTES else f"over {ERROR_BODY_BYTES} bytes"
+
+
+def _error_body(response: requests.Response) -> bytes:
+    """The start of an error body, decoded (gzip inflated only that far); the connection closed."""
     try:
-        document = response.json()
-    except ValueError:
-        document = None
-    if isinstance(document, dict) and document.get("error"):
-        text = str(document["error"])
-    else:
-        text = response.text.strip() or response.reason or "no details"
-    if key.value:
-        text = text.replace(key.value, "***")  # before cutting, so no part of the key survives
-    return text[:500]
+        return response.raw.read(ERROR_BODY_BYTES, decode_content=True) or b""
+    except (HTTPError, OSError):
+        return b""  # a broken, stalled or undecodable error body: the status still says enough
+    finally:
+        response.close()
+
+
+def _as_text(body: bytes, encoding: str | None) -> str | None:
+    """The body as text in its declared charset (else UTF-8), or None when it is not text."""
+    if sniff(body[:SNIFF_BYTES]) is not None:
+        return None
+    try:
+        text = body.decode(encoding or "utf-8", errors="replace")
+    except LookupError:
+        text = body.decode("utf-8", errors="replace")
+    readable = sum(1 for c in text if (c.isprintable() or c.isspace()) and c != "\ufffd")
+    return text if readable >= _TEXT_SHARE * len(text) else None
