@@ -51,6 +51,8 @@ class Settings(BaseModel):
     # and that backoff's first step (then doubled per receive, at most 15 minutes).
     work_queue_url: str | None = Field(None, alias="WORK_QUEUE_URL")
     retry_backoff_seconds: int = Field(60, alias="RETRY_BACKOFF_SECONDS", ge=1)
+    # The only buckets an event may name (comma-separated); None: any bucket, for local use only.
+    input_buckets: frozenset[str] | None = Field(None, alias="INPUT_BUCKETS")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -74,6 +76,15 @@ class Settings(BaseModel):
             for name, value in data.items()
         }
         return {name: value for name, value in trimmed.items() if value != ""}
+
+    @field_validator("input_buckets", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        names = value.split(",") if isinstance(value, str) else value
+        if not isinstance(names, list | set | frozenset | tuple):
+            return value
+        kept = frozenset(name.strip() for name in names if isinstance(name, str) and name.strip())
+        return kept or None
 
     @field_validator("image_transfer", mode="before")
     @classmethod

@@ -6,7 +6,8 @@ import logging
 from typing import Any
 
 from backdrop_fn.delivery import Delivery
-from backdrop_fn.errors import BackdropError, InternalError
+from backdrop_fn.errors import BackdropError
+from backdrop_fn.events import ForeignBucket, UnrecognisedEvent
 from backdrop_fn.failures import FailureRecord, FailureSource
 from backdrop_fn.outcome import Outcome, Status
 from backdrop_fn.ports import FailureSink, Metrics
@@ -37,8 +38,15 @@ class DeadLetters:
         )
         return Outcome(status=Status.FAILED, image_key=source.key, error_class=error.error_class)
 
-    def reject(self, reason: str, raw: str, delivery: Delivery) -> Outcome:
-        """An event of no shape we accept: dead-lettered as it came, since no retry can fix it."""
-        error = InternalError(f"unrecognised event: {reason}")
+    def reject(self, error: UnrecognisedEvent, raw: str, delivery: Delivery) -> Outcome:
+        """An event that is not work, dead-lettered once as ``invalid_event``: no retry can fix it.
+
+        One for a bucket outside INPUT_BUCKETS keeps the S3 record it named, so that a redrive
+        processes it once that bucket is allowed; any other is kept as it came.
+        """
+        if isinstance(error, ForeignBucket):
+            item = error.item
+            source = FailureSource(bucket=item.bucket, key=item.key, etag=item.etag)
+            return self.send(error, source, item.event, delivery)
         event = {"unrecognised": raw[:UNRECOGNISED_EVENT_CHARS]}
         return self.send(error, FailureSource(), event, delivery)

@@ -21,7 +21,7 @@ from backdrop_fn.runtime import Runtime
 logger = logging.getLogger(__name__)
 
 
-def handle(current: Runtime, event: dict[str, Any], context: Any) -> dict[str, Any]:
+def handle(current: Runtime, event: Any, context: Any) -> dict[str, Any]:
     current.claims.register_lambda_context(context)
     if _is_sqs_batch(event):
         return {"batchItemFailures": _failed_messages(current, event["Records"], context)}
@@ -29,15 +29,23 @@ def handle(current: Runtime, event: dict[str, Any], context: Any) -> dict[str, A
     return {"outcomes": [outcome.model_dump(mode="json") for outcome in outcomes]}
 
 
-def _is_sqs_batch(event: dict[str, Any]) -> bool:
-    records = event.get("Records")
-    return bool(records) and isinstance(records, list) and records[0].get("eventSource") == "aws:sqs"
+def _is_sqs_batch(event: Any) -> bool:
+    records = event.get("Records") if isinstance(event, dict) else None
+    return (
+        isinstance(records, list)
+        and any(isinstance(record, dict) for record in records)
+        and all(record.get("eventSource") == "aws:sqs" for record in records if isinstance(record, dict))
+    )
 
 
-def _failed_messages(current: Runtime, records: list[dict[str, Any]], context: Any) -> list[dict[str, str]]:
+def _failed_messages(current: Runtime, records: list[Any], context: Any) -> list[dict[str, str]]:
     """Each message on its own: one that fails is reported (it comes back), its neighbours are not."""
     failed = []
     for record in records:
+        if not isinstance(record, dict):
+            # Not a message at all: nothing to report it by, so it is dead-lettered here.
+            _reject(current, UnrecognisedEvent("a record of the SQS batch is not a message"), record, context)
+            continue
         try:
             delivery = Delivery.of_message(record, context, max_attempts=current.settings.max_attempts)
             _handle_message(current, record, delivery)
@@ -54,9 +62,9 @@ def _failed_messages(current: Runtime, records: list[dict[str, Any]], context: A
 def _handle_message(current: Runtime, record: dict[str, Any], delivery: Delivery) -> list[Outcome]:
     """One work-queue message. Raising reports it in ``batchItemFailures`` (it comes back later)."""
     try:
-        items = items_from_message(record["body"])
+        items = items_from_message(record["body"], current.settings.input_buckets)
     except UnrecognisedEvent as error:
-        return [current.pipeline.reject(str(error), record["body"], delivery)]
+        return [current.pipeline.reject(error, record["body"], delivery)]
     outcomes: list[Outcome] = []
     try:
         for item in items:
@@ -70,10 +78,14 @@ def _handle_message(current: Runtime, record: dict[str, Any], delivery: Delivery
     return outcomes
 
 
-def _handle_direct(current: Runtime, event: dict[str, Any], delivery: Delivery) -> list[Outcome]:
+def _handle_direct(current: Runtime, event: Any, delivery: Delivery) -> list[Outcome]:
     """An S3 notification, EventBridge event or DLQ record invoked directly: no later attempt."""
     try:
-        items = items_from_event(event)
+        items = items_from_event(event, current.settings.input_buckets)
     except UnrecognisedEvent as error:
-        return [current.pipeline.reject(str(error), json.dumps(event, default=str), delivery)]
+        return [current.pipeline.reject(error, json.dumps(event, default=str), delivery)]
     return [outcome for item in items for outcome in current.pipeline.process(item, delivery)]
+
+
+def _reject(current: Runtime, error: UnrecognisedEvent, raw: Any, context: Any) -> None:
+    current.pipeline.reject(error, json.dumps(raw, default=str), Delivery.direct(context))

@@ -12,9 +12,35 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from backdrop_fn import images, keys
+from backdrop_fn.errors import InvalidImage
+from backdrop_fn.events import S3_KEY_LIMIT
 from backdrop_fn.failures import FailureSource
 from backdrop_fn.ports import ObjectInfo, ObjectStore, StoredObject
 from backdrop_fn.sidecar import MAX_SIDECAR_BYTES
+
+
+class NoRoomForSidecar(InvalidImage):
+    """An image whose key is so long that neither of its sidecar keys fits in S3: it would wait
+    for its sidecar forever."""
+
+    def __init__(self, image: ObjectInfo) -> None:
+        super().__init__(
+            f"the image key is too long for a sidecar: neither {keys.SIDECAR_EXTENSION!r} sidecar key "
+            f"fits in S3's {S3_KEY_LIMIT} bytes (set DEFAULT_PROMPT, or use a shorter key)"
+        )
+        self.image = image
+
+    def identity(self, replay_of: str | None) -> dict[str, Any]:
+        """One DLQ record per version of the image (and per redrive of that record)."""
+        return {
+            "bucket": self.image.bucket,
+            "no_sidecar_possible": self.image.key,
+            "image_etag": self.image.etag,
+            "replay_of": replay_of,
+        }
+
+    def failure_source(self) -> FailureSource:
+        return FailureSource(bucket=self.image.bucket, key=self.image.key, etag=self.image.etag)
 
 
 @dataclass(frozen=True)
@@ -70,18 +96,28 @@ class PairFinder:
         return self._store.peek(bucket, image_key, first_bytes=images.HEAD_BYTES)
 
     def pair_of(self, image: ObjectInfo, image_head: bytes) -> Pair | None:
-        """The image with its sidecar, or with the default prompt; None while it waits for a sidecar."""
+        """The image with its sidecar, or with the default prompt; None while it waits for a sidecar.
+
+        Raises NoRoomForSidecar when it could wait only forever.
+        """
         sidecar = self._sidecar(image.bucket, image.key)
         if sidecar is None and self._default_prompt is None:
+            if not _sidecar_keys(image.key):
+                raise NoRoomForSidecar(image)
             return None
         return Pair(image, image_head, sidecar, None if sidecar else self._default_prompt)
 
     def _sidecar(self, bucket: str, image_key: str) -> StoredObject | None:
-        for candidate in keys.sidecar_candidates(image_key):
+        for candidate in _sidecar_keys(image_key):
             found = self._store.read_small(bucket, candidate, limit=MAX_SIDECAR_BYTES)
             if found is not None:
                 return found
         return None
+
+
+def _sidecar_keys(image_key: str) -> list[str]:
+    """The image's sidecar keys that S3 can hold: asking for a longer one is refused, not "absent"."""
+    return [key for key in keys.sidecar_candidates(image_key) if len(key.encode("utf-8")) <= S3_KEY_LIMIT]
 
 
 def sha256(text: str) -> str:

@@ -25,11 +25,11 @@ from backdrop_fn.errors import (
     MissingObject,
     NotEnoughTime,
 )
-from backdrop_fn.events import WorkItem
+from backdrop_fn.events import UnrecognisedEvent, WorkItem
 from backdrop_fn.failures import FailureSource
 from backdrop_fn.outcome import Outcome, Status
 from backdrop_fn.output import Output
-from backdrop_fn.pairing import PairFinder
+from backdrop_fn.pairing import NoRoomForSidecar, PairFinder
 from backdrop_fn.ports import (
     BackgroundApi,
     Claims,
@@ -37,7 +37,6 @@ from backdrop_fn.ports import (
     KeptAnswers,
     Metrics,
     ObjectStore,
-    OutputOwners,
 )
 from backdrop_fn.purchase import Purchase
 from backdrop_fn.sidecar import SEED_MAX, SEED_MIN
@@ -58,7 +57,6 @@ class Pipeline:
         claims: Claims,
         metrics: Metrics,
         kept: KeptAnswers,
-        owners: OutputOwners,
         random_seed: Callable[[], int] = lambda: random.randint(SEED_MIN, SEED_MAX),
         budget: TimeBudget | None = None,
     ) -> None:
@@ -68,7 +66,7 @@ class Pipeline:
         self._dead_letters = DeadLetters(failures, metrics)
         self._purchase = Purchase(
             ApiRequest(settings, store, self._budget),
-            Output(settings, store, owners),
+            Output(settings, store),
             api=api,
             kept=kept,
             dead_letters=self._dead_letters,
@@ -97,9 +95,9 @@ class Pipeline:
             return [self._image_event(item, delivery)]
         return self._sidecar_event(item, delivery)
 
-    def reject(self, reason: str, raw: str, delivery: Delivery) -> Outcome:
-        """An event of no shape we accept: dead-lettered as it came."""
-        return self._dead_letters.reject(reason, raw, delivery)
+    def reject(self, error: UnrecognisedEvent, raw: str, delivery: Delivery) -> Outcome:
+        """An event that is not work: dead-lettered once, as ``invalid_event``."""
+        return self._dead_letters.reject(error, raw, delivery)
 
     def _image_event(self, item: WorkItem, delivery: Delivery) -> Outcome:
         try:
@@ -131,7 +129,10 @@ class Pipeline:
         found = self._pairs.image(item.bucket, image_key)
         if found is None:
             return None
-        pair = self._pairs.pair_of(*found)
+        try:
+            pair = self._pairs.pair_of(*found)
+        except NoRoomForSidecar as error:
+            return self._never_paired(error, item, delivery)
         if pair is None:
             logger.info("image waits for its sidecar", extra={"key": image_key})
             self._metrics.add(Metric.AWAITING_SIDECAR, 1)
@@ -159,6 +160,13 @@ class Pipeline:
         error = MissingObject(f"the image {item.key!r} is no longer in bucket {item.bucket!r}")
         source = FailureSource(bucket=item.bucket, key=item.key, etag=item.etag)
         return self._once(identity, lambda: self._dead_letters.send(error, source, item.event, delivery))
+
+    def _never_paired(self, error: NoRoomForSidecar, item: WorkItem, delivery: Delivery) -> Outcome:
+        # No sidecar can ever be uploaded for it: one DLQ record however often the event comes.
+        return self._once(
+            error.identity(item.replay_of),
+            lambda: self._dead_letters.send(error, error.failure_source(), item.event, delivery),
+        )
 
     def _once(self, identity: dict[str, Any], work: Callable[[], Outcome]) -> Outcome:
         try:

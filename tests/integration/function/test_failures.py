@@ -336,5 +336,5 @@ def test_an_unrecognised_message_is_dead_lettered_as_it_came(stack: Stack):
     stack.sqs.send_message(QueueUrl=stack.work_queue_url, MessageBody="hello, not an event")
     assert stack.deliver() == {"batchItemFailures": []}
     ((record, attribute),) = stack.dlq()
-    assert attribute == "internal"
+    assert attribute == "invalid_event"
     assert record["event"] == {"unrecognised": "hello, not an event"}

@@ -67,3 +67,20 @@ def test_an_output_prefix_keeps_its_spaces_however_it_is_given():
 def test_a_blank_required_variable_is_missing():
     with pytest.raises(ConfigurationError, match=r"missing environment variable.*OUTPUT_BUCKET"):
         Settings.from_env({**REQUIRED, "OUTPUT_BUCKET": "  "})
+
+
+@pytest.mark.parametrize(
+    ("value", "buckets"),
+    [
+        ("backdrop-in", frozenset({"backdrop-in"})),
+        (" in-1 , in-2,,", frozenset({"in-1", "in-2"})),
+        ("  ", None),
+        (" , ", None),
+    ],
+)
+def test_input_buckets_are_a_comma_separated_set_and_blank_is_unset(value: str, buckets: frozenset | None):
+    assert Settings.from_env({**REQUIRED, "INPUT_BUCKETS": value}).input_buckets == buckets
+
+
+def test_without_input_buckets_any_bucket_is_allowed():
+    assert Settings.from_env(REQUIRED).input_buckets is None

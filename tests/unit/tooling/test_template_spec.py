@@ -57,6 +57,7 @@ def test_the_function_environment_resolves_to_local_names():
     }
     env = resolve_environment(spec, names)
     assert env["OUTPUT_BUCKET"] == "out"
+    assert env["INPUT_BUCKETS"] == "in"  # events for any other bucket are refused
     assert env["DLQ_URL"] == "http://dlq"
     assert env["API_KEY_SECRET_ID"] == "secret-arn"  # the created secret, as no ARN was passed
     assert env["DEFAULT_PROMPT"] == "studio"
