@@ -37,6 +37,7 @@ from backdrop_fn.ports import (
     KeptAnswers,
     Metrics,
     ObjectStore,
+    OutputOwners,
 )
 from backdrop_fn.purchase import Purchase
 from backdrop_fn.sidecar import SEED_MAX, SEED_MIN
@@ -57,6 +58,7 @@ class Pipeline:
         claims: Claims,
         metrics: Metrics,
         kept: KeptAnswers,
+        owners: OutputOwners,
         random_seed: Callable[[], int] = lambda: random.randint(SEED_MIN, SEED_MAX),
         budget: TimeBudget | None = None,
     ) -> None:
@@ -66,7 +68,7 @@ class Pipeline:
         self._dead_letters = DeadLetters(failures, metrics)
         self._purchase = Purchase(
             ApiRequest(settings, store, self._budget),
-            Output(settings, store),
+            Output(settings, store, owners),
             api=api,
             kept=kept,
             dead_letters=self._dead_letters,
