@@ -22,6 +22,7 @@ from backdrop_fn.delivery import Delivery
 from backdrop_fn.errors import (
     BackdropError,
     ClaimInProgress,
+    ClaimNotReleased,
     MissingObject,
     NotEnoughTime,
 )
@@ -193,4 +194,22 @@ class Pipeline:
         # The event's ETag is the image's only when the event is the image's.
         etag = item.etag if image_key in (None, item.key) else None
         source = FailureSource(bucket=item.bucket, key=image_key or item.key, etag=etag)
-        return self._dead_letters.send(error, source, item.event, delivery)
+        # The image's event, its sidecar's and their duplicates all meet the same failure: one
+        # record for it, whatever the number of events.
+        identity = {
+            "bucket": item.bucket,
+            "failed_key": source.key,
+            "error_class": error.error_class.value,
+            "error": error.message,
+            "replay_of": item.replay_of,
+        }
+
+        def send() -> Outcome:
+            return self._dead_letters.send(error, source, item.event, delivery)
+
+        try:
+            return self._once(identity, send)
+        except ClaimNotReleased:
+            raise  # recorded and sent, but the claim stays: the message must not come back early
+        except BackdropError:
+            return send()  # the claims themselves fail: a record may repeat, but is never lost

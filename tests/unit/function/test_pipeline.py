@@ -719,3 +719,26 @@ def test_an_empty_image_is_an_invalid_image(world: World):
     assert world.dlq.records[0]["error"]["class"] == "invalid_image"
     assert "is empty" in world.dlq.records[0]["error"]["message"]
     assert world.api.calls == 0
+
+
+def test_an_image_s3_refuses_to_read_gives_one_record_whatever_the_number_of_events(
+    world: World, monkeypatch: pytest.MonkeyPatch
+):
+    from backdrop_fn.errors import InternalError
+
+    world.upload("cold.jpg", JPEG_BYTES)
+    world.upload("cold.jpg.json", SIDECAR)
+
+    def archived(bucket: str, key: str, *, first_bytes: int):
+        raise InternalError(f"S3 GetObject s3://{bucket}/{key} failed: InvalidObjectState")
+
+    monkeypatch.setattr(world.store, "peek", archived)
+    outcomes = [*world.event("cold.jpg"), *world.event("cold.jpg.json"), *world.event("cold.jpg")]
+    assert [o.status for o in outcomes] == [Status.FAILED, Status.DUPLICATE, Status.DUPLICATE]
+    ((record, error_class),) = world.dlq.sent
+    assert (error_class, record["source"]["key"]) == ("internal", "cold.jpg")
+    assert world.api.calls == 0
+    # A redrive of that record is the user asking again: it is tried, and recorded once more.
+    world.event("cold.jpg", replay_of="redrive-1")
+    world.event("cold.jpg", replay_of="redrive-1")
+    assert len(world.dlq.sent) == 2
