@@ -13,6 +13,10 @@ from typing import Any
 from backdrop_fn.errors import BackdropError, NotEnoughTime
 from backdrop_fn.timing import Deadline
 
+# The message attribute of a message sent again after a receive that made no attempt: the
+# attempts its earlier copies made (docs/REFERENCE.md#retries).
+ATTEMPTS_BEFORE = "backdrop-attempts-before"
+
 
 @dataclass(frozen=True)
 class Delivery:
@@ -30,8 +34,9 @@ class Delivery:
 
     @classmethod
     def of_message(cls, record: dict[str, Any], context: Any, *, max_attempts: int) -> Delivery:
-        """A work-queue message: its attempt is SQS's receive count."""
+        """A work-queue message: its attempt is SQS's receive count, plus its earlier copies' attempts."""
         attempt = int(record.get("attributes", {}).get("ApproximateReceiveCount") or 1)
+        attempt += _attempts_before(record)
         return cls(
             Deadline.from_context(context),
             context.aws_request_id,
@@ -51,3 +56,11 @@ class Delivery:
             # later attempt to wait for, and is dead-lettered.
             return self.message_id is not None
         return error.retryable and not self.is_final
+
+
+def _attempts_before(record: dict[str, Any]) -> int:
+    value = (record.get("messageAttributes") or {}).get(ATTEMPTS_BEFORE, {}).get("stringValue")
+    try:
+        return max(0, int(value)) if value is not None else 0
+    except ValueError:
+        return 0  # not ours to trust: count this copy's receives only

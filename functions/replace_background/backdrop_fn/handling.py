@@ -13,7 +13,7 @@ import logging
 from typing import Any
 
 from backdrop_fn.delivery import Delivery
-from backdrop_fn.errors import BackdropError, ClaimNotReleased
+from backdrop_fn.errors import BackdropError, ClaimNotReleased, NotEnoughTime
 from backdrop_fn.events import UnrecognisedEvent, items_from_event, items_from_message
 from backdrop_fn.outcome import Outcome
 from backdrop_fn.runtime import Runtime
@@ -69,11 +69,17 @@ def _handle_message(current: Runtime, record: dict[str, Any], delivery: Delivery
     try:
         for item in items:
             outcomes.extend(current.pipeline.process(item, delivery))
+    except NotEnoughTime:
+        if current.work_queue is None:
+            raise
+        # Not an attempt: a copy that remembers the attempts made so far replaces this message.
+        current.work_queue.requeue(record["body"], attempts_before=delivery.attempt - 1)
+        logger.info("too little time left: sent back uncounted", extra={"attempt": delivery.attempt})
     except BackdropError as error:
-        if current.backoff is not None:
+        if current.work_queue is not None:
             # A claim left "in progress" expires with this invocation: the message must not meet it.
             at_least = delivery.deadline.remaining() if isinstance(error, ClaimNotReleased) else 0
-            current.backoff.delay(record["receiptHandle"], delivery.attempt, at_least_seconds=at_least)
+            current.work_queue.delay(record["receiptHandle"], delivery.attempt, at_least_seconds=at_least)
         raise
     return outcomes
 

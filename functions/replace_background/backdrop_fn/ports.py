@@ -152,9 +152,12 @@ class Claims(Protocol):
         """
 
 
-class RetryBackoff(Protocol):
+class WorkQueue(Protocol):
     def delay(self, receipt_handle: str, attempt: int, *, at_least_seconds: float = 0) -> None:
         """Keep a failed work-queue message away for its backoff, and at least ``at_least_seconds``."""
+
+    def requeue(self, body: str, *, attempts_before: int) -> None:
+        """Send the message again as a new one that has made ``attempts_before`` attempts."""
 
 
 class Metrics(Protocol):

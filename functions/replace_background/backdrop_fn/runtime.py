@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from backdrop_fn.config import Settings
 from backdrop_fn.pipeline import Pipeline
-from backdrop_fn.ports import Claims, RetryBackoff
+from backdrop_fn.ports import Claims, WorkQueue
 
 
 @dataclass(frozen=True)
@@ -14,5 +14,6 @@ class Runtime:
     settings: Settings
     pipeline: Pipeline
     claims: Claims
-    # None without WORK_QUEUE_URL: a failed message then waits for the queue's visibility timeout.
-    backoff: RetryBackoff | None
+    # None without WORK_QUEUE_URL: a failed message then waits for the queue's visibility
+    # timeout, and a receive with too little time left counts as an attempt.
+    work_queue: WorkQueue | None

@@ -16,7 +16,7 @@ from backdrop_fn.adapters.output_owners import DynamoDbOutputOwners
 from backdrop_fn.adapters.s3 import S3ObjectStore
 from backdrop_fn.adapters.secrets import SecretsManagerApiKey
 from backdrop_fn.adapters.segmind import RetryPolicy, SegmindClient
-from backdrop_fn.adapters.work_queue import WorkQueueBackoff
+from backdrop_fn.adapters.work_queue import SqsWorkQueue
 from backdrop_fn.config import Settings
 from backdrop_fn.pipeline import Pipeline
 from backdrop_fn.runtime import Runtime
@@ -66,9 +66,9 @@ def build_runtime(metrics: EmfMetrics) -> Runtime:
         owners=DynamoDbOutputOwners(settings.idempotency_table, client=dynamodb),
         budget=budget,
     )
-    backoff = (
-        WorkQueueBackoff(sqs, settings.work_queue_url, first_seconds=settings.retry_backoff_seconds)
+    work_queue = (
+        SqsWorkQueue(sqs, settings.work_queue_url, first_seconds=settings.retry_backoff_seconds)
         if settings.work_queue_url
         else None
     )
-    return Runtime(settings=settings, pipeline=pipeline, claims=claims, backoff=backoff)
+    return Runtime(settings=settings, pipeline=pipeline, claims=claims, work_queue=work_queue)

@@ -20,7 +20,7 @@ from backdrop_fn.adapters.claims import IdempotencyClaims
 from backdrop_fn.adapters.s3 import S3ObjectStore
 from backdrop_fn.adapters.secrets import SecretsManagerApiKey
 from backdrop_fn.adapters.segmind import RetryPolicy, SegmindClient
-from backdrop_fn.adapters.work_queue import WorkQueueBackoff
+from backdrop_fn.adapters.work_queue import SqsWorkQueue
 from backdrop_fn.errors import (
     ApiTimeout,
     AuthFailed,
@@ -208,9 +208,7 @@ def test_a_message_whose_claim_is_stuck_is_hidden_until_the_claim_expires(aws: s
     url = sqs.create_queue(QueueName="backoff")["QueueUrl"]
     sqs.send_message(QueueUrl=url, MessageBody="m")
     (message,) = sqs.receive_message(QueueUrl=url, VisibilityTimeout=30)["Messages"]
-    WorkQueueBackoff(lambda: sqs, url, first_seconds=1).delay(
-        message["ReceiptHandle"], 1, at_least_seconds=1.2
-    )
+    SqsWorkQueue(lambda: sqs, url, first_seconds=1).delay(message["ReceiptHandle"], 1, at_least_seconds=1.2)
     time.sleep(1.5)
     assert sqs.receive_message(QueueUrl=url).get("Messages", []) == []  # the backoff alone: 1 s; here 3 s
     time.sleep(2.0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from urllib.parse import parse_qs, urlsplit
 
 import boto3
@@ -14,6 +15,8 @@ from backdrop.local.context import LocalLambdaContext
 from backdrop.local.esm import sqs_lambda_event
 from backdrop_fn.adapters.claims import KEY_PREFIX
 from backdrop_fn.adapters.segmind import SegmindClient
+from backdrop_fn.adapters.work_queue import REQUEUE_DELAY_SECONDS
+from backdrop_fn.delivery import ATTEMPTS_BEFORE
 from tests.integration.conftest import REGION, Stack, photo
 
 SIDECAR = {"prompt": "a quiet harbour", "seed": 4040}
@@ -38,19 +41,27 @@ def claims_in_table() -> list[dict]:
     return [item for item in items if item["id"]["S"].startswith(KEY_PREFIX)]
 
 
-def test_a_record_without_time_for_a_call_is_not_started_and_comes_back(stack: Stack):
+def test_a_record_without_time_for_a_call_is_not_started_and_comes_back_uncounted(stack: Stack):
     stack.upload("late.png", photo())
     stack.upload("late.png.json", SIDECAR)
-    image_message = stack.received()[0]
+    image_message, sidecar_message = stack.received()
+    stack.delete(sidecar_message)
     image_message["Attributes"]["ApproximateReceiveCount"] = "5"  # even on the last attempt
     event = sqs_lambda_event([image_message], stack.work_queue_arn)
     import app
 
     response = app.lambda_handler(event, LocalLambdaContext(timeout_seconds=20))
-    assert response == {"batchItemFailures": [{"itemIdentifier": image_message["MessageId"]}]}
+    assert response == {"batchItemFailures": []}  # a copy on the work queue replaces it
     assert stack.api_calls == 0
     assert stack.dlq() == []
     assert claims_in_table() == []
+
+    time.sleep(REQUEUE_DELAY_SECONDS + 0.5)
+    (copy,) = stack.received()
+    assert copy["Body"] == image_message["Body"]
+    assert copy["MessageAttributes"][ATTEMPTS_BEFORE]["StringValue"] == "4"  # this receive did not count
+    assert stack.deliver([copy]) == {"batchItemFailures": []}
+    assert stack.api_calls == 1
 
 
 class RuntimeKilled(BaseException):

@@ -25,12 +25,12 @@ SIDECAR = {"prompt": "a sunny beach", "seed": 1234}
 def runtime(world: World) -> Runtime:
     world.upload("a.jpg", JPEG_BYTES)
     world.upload("a.jpg.json", SIDECAR)
-    return Runtime(settings=world.settings, pipeline=world.pipeline, claims=world.claims, backoff=None)
+    return Runtime(settings=world.settings, pipeline=world.pipeline, claims=world.claims, work_queue=None)
 
 
 def guarded(world: World, buckets: str) -> Runtime:
     world.configure(input_buckets=buckets)
-    return Runtime(settings=world.settings, pipeline=world.pipeline, claims=world.claims, backoff=None)
+    return Runtime(settings=world.settings, pipeline=world.pipeline, claims=world.claims, work_queue=None)
 
 
 def eventbridge(key: str, bucket: str = BUCKET) -> dict[str, Any]:
@@ -211,7 +211,7 @@ def test_a_message_naming_an_allowed_bucket_is_processed(world: World):
 def test_without_input_buckets_any_bucket_is_read(world: World):
     world.store.put(OTHER, "a.jpg", JPEG_BYTES)
     world.store.put(OTHER, "a.jpg.json", SIDECAR)
-    current = Runtime(settings=world.settings, pipeline=world.pipeline, claims=world.claims, backoff=None)
+    current = Runtime(settings=world.settings, pipeline=world.pipeline, claims=world.claims, work_queue=None)
     handle(current, forged("s3"), Context())
     assert world.api.calls == 1
 

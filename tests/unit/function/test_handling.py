@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from backdrop_fn.delivery import ATTEMPTS_BEFORE
 from backdrop_fn.errors import ClaimNotReleased, ServerError
 from backdrop_fn.handling import handle
 from backdrop_fn.runtime import Runtime
@@ -19,10 +20,16 @@ SIDECAR = {"prompt": "a sunny beach", "seed": 1234}
 
 @dataclass
 class RecordingBackoff:
+    """The work-queue port: backoffs set and messages sent again, remembered."""
+
     delays: list[tuple[str, int, float]] = field(default_factory=list)
+    requeued: list[tuple[str, int]] = field(default_factory=list)
 
     def delay(self, receipt_handle: str, attempt: int, *, at_least_seconds: float = 0) -> None:
         self.delays.append((receipt_handle, attempt, at_least_seconds))
+
+    def requeue(self, body: str, *, attempts_before: int) -> None:
+        self.requeued.append((body, attempts_before))
 
 
 @dataclass
@@ -45,15 +52,21 @@ def runtime(world: World, backoff: RecordingBackoff) -> Runtime:
     world.upload("a.jpg.json", SIDECAR)
     world.upload("b.jpg", JPEG_BYTES)
     world.upload("b.jpg.json", SIDECAR)
-    return Runtime(settings=world.settings, pipeline=world.pipeline, claims=world.claims, backoff=backoff)
+    return Runtime(settings=world.settings, pipeline=world.pipeline, claims=world.claims, work_queue=backoff)
 
 
-def message(message_id: str, body: Any, receive_count: int = 1) -> dict[str, Any]:
+def message(
+    message_id: str, body: Any, receive_count: int = 1, attempts_before: int | None = None
+) -> dict[str, Any]:
+    attributes = {}
+    if attempts_before is not None:
+        attributes[ATTEMPTS_BEFORE] = {"stringValue": str(attempts_before), "dataType": "Number"}
     return {
         "messageId": message_id,
         "receiptHandle": f"handle-{message_id}",
         "body": body if isinstance(body, str) else json.dumps(body),
         "attributes": {"ApproximateReceiveCount": str(receive_count)},
+        "messageAttributes": attributes,
         "eventSource": "aws:sqs",
     }
 
@@ -151,3 +164,21 @@ def test_every_invocation_tells_the_claims_its_deadline(runtime: Runtime, monkey
     handle(runtime, batch(), context)
     handle(runtime, s3_notification("a.jpg"), context)
     assert seen == [context, context]
+
+
+def test_a_receive_with_too_little_time_is_sent_back_uncounted_and_acknowledged(
+    runtime: Runtime, world: World, backoff: RecordingBackoff
+):
+    body = s3_notification("a.jpg")
+    answer = handle(runtime, batch(message("m1", body, receive_count=3, attempts_before=1)), Context(10))
+    assert answer == {"batchItemFailures": []}  # the copy replaces it
+    assert backoff.requeued == [(json.dumps(body), 3)]  # 1 before, 2 real receives; not this one
+    assert (world.api.calls, world.dlq.sent) == (0, [])
+
+
+def test_attempts_of_earlier_copies_count_toward_the_last_attempt(runtime: Runtime, world: World):
+    world.api.errors.append(ServerError("API 503", http_status=503))
+    answer = handle(runtime, batch(message("m1", s3_notification("a.jpg"), attempts_before=4)), Context())
+    assert answer == {"batchItemFailures": []}
+    ((record, error_class),) = world.dlq.sent
+    assert (error_class, record["attempts"]) == ("server_error", 5)

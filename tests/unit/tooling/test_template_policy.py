@@ -122,3 +122,10 @@ def test_the_function_role_can_still_do_its_work():
     assert trust == [
         {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
     ]
+
+
+def test_the_function_may_send_a_message_back_to_its_work_queue():
+    # A receive with too little time left is replaced by a copy that does not count it.
+    assert {"sqs:sendmessage", "sqs:changemessagevisibility"} <= granted_on(
+        {"Fn::GetAtt": ["WorkQueue", "Arn"]}
+    )

@@ -1,4 +1,5 @@
-"""Backoff between receives of a failed work-queue message.
+"""The work queue as the function uses it: a backoff between receives of a failed message, and a
+message sent again when a receive made no attempt.
 
 The queue's visibility timeout must be six times the function timeout (so a slow batch is never
 received twice), which would make every retry wait that long. A transient failure instead sets
@@ -15,17 +16,22 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from backdrop_fn.delivery import ATTEMPTS_BEFORE
+from backdrop_fn.errors import InfrastructureUnavailable
+
 logger = logging.getLogger(__name__)
 
 MAX_BACKOFF_SECONDS = 900
 MAX_VISIBILITY_SECONDS = 43_200  # SQS's own ceiling
+# A copy sent back for a fresh invocation waits this long: time for the busy one to end.
+REQUEUE_DELAY_SECONDS = 5
 
 
 def backoff_seconds(attempt: int, first: int = 60) -> int:
     return min(MAX_BACKOFF_SECONDS, first * 2 ** max(0, attempt - 1))
 
 
-class WorkQueueBackoff:
+class SqsWorkQueue:
     def __init__(self, client: Callable[[], Any], queue_url: str, *, first_seconds: int = 60) -> None:
         self._sqs = client  # made on first use
         self._queue_url = queue_url
@@ -47,3 +53,24 @@ class WorkQueueBackoff:
         except (ClientError, BotoCoreError) as error:
             # Harmless: the message still comes back, after the queue's own visibility timeout.
             logger.warning("could not set the retry backoff", extra={"error": type(error).__name__})
+
+    def requeue(self, body: str, *, attempts_before: int) -> None:
+        """Send the message again as a new one that remembers the attempts made so far.
+
+        SQS counts every receive; a receive that made no attempt (too little time left to start)
+        must not bring the message closer to its last attempt, so its copy starts counting anew.
+        """
+        try:
+            self._sqs().send_message(
+                QueueUrl=self._queue_url,
+                MessageBody=body,
+                DelaySeconds=REQUEUE_DELAY_SECONDS,
+                MessageAttributes={
+                    ATTEMPTS_BEFORE: {"DataType": "Number", "StringValue": str(attempts_before)}
+                },
+            )
+        except (ClientError, BotoCoreError) as error:
+            # Not re-sent means the original must come back, counted: never lost.
+            raise InfrastructureUnavailable(
+                f"could not send the message back to the work queue: {type(error).__name__}"
+            ) from None
