@@ -38,6 +38,8 @@ class Settings(BaseModel):
     # choice between cheap and fine.
     default_rendering_speed: RenderingSpeed = Field(RenderingSpeed.DEFAULT, alias="DEFAULT_RENDERING_SPEED")
     max_image_bytes: int = Field(10 * 1024 * 1024, alias="MAX_IMAGE_BYTES", ge=1)
+    # Larger API answers are refused, counted while they are read.
+    max_answer_bytes: int = Field(50 * 1024 * 1024, alias="MAX_ANSWER_BYTES", ge=1)
     image_transfer: ImageTransfer = Field(ImageTransfer.URL, alias="IMAGE_TRANSFER")
     max_attempts: int = Field(5, alias="MAX_ATTEMPTS", ge=1)
     # How long a processed pair is remembered: duplicate events inside this window make no call.

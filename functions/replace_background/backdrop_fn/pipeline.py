@@ -39,6 +39,7 @@ from backdrop_fn.ports import (
     Metrics,
     ObjectStore,
     OutputOwners,
+    PurchaseLedger,
 )
 from backdrop_fn.purchase import Purchase
 from backdrop_fn.sidecar import SEED_MAX, SEED_MIN
@@ -60,6 +61,7 @@ class Pipeline:
         metrics: Metrics,
         kept: KeptAnswers,
         owners: OutputOwners,
+        ledger: PurchaseLedger,
         random_seed: Callable[[], int] = lambda: random.randint(SEED_MIN, SEED_MAX),
         budget: TimeBudget | None = None,
     ) -> None:
@@ -72,6 +74,7 @@ class Pipeline:
             Output(settings, store, owners),
             api=api,
             kept=kept,
+            ledger=ledger,
             dead_letters=self._dead_letters,
             metrics=metrics,
             random_seed=random_seed,

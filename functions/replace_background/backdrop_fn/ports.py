@@ -135,6 +135,27 @@ class OutputOwners(Protocol):
         when ``replacing`` does. Returns None when ``image`` owns it now, or else the owner."""
 
 
+@dataclass(frozen=True)
+class Purchases:
+    """What the ledger counts for one pair: calls that may have been charged, and answers lost."""
+
+    paid: int
+    lost: int
+
+
+class PurchaseLedger(Protocol):
+    """How often each pair was bought, across every container (docs/REFERENCE.md#retries)."""
+
+    def reserve(self, purchase_id: str, *, limit: int) -> Purchases | None:
+        """Count one more purchase, unless ``limit`` are counted already (then None)."""
+
+    def release(self, purchase_id: str) -> None:
+        """The reserved call was not charged: it no longer counts."""
+
+    def count_lost(self, purchase_id: str, lost: int) -> None:
+        """``lost`` of the purchases counted so far lost their answer."""
+
+
 class FailureSink(Protocol):
     def send(self, body: str, *, error_class: ErrorClass) -> None: ...
 

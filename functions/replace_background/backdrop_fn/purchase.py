@@ -1,7 +1,10 @@
 """The work done under a pair's claim: buy the answer once, store it, or record why not.
 
 An answer already paid for and kept (an earlier attempt whose write failed) is stored without a
-new call. A failure either comes back on a later delivery or becomes one DLQ record.
+new call. A pair is bought at most twice, across every container: a second time only when the
+first answer was lost (it broke off, stalled, passed the deadline or could not be kept), and
+each loss is counted (``PaidAnswersLost``). A failure either comes back on a later delivery or
+becomes one DLQ record.
 """
 
 from __future__ import annotations
@@ -9,19 +12,23 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from backdrop_fn.api_request import ApiRequest
 from backdrop_fn.dead_lettering import DeadLetters
 from backdrop_fn.delivery import Delivery
-from backdrop_fn.errors import BackdropError, InternalError, OutputWriteFailed
+from backdrop_fn.errors import BackdropError, InternalError, OutputWriteFailed, ServerError
 from backdrop_fn.events import WorkItem
 from backdrop_fn.outcome import Outcome, Status
 from backdrop_fn.output import Output, output_metadata
-from backdrop_fn.pairing import Pair
-from backdrop_fn.ports import BackgroundApi, KeptAnswer, KeptAnswers, Metrics
+from backdrop_fn.pairing import Pair, sha256
+from backdrop_fn.ports import ApiImage, BackgroundApi, KeptAnswer, KeptAnswers, Metrics, PurchaseLedger
 from backdrop_fn.vocabulary import Metric
 
 logger = logging.getLogger(__name__)
+
+# The first purchase, and one more only if its answer was lost.
+MAX_PURCHASES = 2
 
 
 class Purchase:
@@ -32,6 +39,7 @@ class Purchase:
         *,
         api: BackgroundApi,
         kept: KeptAnswers,
+        ledger: PurchaseLedger,
         dead_letters: DeadLetters,
         metrics: Metrics,
         random_seed: Callable[[], int],
@@ -40,6 +48,7 @@ class Purchase:
         self._output = output
         self._api = api
         self._kept = kept
+        self._ledger = ledger
         self._dead_letters = dead_letters
         self._metrics = metrics
         self._random_seed = random_seed
@@ -47,7 +56,7 @@ class Purchase:
     def run(self, pair: Pair, item: WorkItem, delivery: Delivery) -> Outcome:
         """Everything done under the claim. Returns the outcome to remember for duplicates."""
         try:
-            return self._replace_background(pair, delivery)
+            return self._replace_background(pair, item, delivery)
         except BackdropError as error:
             if delivery.comes_back(error):
                 logger.warning(
@@ -65,11 +74,13 @@ class Purchase:
             bug = InternalError(f"unexpected {type(exc).__name__}: {exc}")
             return self._dead_letters.send(bug, pair.failure_source(), item.event, delivery)
 
-    def _replace_background(self, pair: Pair, delivery: Delivery) -> Outcome:
+    def _replace_background(self, pair: Pair, item: WorkItem, delivery: Delivery) -> Outcome:
         pair_id = pair.pair_id()
         answer = self._kept.find(pair_id)
         if answer is None:
-            answer = self._buy_answer(pair, pair_id, delivery)
+            # A redrive is the user asking again: it may buy the pair anew.
+            purchase_id = pair_id if item.replay_of is None else f"{pair_id}#{sha256(item.replay_of)}"
+            answer = self._buy_answer(pair, pair_id, purchase_id, delivery)
         else:
             logger.info("storing the answer paid for by an earlier attempt", extra={"key": pair.image.key})
             self._metrics.add(Metric.KEPT_ANSWERS_REUSED, 1)
@@ -90,13 +101,39 @@ class Purchase:
         )
         return Outcome(status=Status.PROCESSED, image_key=pair.image.key, output_key=out_key)
 
-    def _buy_answer(self, pair: Pair, pair_id: str, delivery: Delivery) -> KeptAnswer:
+    def _buy_answer(self, pair: Pair, pair_id: str, purchase_id: str, delivery: Delivery) -> KeptAnswer:
         """Check everything, make the paid call, and keep its answer until it is stored."""
         sidecar = self._request.sidecar_of(pair)
         seed = sidecar.seed if sidecar.seed is not None else self._random_seed()
         metadata = output_metadata(pair, sidecar, seed)
         payload = self._request.payload(pair, sidecar, seed)
         self._output.claim_key(pair.image.bucket, pair.image.key)
-        answer = self._api.replace_background(payload, delivery.deadline)
-        with contextlib.closing(answer.body):
-            return self._kept.keep(pair_id, answer, metadata)
+        answer, paid = self._pay(purchase_id, payload, delivery)
+        try:
+            with contextlib.closing(answer.body):
+                return self._kept.keep(pair_id, answer, metadata)
+        except BackdropError:
+            # Charged, and gone: broken off, stalled, past the deadline, or not keepable here.
+            self._metrics.add(Metric.PAID_ANSWERS_LOST, 1)
+            self._ledger.count_lost(purchase_id, paid)
+            raise
+
+    def _pay(self, purchase_id: str, payload: dict[str, Any], delivery: Delivery) -> tuple[ApiImage, int]:
+        """The paid call, counted in the ledger: (its answer, the purchases counted with it)."""
+        counted = self._ledger.reserve(purchase_id, limit=MAX_PURCHASES)
+        if counted is None:
+            raise ServerError(
+                f"this pair was bought {MAX_PURCHASES} times and each answer was lost before it could be "
+                "stored: Backdrop will not buy it again; redrive this record to try once more",
+                retryable=False,
+            )
+        unseen = counted.paid - 1 - counted.lost
+        if unseen > 0:  # an earlier purchase ended with its container, its answer never stored
+            self._metrics.add(Metric.PAID_ANSWERS_LOST, unseen)
+            self._ledger.count_lost(purchase_id, counted.paid - 1)
+        try:
+            return self._api.replace_background(payload, delivery.deadline), counted.paid
+        except BackdropError as error:
+            if error.http_status != 200:  # the API charged nothing for this one
+                self._ledger.release(purchase_id)
+            raise

@@ -68,6 +68,7 @@ class Metric(StrEnum):
     OUTPUT_BYTES = "OutputBytes"
     REMAINING_CREDITS = "RemainingCredits"
     KEPT_ANSWERS_REUSED = "KeptAnswersReused"
+    PAID_ANSWERS_LOST = "PaidAnswersLost"
 
     @property
     def unit(self) -> Unit:

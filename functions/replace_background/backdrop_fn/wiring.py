@@ -13,6 +13,7 @@ from backdrop_fn.adapters.dlq import SqsFailureSink
 from backdrop_fn.adapters.kept_answers import DiskKeptAnswers
 from backdrop_fn.adapters.metrics import EmfMetrics
 from backdrop_fn.adapters.output_owners import DynamoDbOutputOwners
+from backdrop_fn.adapters.purchase_ledger import DynamoDbPurchaseLedger
 from backdrop_fn.adapters.s3 import S3ObjectStore
 from backdrop_fn.adapters.secrets import SecretsManagerApiKey
 from backdrop_fn.adapters.segmind import RetryPolicy, SegmindClient
@@ -54,6 +55,7 @@ def build_runtime(metrics: EmfMetrics) -> Runtime:
             keys,
             metrics,
             read_timeout_seconds=settings.api_timeout_seconds,
+            max_answer_bytes=settings.max_answer_bytes,
             policy=RetryPolicy(
                 max_retries=settings.api_max_retries, backoff_base_seconds=settings.api_backoff_seconds
             ),
@@ -64,6 +66,9 @@ def build_runtime(metrics: EmfMetrics) -> Runtime:
         metrics=metrics,
         kept=DiskKeptAnswers.in_temporary_directory(),
         owners=DynamoDbOutputOwners(settings.idempotency_table, client=dynamodb),
+        ledger=DynamoDbPurchaseLedger(
+            settings.idempotency_table, ttl_seconds=settings.idempotency_ttl_seconds, client=dynamodb
+        ),
         budget=budget,
     )
     work_queue = (

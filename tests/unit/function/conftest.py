@@ -19,6 +19,7 @@ from tests.unit.function.fakes import (
     FakeFailureSink,
     FakeStore,
     InMemoryClaims,
+    InMemoryLedger,
     InMemoryOwners,
     RecordingMetrics,
 )
@@ -52,6 +53,7 @@ class World:
     settings: Settings
     kept: DiskKeptAnswers
     owners: InMemoryOwners = dataclasses.field(default_factory=InMemoryOwners)
+    ledger: InMemoryLedger = dataclasses.field(default_factory=InMemoryLedger)
     seed: int = 4242
 
     @property
@@ -65,6 +67,7 @@ class World:
             metrics=self.metrics,
             kept=self.kept,
             owners=self.owners,
+            ledger=self.ledger,
             random_seed=lambda: self.seed,
         )
 

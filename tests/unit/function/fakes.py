@@ -15,7 +15,7 @@ from PIL import Image
 from backdrop_fn.errors import BackdropError, ClaimInProgress
 from backdrop_fn.images import PNG, ImageType
 from backdrop_fn.outcome import Outcome
-from backdrop_fn.ports import ApiImage, ObjectInfo, StoredObject
+from backdrop_fn.ports import ApiImage, ObjectInfo, Purchases, StoredObject
 from backdrop_fn.streams import JsonBody
 from backdrop_fn.timing import Deadline
 from backdrop_fn.vocabulary import ErrorClass, Metric
@@ -120,17 +120,35 @@ class FakeApi:
     image_type: ImageType = PNG
     errors: list[BackdropError] = field(default_factory=list)
     payloads: list[dict[str, Any]] = field(default_factory=list)
+    # Answers charged (a 200) whose body then fails with this error while it is read.
+    lost_answers: list[BackdropError] = field(default_factory=list)
 
     def replace_background(self, payload: dict[str, Any], deadline: Deadline) -> ApiImage:
         # What went over the wire: inline images as the base64 text the request carries.
         self.payloads.append(json.loads(JsonBody(payload).read()))
         if self.errors:
             raise self.errors.pop(0)
+        if self.lost_answers:
+            return ApiImage(image_type=self.image_type, body=BreakingBody(self.lost_answers.pop(0)))
         return ApiImage(image_type=self.image_type, body=io.BytesIO(self.image))
 
     @property
     def calls(self) -> int:
         return len(self.payloads)
+
+
+class BreakingBody(io.BytesIO):
+    """The first bytes of an answer, then the failure of the transfer."""
+
+    def __init__(self, error: BackdropError) -> None:
+        super().__init__(b"\x89PNG\r\n\x1a\n")
+        self._error = error
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = super().read(size)
+        if not data:
+            raise self._error
+        return data
 
 
 @dataclass
@@ -168,6 +186,30 @@ class InMemoryClaims:
             self.in_progress.discard(key)
         self.done[key] = result
         return result
+
+
+class InMemoryLedger:
+    """The purchase ledger's conditional counter, in a dict."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, Purchases] = {}
+
+    def reserve(self, purchase_id: str, *, limit: int) -> Purchases | None:
+        now = self.counts.get(purchase_id, Purchases(paid=0, lost=0))
+        if now.paid >= limit:
+            return None
+        self.counts[purchase_id] = Purchases(paid=now.paid + 1, lost=now.lost)
+        return self.counts[purchase_id]
+
+    def release(self, purchase_id: str) -> None:
+        now = self.counts[purchase_id]
+        self.counts[purchase_id] = Purchases(paid=now.paid - 1, lost=now.lost)
+
+    def count_lost(self, purchase_id: str, lost: int) -> None:
+        self.counts[purchase_id] = Purchases(paid=self.counts[purchase_id].paid, lost=lost)
+
+    def paid(self) -> int:
+        return sum(purchases.paid for purchases in self.counts.values())
 
 
 class InMemoryOwners:

@@ -23,7 +23,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import InvalidHeader
 from urllib3.util.retry import Retry
 
-from backdrop_fn.adapters.segmind_answer import interpret
+from backdrop_fn.adapters.segmind_answer import AnswerLimits, interpret
 from backdrop_fn.errors import (
     ApiTimeout,
     AuthFailed,
@@ -61,6 +61,7 @@ class SegmindClient:
         metrics: Metrics,
         *,
         read_timeout_seconds: float = 120.0,
+        max_answer_bytes: int = 50 * 1024 * 1024,
         policy: RetryPolicy | None = None,
         budget: TimeBudget | None = None,
         session: requests.Session | None = None,
@@ -73,6 +74,7 @@ class SegmindClient:
         self._keys = keys
         self._metrics = metrics
         self._read_timeout = read_timeout_seconds
+        self._max_answer_bytes = max_answer_bytes
         self._policy = policy or RetryPolicy()
         self._budget = budget or TimeBudget()
         self._session = session or pooled_session()
@@ -91,7 +93,8 @@ class SegmindClient:
                 response.close()
                 key = fresh
                 response = self._post(payload, key, deadline)
-        return interpret(response, key)
+        limits = AnswerLimits(deadline, self._budget.write_reserve_seconds, self._max_answer_bytes)
+        return interpret(response, key, limits)
 
     def _post(self, payload: dict[str, Any], key: ApiKey, deadline: Deadline) -> requests.Response:
         """POST with retries of 429, 5xx and timeouts, never past the deadline."""

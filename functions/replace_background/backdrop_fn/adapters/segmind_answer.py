@@ -9,9 +9,11 @@ inflated beyond that, and its connection is closed afterwards.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import requests
 from urllib3.exceptions import HTTPError, ReadTimeoutError
+from urllib3.response import HTTPResponse
 
 from backdrop_fn.errors import (
     ApiNotFound,
@@ -27,6 +29,7 @@ from backdrop_fn.errors import (
 from backdrop_fn.images import SNIFF_BYTES, sniff
 from backdrop_fn.ports import ApiImage, ApiKey
 from backdrop_fn.streams import CountingStream
+from backdrop_fn.timing import Deadline
 
 _ERRORS_BY_STATUS: dict[int, type[BackdropError]] = {
     400: BadRequest,
@@ -43,19 +46,31 @@ _ERRORS_BY_STATUS: dict[int, type[BackdropError]] = {
 ERROR_BODY_BYTES = 64 * 1024
 # The most of one text from the API that a message quotes.
 QUOTED_CHARS = 500
+# How much of an answer one read asks for when the caller wants it all.
+_PIECE = 1024 * 1024
 # Below this share of printable characters, a body is not text.
 _TEXT_SHARE = 0.85
 
 
-def interpret(response: requests.Response, key: ApiKey) -> ApiImage:
+@dataclass(frozen=True)
+class AnswerLimits:
+    """How long and how large an answer may be: it is read only while both hold."""
+
+    deadline: Deadline
+    # Kept free after the answer for the output write or the DLQ record.
+    reserve_seconds: float
+    max_bytes: int
+
+
+def interpret(response: requests.Response, key: ApiKey, limits: AnswerLimits) -> ApiImage:
     """The image of a 200, as a stream from its first byte; any other status as its error class."""
     status = response.status_code
     said = _Said(response, key)
     if status == 200:
         # The image is not read here: its first bytes tell its type, the rest is read by the
         # caller as it arrives (a 20 MB result is never held whole).
-        response.raw.decode_content = True
-        head = response.raw.read(SNIFF_BYTES)
+        body = _AnswerBody(response.raw, limits)
+        head = body.read_at_least(SNIFF_BYTES)
         image_type = sniff(head)
         if image_type is None:
             response.close()
@@ -64,21 +79,69 @@ def interpret(response: requests.Response, key: ApiKey) -> ApiImage:
             raise InternalError(
                 f"the API answered 200 with {sent}, not a JPEG, PNG or WebP image", http_status=200
             )
-        return ApiImage(image_type=image_type, body=_AnswerBody(head, response.raw))
+        return ApiImage(image_type=image_type, body=CountingStream(head, body))
     error_class = _ERRORS_BY_STATUS.get(status) or (ServerError if status >= 500 else BadRequest)
     raise error_class(f"API {status}: {said.error_text()}", http_status=status)
 
 
 class _AnswerBody(CountingStream):
-    """The answer's bytes as they arrive: a transfer that breaks off is the API's failure."""
+    """The answer's bytes as they arrive, bounded by the deadline and by ``MAX_ANSWER_BYTES``.
+
+    A transfer that breaks off, stalls or drips past the deadline is the API's failure. Each read
+    takes what has arrived (``read1``), so a byte every few seconds cannot hold a read open past
+    the deadline: the socket's own timeout bounds a stall, and the deadline is checked between reads.
+    """
+
+    def __init__(self, raw: HTTPResponse, limits: AnswerLimits) -> None:
+        super().__init__(b"", _Arriving(raw))
+        self._limits = limits
+
+    def read_at_least(self, size: int) -> bytes:
+        """The first ``size`` bytes, or all there are when the answer is shorter."""
+        data = b""
+        while len(data) < size:
+            piece = self.read(size - len(data))
+            if not piece:
+                break
+            data += piece
+        return data
 
     def read(self, size: int = -1) -> bytes:
+        if size < 0:  # to the end, as a file's read() means, still piece by piece
+            return b"".join(iter(lambda: self.read(_PIECE), b""))
+        # Every failure here follows a 200: the call was charged (``http_status`` says so).
         try:
-            return super().read(size)
+            data = super().read(size)
         except ReadTimeoutError:
-            raise ApiTimeout("the API's answer stalled before its end") from None
+            raise ApiTimeout("the API's answer stalled before its end", http_status=200) from None
         except (HTTPError, OSError) as error:
-            raise ServerError(f"the API's answer broke off before its end: {type(error).__name__}") from None
+            raise ServerError(
+                f"the API's answer broke off before its end: {type(error).__name__}", http_status=200
+            ) from None
+        if self.count > self._limits.max_bytes:
+            # Charged, and no use: another call would most likely bring the same again.
+            raise InternalError(
+                f"the API's answer is over MAX_ANSWER_BYTES ({self._limits.max_bytes:,} bytes)",
+                http_status=200,
+            )
+        if data and self._limits.deadline.remaining() < self._limits.reserve_seconds:
+            raise ApiTimeout(
+                "the API's answer was still arriving at the invocation's deadline", http_status=200
+            )
+        return data
+
+
+class _Arriving:
+    """A response read as its bytes arrive: never waiting to fill a larger read."""
+
+    def __init__(self, raw: HTTPResponse) -> None:
+        self._raw = raw
+
+    def read(self, size: int = -1, /) -> bytes:
+        return self._raw.read1(None if size < 0 else size, decode_content=True)
+
+    def close(self) -> None:
+        self._raw.close()
 
 
 class _Said:

@@ -1,0 +1,56 @@
+"""The purchase ledger on DynamoDB (moto server): a counter no two containers can both pass."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import boto3
+import pytest
+
+from backdrop_fn.adapters.purchase_ledger import DynamoDbPurchaseLedger
+from backdrop_fn.errors import InfrastructureUnavailable
+from backdrop_fn.ports import Purchases
+from tests.integration.conftest import REGION
+
+
+@pytest.fixture
+def ledger(aws: str) -> DynamoDbPurchaseLedger:
+    client = boto3.client("dynamodb", region_name=REGION)
+    client.create_table(
+        TableName="ledger",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return DynamoDbPurchaseLedger("ledger", ttl_seconds=3600, client=client)
+
+
+def test_purchases_are_counted_up_to_the_limit(ledger: DynamoDbPurchaseLedger):
+    assert ledger.reserve("pair", limit=2) == Purchases(paid=1, lost=0)
+    ledger.count_lost("pair", 1)
+    assert ledger.reserve("pair", limit=2) == Purchases(paid=2, lost=1)
+    assert ledger.reserve("pair", limit=2) is None
+    assert ledger.reserve("another pair", limit=2) == Purchases(paid=1, lost=0)
+
+
+def test_a_call_that_was_not_charged_is_released(ledger: DynamoDbPurchaseLedger):
+    ledger.reserve("pair", limit=2)
+    ledger.release("pair")
+    ledger.reserve("pair", limit=2)
+    assert ledger.reserve("pair", limit=2) == Purchases(paid=2, lost=0)
+
+
+def test_concurrent_containers_never_pass_the_limit_together(ledger: DynamoDbPurchaseLedger):
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        granted = list(pool.map(lambda _: ledger.reserve("pair", limit=2), range(16)))
+    assert sum(grant is not None for grant in granted) == 2
+
+
+def test_a_failing_table_is_passing_trouble_and_pays_nothing(aws: str):
+    ledger = DynamoDbPurchaseLedger(
+        "no-such-table", ttl_seconds=3600, client=boto3.client("dynamodb", region_name=REGION)
+    )
+    with pytest.raises(InfrastructureUnavailable):
+        ledger.reserve("pair", limit=2)
+    ledger.release("pair")  # best effort: never in the way of the failure being handled
+    ledger.count_lost("pair", 1)

@@ -1,0 +1,87 @@
+"""At most two purchases per pair: a second only when the first answer was lost, and then counted."""
+
+from __future__ import annotations
+
+import pytest
+
+from backdrop_fn.errors import ApiTimeout, InternalError, OutputWriteFailed, RateLimited, ServerError
+from backdrop_fn.outcome import Status
+from backdrop_fn.ports import Purchases
+from tests.unit.function.conftest import World
+from tests.unit.function.fakes import JPEG_BYTES
+
+SIDECAR = {"prompt": "a sunny beach", "seed": 1234}
+
+
+def statuses(outcomes) -> list[Status]:
+    return [outcome.status for outcome in outcomes]
+
+
+def a_pair(world: World) -> None:
+    world.upload("a.jpg", JPEG_BYTES)
+    world.upload("a.jpg.json", SIDECAR)
+
+
+def retried(world: World, attempt: int) -> None:
+    """One receive of a queued message whose failure comes back."""
+    with pytest.raises((ServerError, ApiTimeout, OutputWriteFailed)):
+        world.event("a.jpg", attempt=attempt, final=False)
+
+
+def test_an_answer_lost_twice_is_not_bought_a_third_time(world: World):
+    a_pair(world)
+    world.api.lost_answers = [
+        ServerError("the API's answer broke off before its end"),
+        ApiTimeout("the API's answer stalled before its end"),
+    ]
+    retried(world, attempt=1)
+    retried(world, attempt=2)
+    assert statuses(world.event("a.jpg", attempt=3, final=False)) == [Status.FAILED]
+    assert world.api.calls == 2
+    assert world.metrics.total("PaidAnswersLost") == 2
+    ((record, error_class),) = world.dlq.sent
+    assert (error_class, record["error"]["retryable"]) == ("server_error", False)
+    assert "bought 2 times" in record["error"]["message"]
+
+
+def test_calls_the_api_did_not_charge_do_not_count(world: World):
+    a_pair(world)
+    world.api.errors = [ServerError("API 503", http_status=503), RateLimited("API 429", http_status=429)]
+    retried(world, attempt=1)
+    with pytest.raises(RateLimited):
+        world.event("a.jpg", attempt=2, final=False)
+    assert statuses(world.event("a.jpg", attempt=3, final=False)) == [Status.PROCESSED]
+    assert world.api.calls == 3
+    assert world.ledger.paid() == 1
+    assert world.metrics.total("PaidAnswersLost") == 0
+
+
+def test_a_purchase_whose_container_died_is_counted_lost_when_bought_again(world: World):
+    a_pair(world)
+    world.event("a.jpg")
+    (purchase_id,) = world.ledger.counts
+    # What a runtime killed mid-call leaves: a purchase counted, no loss recorded, no answer kept
+    # and no claim completed (it expired with the invocation).
+    world.ledger.counts[purchase_id] = Purchases(paid=1, lost=0)
+    world.claims.done.clear()
+    world.store.outputs.clear()
+    assert statuses(world.event("a.jpg")) == [Status.PROCESSED]
+    assert world.metrics.total("PaidAnswersLost") == 1
+    assert world.ledger.counts[purchase_id] == Purchases(paid=2, lost=1)
+
+
+def test_a_charged_answer_that_is_not_an_image_counts_as_bought(world: World):
+    a_pair(world)
+    world.api.errors = [InternalError("the API answered 200 with text/html", http_status=200)]
+    assert statuses(world.event("a.jpg")) == [Status.FAILED]
+    assert world.ledger.paid() == 1
+
+
+def test_a_redrive_may_buy_the_pair_again(world: World):
+    a_pair(world)
+    world.api.lost_answers = [ServerError("broke off"), ServerError("broke off")]
+    retried(world, attempt=1)
+    retried(world, attempt=2)
+    world.event("a.jpg", attempt=3, final=False)  # refused: the DLQ record is written
+    assert statuses(world.event("a.jpg", replay_of="redrive-1")) == [Status.PROCESSED]
+    assert world.api.calls == 3
