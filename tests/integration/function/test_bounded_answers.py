@@ -3,51 +3,32 @@
 from __future__ import annotations
 
 import contextlib
-import socketserver
-import threading
 import time
 from collections.abc import Iterable, Iterator
 
 import pytest
 
-from backdrop_fn.adapters.segmind import RetryPolicy, SegmindClient
+from backdrop_fn.adapters.segmind import SegmindClient
 from backdrop_fn.errors import ApiTimeout, BackdropError, InternalError
 from backdrop_fn.timing import Deadline, TimeBudget
-from tests.integration.function.test_adapters import FixedKey
-from tests.integration.function.test_hostile_answers import Script, _Scripted
-from tests.unit.function.fakes import PNG_BYTES, RecordingMetrics
+from tests.unit.function.fakes import PNG_BYTES
 
 # A small budget, so that a deadline a few seconds away leaves room to start the call.
 BUDGET = TimeBudget(write_reserve_seconds=1.0, connect_timeout_seconds=0.5, min_attempt_seconds=0.5)
 
 
 @pytest.fixture
-def api() -> Iterator:
-    servers: list[socketserver.TCPServer] = []
+def api(hostile):
+    """An API whose 200 sends ``body`` (``length`` bytes declared), to a client on a small budget."""
 
     def answering(body: Iterable[bytes], length: int, *, max_answer_bytes: int = 50 * 1024 * 1024):
-        script = Script("HTTP/1.1 200 OK", {"Content-Type": "image/png", "Content-Length": str(length)}, body)
-        server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Scripted)
-        server.daemon_threads = True
-        server.script = script  # type: ignore[attr-defined]
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        url = f"http://127.0.0.1:{server.server_address[1]}/v1/ideogram-3-replace-background"
-        client = SegmindClient(
-            url,
-            FixedKey(),
-            RecordingMetrics(),
-            read_timeout_seconds=5,
-            max_answer_bytes=max_answer_bytes,
-            policy=RetryPolicy(max_retries=0),
-            budget=BUDGET,
+        headers = {"Content-Type": "image/png", "Content-Length": str(length)}
+        client, _, script = hostile(
+            "HTTP/1.1 200 OK", headers, body, max_answer_bytes=max_answer_bytes, budget=BUDGET
         )
         return client, script
 
-    yield answering
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+    return answering
 
 
 def drip(head: bytes, every_seconds: float, count: int) -> Iterator[bytes]:

@@ -8,19 +8,14 @@ import pytest
 from backdrop_fn.adapters.output_owners import DynamoDbOutputOwners
 from backdrop_fn.errors import InfrastructureUnavailable
 from tests.integration.conftest import REGION, Stack, photo
+from tests.integration.function.test_adapters import claims_table
 
 SIDECAR = {"prompt": "a sunny beach at noon", "seed": 4321}
 
 
 @pytest.fixture
 def owners(aws: str) -> DynamoDbOutputOwners:
-    client = boto3.client("dynamodb", region_name=REGION)
-    client.create_table(
-        TableName="owners",
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    client = claims_table("owners")
     return DynamoDbOutputOwners("owners", client=client)
 
 

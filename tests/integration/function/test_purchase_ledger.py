@@ -11,17 +11,12 @@ from backdrop_fn.adapters.purchase_ledger import DynamoDbPurchaseLedger
 from backdrop_fn.errors import InfrastructureUnavailable
 from backdrop_fn.ports import Purchases
 from tests.integration.conftest import REGION
+from tests.integration.function.test_adapters import claims_table
 
 
 @pytest.fixture
 def ledger(aws: str) -> DynamoDbPurchaseLedger:
-    client = boto3.client("dynamodb", region_name=REGION)
-    client.create_table(
-        TableName="ledger",
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    client = claims_table("ledger")
     return DynamoDbPurchaseLedger("ledger", ttl_seconds=3600, client=client)
 
 
