@@ -11,6 +11,7 @@ from backdrop_fn.events import ForeignBucket, UnrecognisedEvent
 from backdrop_fn.failures import FailureRecord, FailureSource
 from backdrop_fn.outcome import Outcome, Status
 from backdrop_fn.ports import FailureSink, Metrics
+from backdrop_fn.vocabulary import ErrorClass
 
 logger = logging.getLogger(__name__)
 
@@ -27,16 +28,25 @@ class DeadLetters:
     def send(
         self, error: BackdropError, source: FailureSource, event: dict[str, Any], delivery: Delivery
     ) -> Outcome:
-        record = FailureRecord.from_error(
+        return self.send_record(self.record(error, source, event, delivery))
+
+    @staticmethod
+    def record(
+        error: BackdropError, source: FailureSource, event: dict[str, Any], delivery: Delivery
+    ) -> FailureRecord:
+        return FailureRecord.from_error(
             error, source=source, attempts=delivery.attempt, request_id=delivery.request_id, event=event
         )
-        self._sink.send(record.to_json(), error_class=error.error_class)
-        self._metrics.add_failure(error.error_class)
+
+    def send_record(self, record: FailureRecord) -> Outcome:
+        error_class = ErrorClass(record.error.error_class)
+        self._sink.send(record.to_json(), error_class=error_class)
+        self._metrics.add_failure(error_class)
         logger.warning(
             "failed: sent to the DLQ",
-            extra={"key": source.key, "error_class": error.error_class, "error": error.message},
+            extra={"key": record.source.key, "error_class": error_class, "error": record.error.message},
         )
-        return Outcome(status=Status.FAILED, image_key=source.key, error_class=error.error_class)
+        return Outcome(status=Status.FAILED, image_key=record.source.key, error_class=error_class)
 
     def reject(self, error: UnrecognisedEvent, raw: str, delivery: Delivery) -> Outcome:
         """An event that is not work, dead-lettered once as ``invalid_event``: no retry can fix it.

@@ -141,19 +141,26 @@ class Purchases:
 
     paid: int
     lost: int
+    # False: no purchase was counted, because ``limit`` were already, or a verdict waits.
+    granted: bool = True
+    # The DLQ record of a charged answer that failed, kept until it is sent: no need to buy again.
+    verdict: str | None = None
 
 
 class PurchaseLedger(Protocol):
     """How often each pair was bought, across every container (docs/REFERENCE.md#retries)."""
 
-    def reserve(self, purchase_id: str, *, limit: int) -> Purchases | None:
-        """Count one more purchase, unless ``limit`` are counted already (then None)."""
+    def reserve(self, purchase_id: str, *, limit: int) -> Purchases:
+        """Count one more purchase, unless ``limit`` are counted already or a verdict waits."""
 
     def release(self, purchase_id: str) -> None:
         """The reserved call was not charged: it no longer counts."""
 
     def count_lost(self, purchase_id: str, lost: int) -> None:
         """``lost`` of the purchases counted so far lost their answer."""
+
+    def keep_verdict(self, purchase_id: str, record: str) -> None:
+        """The DLQ record of a charged answer that failed, for a later attempt to send unpaid."""
 
 
 class FailureSink(Protocol):

@@ -19,6 +19,7 @@ from backdrop_fn.dead_lettering import DeadLetters
 from backdrop_fn.delivery import Delivery
 from backdrop_fn.errors import BackdropError, InternalError, OutputWriteFailed, ServerError
 from backdrop_fn.events import WorkItem
+from backdrop_fn.failures import FailureRecord
 from backdrop_fn.outcome import Outcome, Status
 from backdrop_fn.output import Output, output_metadata
 from backdrop_fn.pairing import Pair, sha256
@@ -55,8 +56,14 @@ class Purchase:
 
     def run(self, pair: Pair, item: WorkItem, delivery: Delivery) -> Outcome:
         """Everything done under the claim. Returns the outcome to remember for duplicates."""
+        # A redrive is the user asking again: it may buy the pair anew.
+        pair_id = pair.pair_id()
+        purchase_id = pair_id if item.replay_of is None else f"{pair_id}#{sha256(item.replay_of)}"
         try:
-            return self._replace_background(pair, item, delivery)
+            return self._replace_background(pair, pair_id, purchase_id, delivery)
+        except _VerdictWaiting as waiting:
+            # Paid for, failed, and its record could not be sent then: send it, pay nothing.
+            return self._dead_letters.send_record(FailureRecord.model_validate_json(waiting.record))
         except BackdropError as error:
             if delivery.comes_back(error):
                 logger.warning(
@@ -68,18 +75,19 @@ class Purchase:
                     },
                 )
                 raise
-            return self._dead_letters.send(error, pair.failure_source(), item.event, delivery)
+            record = self._dead_letters.record(error, pair.failure_source(), item.event, delivery)
+            if error.http_status == 200:
+                # Charged: should the DLQ fail now, the next attempt sends this, and buys nothing.
+                self._ledger.keep_verdict(purchase_id, record.to_json())
+            return self._dead_letters.send_record(record)
         except Exception as exc:  # a bug must still end in exactly one DLQ record
             logger.exception("unexpected failure", extra={"key": pair.image.key})
             bug = InternalError(f"unexpected {type(exc).__name__}: {exc}")
             return self._dead_letters.send(bug, pair.failure_source(), item.event, delivery)
 
-    def _replace_background(self, pair: Pair, item: WorkItem, delivery: Delivery) -> Outcome:
-        pair_id = pair.pair_id()
+    def _replace_background(self, pair: Pair, pair_id: str, purchase_id: str, delivery: Delivery) -> Outcome:
         answer = self._kept.find(pair_id)
         if answer is None:
-            # A redrive is the user asking again: it may buy the pair anew.
-            purchase_id = pair_id if item.replay_of is None else f"{pair_id}#{sha256(item.replay_of)}"
             answer = self._buy_answer(pair, pair_id, purchase_id, delivery)
         else:
             logger.info("storing the answer paid for by an earlier attempt", extra={"key": pair.image.key})
@@ -121,7 +129,9 @@ class Purchase:
     def _pay(self, purchase_id: str, payload: dict[str, Any], delivery: Delivery) -> tuple[ApiImage, int]:
         """The paid call, counted in the ledger: (its answer, the purchases counted with it)."""
         counted = self._ledger.reserve(purchase_id, limit=MAX_PURCHASES)
-        if counted is None:
+        if counted.verdict is not None:
+            raise _VerdictWaiting(counted.verdict)
+        if not counted.granted:
             raise ServerError(
                 f"this pair was bought {MAX_PURCHASES} times and each answer was lost before it could be "
                 "stored: Backdrop will not buy it again; redrive this record to try once more",
@@ -137,3 +147,11 @@ class Purchase:
             if error.http_status != 200:  # the API charged nothing for this one
                 self._ledger.release(purchase_id)
             raise
+
+
+class _VerdictWaiting(Exception):
+    """An earlier attempt paid, failed, and could not send its DLQ record: here it is."""
+
+    def __init__(self, record: str) -> None:
+        super().__init__("a DLQ record waits to be sent")
+        self.record = record

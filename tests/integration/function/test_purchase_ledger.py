@@ -24,7 +24,7 @@ def test_purchases_are_counted_up_to_the_limit(ledger: DynamoDbPurchaseLedger):
     assert ledger.reserve("pair", limit=2) == Purchases(paid=1, lost=0)
     ledger.count_lost("pair", 1)
     assert ledger.reserve("pair", limit=2) == Purchases(paid=2, lost=1)
-    assert ledger.reserve("pair", limit=2) is None
+    assert ledger.reserve("pair", limit=2) == Purchases(paid=2, lost=1, granted=False)
     assert ledger.reserve("another pair", limit=2) == Purchases(paid=1, lost=0)
 
 
@@ -37,8 +37,8 @@ def test_a_call_that_was_not_charged_is_released(ledger: DynamoDbPurchaseLedger)
 
 def test_concurrent_containers_never_pass_the_limit_together(ledger: DynamoDbPurchaseLedger):
     with ThreadPoolExecutor(max_workers=8) as pool:
-        granted = list(pool.map(lambda _: ledger.reserve("pair", limit=2), range(16)))
-    assert sum(grant is not None for grant in granted) == 2
+        answers = list(pool.map(lambda _: ledger.reserve("pair", limit=2), range(16)))
+    assert sum(answer.granted for answer in answers) == 2
 
 
 def test_a_failing_table_is_passing_trouble_and_pays_nothing(aws: str):
@@ -49,3 +49,12 @@ def test_a_failing_table_is_passing_trouble_and_pays_nothing(aws: str):
         ledger.reserve("pair", limit=2)
     ledger.release("pair")  # best effort: never in the way of the failure being handled
     ledger.count_lost("pair", 1)
+    ledger.keep_verdict("pair", "{}")
+
+
+def test_a_kept_verdict_stops_every_purchase_until_it_is_sent(ledger: DynamoDbPurchaseLedger):
+    ledger.reserve("pair", limit=2)
+    ledger.keep_verdict("pair", '{"type": "backdrop.failure"}')
+    assert ledger.reserve("pair", limit=2) == Purchases(
+        paid=1, lost=0, granted=False, verdict='{"type": "backdrop.failure"}'
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -154,8 +155,12 @@ class BreakingBody(io.BytesIO):
 @dataclass
 class FakeFailureSink:
     sent: list[tuple[dict[str, Any], str]] = field(default_factory=list)
+    # Sends that fail (a DLQ outage), one error for each.
+    outages: list[BackdropError] = field(default_factory=list)
 
     def send(self, body: str, *, error_class: ErrorClass) -> None:
+        if self.outages:
+            raise self.outages.pop(0)
         self.sent.append((json.loads(body), error_class.value))
 
     @property
@@ -194,19 +199,23 @@ class InMemoryLedger:
     def __init__(self) -> None:
         self.counts: dict[str, Purchases] = {}
 
-    def reserve(self, purchase_id: str, *, limit: int) -> Purchases | None:
+    def reserve(self, purchase_id: str, *, limit: int) -> Purchases:
         now = self.counts.get(purchase_id, Purchases(paid=0, lost=0))
-        if now.paid >= limit:
-            return None
-        self.counts[purchase_id] = Purchases(paid=now.paid + 1, lost=now.lost)
+        if now.paid >= limit or now.verdict is not None:
+            return dataclasses.replace(now, granted=False)
+        self.counts[purchase_id] = dataclasses.replace(now, paid=now.paid + 1)
         return self.counts[purchase_id]
 
     def release(self, purchase_id: str) -> None:
         now = self.counts[purchase_id]
-        self.counts[purchase_id] = Purchases(paid=now.paid - 1, lost=now.lost)
+        self.counts[purchase_id] = dataclasses.replace(now, paid=now.paid - 1)
 
     def count_lost(self, purchase_id: str, lost: int) -> None:
-        self.counts[purchase_id] = Purchases(paid=self.counts[purchase_id].paid, lost=lost)
+        self.counts[purchase_id] = dataclasses.replace(self.counts[purchase_id], lost=lost)
+
+    def keep_verdict(self, purchase_id: str, record: str) -> None:
+        now = self.counts.get(purchase_id, Purchases(paid=0, lost=0))
+        self.counts[purchase_id] = dataclasses.replace(now, verdict=record)
 
     def paid(self) -> int:
         return sum(purchases.paid for purchases in self.counts.values())

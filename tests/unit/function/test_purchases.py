@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from backdrop_fn.errors import ApiTimeout, InternalError, OutputWriteFailed, RateLimited, ServerError
+from backdrop_fn.errors import (
+    ApiTimeout,
+    InfrastructureUnavailable,
+    InternalError,
+    OutputWriteFailed,
+    RateLimited,
+    ServerError,
+)
 from backdrop_fn.outcome import Status
 from backdrop_fn.ports import Purchases
 from tests.unit.function.conftest import World
@@ -85,3 +92,17 @@ def test_a_redrive_may_buy_the_pair_again(world: World):
     world.event("a.jpg", attempt=3, final=False)  # refused: the DLQ record is written
     assert statuses(world.event("a.jpg", replay_of="redrive-1")) == [Status.PROCESSED]
     assert world.api.calls == 3
+
+
+def test_a_dlq_outage_after_a_charged_failure_sends_the_record_later_without_paying_again(world: World):
+    a_pair(world)
+    world.api.errors = [InternalError("the API answered 200 with text/html", http_status=200)]
+    world.dlq.outages = [InfrastructureUnavailable("could not write the DLQ record: EndpointConnectionError")]
+    with pytest.raises(InfrastructureUnavailable):  # the message comes back
+        world.event("a.jpg", attempt=1, final=False, message_id="m1")
+    assert statuses(world.event("a.jpg", attempt=2, final=False, message_id="m1")) == [Status.FAILED]
+    assert world.api.calls == 1
+    ((record, error_class),) = world.dlq.sent
+    assert (error_class, record["error"]["http_status"]) == ("internal", 200)
+    assert record["attempts"] == 1  # the record of the attempt that paid, as it was then
+    assert world.metrics.total("PaidAnswersLost") == 0

@@ -17,6 +17,8 @@ from backdrop_fn.ports import Purchases
 logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "backdrop.purchases#"
+# Under the limit, and no record of a charged failure waiting to be sent instead.
+_GRANTED = "(attribute_not_exists(paid) OR paid < :limit) AND attribute_not_exists(verdict)"
 
 
 class DynamoDbPurchaseLedger:
@@ -25,13 +27,13 @@ class DynamoDbPurchaseLedger:
         self._ttl = ttl_seconds
         self._dynamodb = client
 
-    def reserve(self, purchase_id: str, *, limit: int) -> Purchases | None:
+    def reserve(self, purchase_id: str, *, limit: int) -> Purchases:
         try:
             answer = self._dynamodb.update_item(
                 TableName=self._table,
                 Key=_key(purchase_id),
                 UpdateExpression="ADD paid :one SET expiration = :expires",
-                ConditionExpression="attribute_not_exists(paid) OR paid < :limit",
+                ConditionExpression=_GRANTED,
                 ExpressionAttributeValues={
                     ":one": {"N": "1"},
                     ":limit": {"N": str(limit)},
@@ -41,12 +43,18 @@ class DynamoDbPurchaseLedger:
             )
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return None
+                return self._refused(purchase_id)
             raise _unavailable(error) from None
         except BotoCoreError as error:
             raise _unavailable(error) from None
-        item = answer["Attributes"]
-        return Purchases(paid=int(item["paid"]["N"]), lost=int(item.get("lost", {"N": "0"})["N"]))
+        return _purchases(answer["Attributes"], granted=True)
+
+    def _refused(self, purchase_id: str) -> Purchases:
+        try:
+            found = self._dynamodb.get_item(TableName=self._table, Key=_key(purchase_id), ConsistentRead=True)
+        except (ClientError, BotoCoreError) as error:
+            raise _unavailable(error) from None
+        return _purchases(found.get("Item", {}), granted=False)
 
     def release(self, purchase_id: str) -> None:
         self._best_effort(
@@ -65,6 +73,14 @@ class DynamoDbPurchaseLedger:
             Key=_key(purchase_id),
         )
 
+    def keep_verdict(self, purchase_id: str, record: str) -> None:
+        self._best_effort(
+            "keep_verdict",
+            UpdateExpression="SET verdict = :record",
+            ExpressionAttributeValues={":record": {"S": record}},
+            Key=_key(purchase_id),
+        )
+
     def _best_effort(self, what: str, **request: Any) -> None:
         # Never in the way of the failure being handled: a ledger that cannot be updated errs on
         # the side of counting one purchase too many, which can only prevent a payment.
@@ -72,6 +88,15 @@ class DynamoDbPurchaseLedger:
             self._dynamodb.update_item(TableName=self._table, **request)
         except (ClientError, BotoCoreError) as error:
             logger.warning("the purchase ledger was not updated", extra={"update": what, "error": str(error)})
+
+
+def _purchases(item: dict[str, Any], *, granted: bool) -> Purchases:
+    return Purchases(
+        paid=int(item.get("paid", {"N": "0"})["N"]),
+        lost=int(item.get("lost", {"N": "0"})["N"]),
+        granted=granted,
+        verdict=item.get("verdict", {}).get("S"),
+    )
 
 
 def _key(purchase_id: str) -> dict[str, dict[str, str]]:
