@@ -12,10 +12,7 @@ from typing import Any
 
 from backdrop_fn.errors import BackdropError, NotEnoughTime
 from backdrop_fn.timing import Deadline
-
-# The message attribute of a message sent again after a receive that made no attempt: the
-# attempts its earlier copies made (docs/REFERENCE.md#retries).
-ATTEMPTS_BEFORE = "backdrop-attempts-before"
+from backdrop_fn.vocabulary import ATTEMPTS_BEFORE
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+# The message attribute of a work-queue message sent again after a receive that made no attempt:
+# the attempts its earlier copies made (docs/REFERENCE.md#retries).
+ATTEMPTS_BEFORE = "backdrop-attempts-before"
+
 
 class ErrorClass(StrEnum):
     """``error.class`` of a DLQ record, its ``error_class`` attribute and the ``ErrorClass`` dimension."""

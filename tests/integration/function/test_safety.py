@@ -16,7 +16,7 @@ from backdrop.local.esm import sqs_lambda_event
 from backdrop_fn.adapters.claims import KEY_PREFIX
 from backdrop_fn.adapters.segmind import SegmindClient
 from backdrop_fn.adapters.work_queue import REQUEUE_DELAY_SECONDS
-from backdrop_fn.delivery import ATTEMPTS_BEFORE
+from backdrop_fn.vocabulary import ATTEMPTS_BEFORE
 from tests.integration.conftest import REGION, Stack, photo
 
 SIDECAR = {"prompt": "a quiet harbour", "seed": 4040}

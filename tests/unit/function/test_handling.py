@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from backdrop_fn.delivery import ATTEMPTS_BEFORE
 from backdrop_fn.errors import ClaimNotReleased, ServerError
 from backdrop_fn.handling import handle
 from backdrop_fn.runtime import Runtime
+from backdrop_fn.vocabulary import ATTEMPTS_BEFORE
 from tests.unit.function.conftest import World, s3_record
 from tests.unit.function.fakes import JPEG_BYTES
 

@@ -16,8 +16,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from backdrop_fn.delivery import ATTEMPTS_BEFORE
 from backdrop_fn.errors import InfrastructureUnavailable
+from backdrop_fn.vocabulary import ATTEMPTS_BEFORE
 
 logger = logging.getLogger(__name__)
 
