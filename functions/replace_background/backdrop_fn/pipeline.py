@@ -207,7 +207,11 @@ class Pipeline:
             "replay_of": item.replay_of,
         }
 
+        tried = False
+
         def send() -> Outcome:
+            nonlocal tried
+            tried = True
             return self._dead_letters.send(error, source, item.event, delivery)
 
         try:
@@ -215,4 +219,6 @@ class Pipeline:
         except ClaimNotReleased:
             raise  # recorded and sent, but the claim stays: the message must not come back early
         except BackdropError:
+            if tried:
+                raise  # the DLQ itself failed: trying it again at once would only wait twice
             return send()  # the claims themselves fail: a record may repeat, but is never lost

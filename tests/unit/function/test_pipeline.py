@@ -742,3 +742,26 @@ def test_an_image_s3_refuses_to_read_gives_one_record_whatever_the_number_of_eve
     world.event("cold.jpg", replay_of="redrive-1")
     world.event("cold.jpg", replay_of="redrive-1")
     assert len(world.dlq.sent) == 2
+
+
+def test_a_dlq_outage_on_a_failure_before_the_claim_is_tried_once_and_comes_back(
+    world: World, monkeypatch: pytest.MonkeyPatch
+):
+    from backdrop_fn.errors import InfrastructureUnavailable, InternalError
+
+    world.upload("cold.jpg", JPEG_BYTES)
+
+    def archived(bucket: str, key: str, *, first_bytes: int):
+        raise InternalError(f"S3 GetObject s3://{bucket}/{key} failed: InvalidObjectState")
+
+    monkeypatch.setattr(world.store, "peek", archived)
+    attempts = []
+
+    def dlq_down(body: str, *, error_class) -> None:
+        attempts.append(error_class)
+        raise InfrastructureUnavailable("could not write the DLQ record: EndpointConnectionError")
+
+    monkeypatch.setattr(world.dlq, "send", dlq_down)
+    with pytest.raises(InfrastructureUnavailable):
+        world.event("cold.jpg")
+    assert len(attempts) == 1
