@@ -98,7 +98,8 @@ class Purchase:
             # Retried like any passing trouble; the kept answer makes the retry free.
             raise OutputWriteFailed(
                 f"the API's answer was paid for but could not be stored: {error.message}; "
-                "it is kept in this container, where a retry or a redrive stores it without another call",
+                "it is kept in this container, where a retry within the hour stores it without another "
+                "call; a retry elsewhere or later buys it once more",
                 retryable=error.retryable,
             ) from None
         self._kept.forget(pair_id)

@@ -64,7 +64,7 @@ def build_runtime(metrics: EmfMetrics) -> Runtime:
         failures=SqsFailureSink(sqs, settings.dlq_url),
         claims=claims,
         metrics=metrics,
-        kept=DiskKeptAnswers.in_temporary_directory(),
+        kept=DiskKeptAnswers.at_start(),
         owners=DynamoDbOutputOwners(settings.idempotency_table, client=dynamodb),
         ledger=DynamoDbPurchaseLedger(
             settings.idempotency_table, ttl_seconds=settings.idempotency_ttl_seconds, client=dynamodb

@@ -1,9 +1,13 @@
-"""The keep of paid answers on local disk: whole answers only, the oldest give way, remnants ignored."""
+"""The keep of paid answers on local disk: whole answers only, what fits, nothing orphaned."""
 
 from __future__ import annotations
 
 import io
 import os
+import subprocess
+import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -54,19 +58,77 @@ def test_an_answer_that_breaks_off_is_not_kept(tmp_path: Path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_the_oldest_answers_give_way_when_the_keep_is_full(tmp_path: Path):
+def test_an_answer_waiting_for_its_retry_never_gives_way_to_a_newer_one(tmp_path: Path):
     keep = DiskKeptAnswers(tmp_path, max_bytes=25)
-    for age, pair_id in enumerate(["old", "middle", "new"]):
-        keep.keep(pair_id, answer(b"x" * 10), METADATA)
-        os.utime(tmp_path / f"{pair_id}.body", (1000 + age, 1000 + age))
-    keep.keep("newest", answer(b"y" * 10), METADATA)
-    assert [pair for pair in ("old", "middle", "new", "newest") if keep.find(pair)] == ["new", "newest"]
+    keep.keep("first", answer(b"x" * 10), METADATA)
+    keep.keep("second", answer(b"x" * 10), METADATA)
+    with pytest.raises(OutputWriteFailed, match="could not be kept on local disk: the answer is over"):
+        keep.keep("third", answer(b"y" * 10), METADATA)
+    assert [pair for pair in ("first", "second", "third") if keep.find(pair)] == ["first", "second"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "first.body",
+        "first.json",
+        "second.body",
+        "second.json",
+    ]
 
 
-def test_an_answer_larger_than_the_keep_is_still_kept_until_stored(tmp_path: Path):
+def test_answers_kept_for_over_an_hour_make_room(tmp_path: Path):
+    keep = DiskKeptAnswers(tmp_path, max_bytes=25)
+    keep.keep("stale", answer(b"x" * 10), METADATA)
+    two_hours_ago = time.time() - 7200
+    os.utime(tmp_path / "stale.body", (two_hours_ago, two_hours_ago))
+    keep.keep("waiting", answer(b"x" * 10), METADATA)
+    keep.keep("new", answer(b"y" * 10), METADATA)
+    assert [pair for pair in ("stale", "waiting", "new") if keep.find(pair)] == ["waiting", "new"]
+
+
+def test_an_answer_larger_than_the_keep_is_not_kept(tmp_path: Path):
     keep = DiskKeptAnswers(tmp_path, max_bytes=5)
-    keep.keep("big", answer(b"z" * 50), METADATA)
-    assert keep.find("big") is not None
+    with pytest.raises(OutputWriteFailed, match=r"over the 0\.0 MiB left"):
+        keep.keep("big", answer(b"z" * 50), METADATA)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_disk_s_free_space_bounds_what_is_kept(tmp_path: Path):
+    keep = DiskKeptAnswers(tmp_path, reserve_bytes=10**18)  # more than any disk has free
+    with pytest.raises(OutputWriteFailed, match="could not be kept"):
+        keep.keep("pair-1", answer(b"png"), METADATA)
+    assert keep.find("pair-1") is None
+
+
+def test_partials_of_runtimes_that_are_gone_are_removed_at_start(tmp_path: Path):
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True)
+    dead_pid = int(ended.stdout)
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        left = {
+            "killed": tmp_path / f"pair-1.{dead_pid}.abc.partial",
+            "same pid, earlier runtime": tmp_path / f"pair-2.{os.getpid()}.abc.partial",
+            "unnamed": tmp_path / "pair-3.partial",
+            "description without a body": tmp_path / "pair-4.json",
+        }
+        writing = tmp_path / f"pair-5.{alive.pid}.abc.partial"
+        for path in [*left.values(), writing]:
+            path.write_bytes(b"remnant")
+        DiskKeptAnswers(tmp_path).keep("whole", answer(b"png"), METADATA)
+        DiskKeptAnswers(tmp_path).remove_orphans()
+        assert sorted(path.name for path in tmp_path.iterdir()) == sorted(
+            ["whole.body", "whole.json", writing.name]
+        )
+    finally:
+        alive.kill()
+        alive.wait()
+
+
+def test_a_container_s_keep_is_in_its_tmp_and_survives_a_runtime_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    DiskKeptAnswers.at_start().keep("pair-1", answer(b"png"), METADATA)
+    restarted = DiskKeptAnswers.at_start()
+    assert restarted.find("pair-1") is not None
+    assert (tmp_path / "backdrop-kept-answers" / "pair-1.body").exists()
 
 
 def test_a_corrupt_description_is_not_trusted(tmp_path: Path):
@@ -90,10 +152,3 @@ def test_an_answer_gone_after_it_was_found_is_an_output_write_failure(tmp_path: 
     keep.forget("pair-1")  # another thread of a local run stored it meanwhile
     with pytest.raises(OutputWriteFailed, match="kept answer could not be read"):
         found.open()
-
-
-def test_each_container_has_a_keep_of_its_own():
-    first, second = DiskKeptAnswers.in_temporary_directory(), DiskKeptAnswers.in_temporary_directory()
-    first.keep("pair-1", answer(b"png"), METADATA)
-    assert first.find("pair-1") is not None
-    assert second.find("pair-1") is None

@@ -506,6 +506,31 @@ def test_a_retry_in_a_container_without_the_kept_answer_pays_again(world: World,
     assert world.api.calls == 2  # the retry the contract asks for, where no copy is
 
 
+def test_answers_waiting_for_a_broken_output_bucket_do_not_evict_each_other(world: World, tmp_path: Path):
+    world.api.image = noisy_png(64, 64)
+    world.kept = DiskKeptAnswers(tmp_path / "small-keep", max_bytes=int(len(world.api.image) * 2.5))
+    world.store.fail_writes_with = OutputWriteFailed("SlowDown", retryable=True)
+    messages = {}
+    for number in (1, 2, 3):
+        key = f"p{number}.jpg"
+        world.upload(key, JPEG_BYTES)
+        world.upload(f"{key}.json", SIDECAR)
+        with pytest.raises(OutputWriteFailed) as failed:
+            world.event(key, attempt=1, final=False, message_id=f"m{number}")
+        messages[key] = failed.value.message
+    assert "it is kept in this container" in messages["p1.jpg"]
+    assert "it is kept in this container" in messages["p2.jpg"]
+    assert "could not be kept on local disk" in messages["p3.jpg"]  # never said to be kept
+    assert world.metrics.total("PaidAnswersLost") == 1
+    world.store.fail_writes_with = None  # the bucket is back; each message comes back once
+    for number in (1, 2, 3):
+        assert statuses(world.event(f"p{number}.jpg", attempt=2, message_id=f"m{number}")) == [
+            Status.PROCESSED
+        ]
+    assert world.api.calls == 4  # three pairs, and one counted second purchase
+    assert world.metrics.total("KeptAnswersReused") == 2
+
+
 def test_a_direct_event_whose_output_write_fails_is_dead_lettered_at_once(world: World):
     world.upload("a.jpg", JPEG_BYTES)
     world.upload("a.jpg.json", SIDECAR)

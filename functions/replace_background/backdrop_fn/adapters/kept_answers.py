@@ -3,7 +3,14 @@
 An ``output_write`` failure is retried on later receives of the message. The answer
 was paid for, so a retry must not buy it again: it waits here, and a later attempt or a redrive
 that reaches the same container stores it without a call. A different container has no copy and
-calls again: nothing durable is left to keep it in once the output bucket itself is failing.
+calls again (a counted loss): nothing durable is left to keep it in once the output bucket
+itself is failing.
+
+What is kept fits the space left: an answer that would not fit is not kept (and its loss is
+counted), and an answer waiting for its retry never gives way to a newer one. Only answers older
+than ``STALE_AFTER_SECONDS``, whose messages have long been dead-lettered, make room. A runtime
+that was killed mid-answer leaves a partial file named after its process: the next runtime of
+the container removes it at start.
 """
 
 from __future__ import annotations
@@ -14,41 +21,62 @@ import json
 import os
 import shutil
 import tempfile
+import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from backdrop_fn.errors import OutputWriteFailed
 from backdrop_fn.images import ImageType
-from backdrop_fn.ports import ApiImage, KeptAnswer
+from backdrop_fn.ports import ApiImage, KeptAnswer, Readable
 
-# Half of the 512 MB of /tmp a Lambda function has by default; the oldest answers give way first.
+# Half of the 512 MB of /tmp a Lambda function has by default.
 MAX_KEPT_BYTES = 256 * 1024 * 1024
+# Left free on the disk for everything else the function and its libraries write there.
+DISK_RESERVE_BYTES = 32 * 1024 * 1024
+# A message comes back within minutes (MAX_ATTEMPTS backoffs); an hour on, its answer waits
+# only for a redrive, which may reach another container anyway.
+STALE_AFTER_SECONDS = 3600
+_DIRECTORY_NAME = "backdrop-kept-answers"
 _COPY_CHUNK = 1024 * 1024
+_MIB = 1024 * 1024
 
 
 class DiskKeptAnswers:
-    def __init__(self, directory: str | os.PathLike[str], *, max_bytes: int = MAX_KEPT_BYTES) -> None:
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        max_bytes: int = MAX_KEPT_BYTES,
+        reserve_bytes: int = DISK_RESERVE_BYTES,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._directory = Path(directory)
         self._max_bytes = max_bytes
-        self._holder: tempfile.TemporaryDirectory[str] | None = None
+        self._reserve_bytes = reserve_bytes
+        self._clock = clock
 
     @classmethod
-    def in_temporary_directory(cls) -> DiskKeptAnswers:
-        """A keep of its own, removed with the process: one container, one keep."""
-        holder = tempfile.TemporaryDirectory(prefix="backdrop-kept-answers-")
-        kept = cls(holder.name)
-        kept._holder = holder  # lives as long as the keep
+    def at_start(cls) -> DiskKeptAnswers:
+        """The container's keep in its ``/tmp``, cleared of what a killed runtime left behind.
+
+        One directory per container, not per process: whole answers kept before a runtime
+        restart are still worth storing without a call.
+        """
+        kept = cls(Path(tempfile.gettempdir()) / _DIRECTORY_NAME)
+        kept.remove_orphans()
         return kept
 
     def keep(self, pair_id: str, answer: ApiImage, metadata: dict[str, str]) -> KeptAnswer:
         body_path, about_path = self._paths(pair_id)
-        partial = self._directory / f"{pair_id}.{uuid.uuid4().hex}.partial"  # one writer a file
+        partial = self._directory / f"{pair_id}.{os.getpid()}.{uuid.uuid4().hex}.partial"
         about = {"image_type": dataclasses.asdict(answer.image_type), "metadata": metadata}
         try:
             self._directory.mkdir(parents=True, exist_ok=True)
+            room = self._room()
             with partial.open("wb") as out:
-                shutil.copyfileobj(answer.body, out, _COPY_CHUNK)
+                _copy_at_most(answer.body, out, room)
             about_path.write_text(json.dumps(about), encoding="utf-8")
             os.replace(partial, body_path)  # last: a body on disk is always a whole one
         except OSError as error:
@@ -58,7 +86,6 @@ class DiskKeptAnswers:
         finally:
             with contextlib.suppress(OSError):  # what remains of an answer that broke off
                 partial.unlink(missing_ok=True)
-        self._make_room(keeping=body_path)
         return _kept(body_path, about)
 
     def find(self, pair_id: str) -> KeptAnswer | None:
@@ -75,21 +102,71 @@ class DiskKeptAnswers:
         for path in self._paths(pair_id):
             path.unlink(missing_ok=True)
 
+    def remove_orphans(self) -> None:
+        """Remove partial answers of runtimes that are gone, and descriptions without a body."""
+        with contextlib.suppress(OSError):
+            for partial in self._directory.glob("*.partial"):
+                if not _written_by_a_live_process(partial):
+                    partial.unlink(missing_ok=True)
+            for about in self._directory.glob("*.json"):
+                if not about.with_suffix(".body").exists():
+                    about.unlink(missing_ok=True)
+
     def _paths(self, pair_id: str) -> tuple[Path, Path]:
         return self._directory / f"{pair_id}.body", self._directory / f"{pair_id}.json"
 
-    def _make_room(self, *, keeping: Path) -> None:
-        # Best effort: a file that another thread of a local run removed meanwhile ends the
-        # pass, and the next answer kept makes room again.
-        with contextlib.suppress(OSError):
-            bodies = sorted(self._directory.glob("*.body"), key=lambda path: path.stat().st_mtime)
-            total = sum(path.stat().st_size for path in bodies)
-            for oldest in bodies:
-                if total <= self._max_bytes or oldest == keeping:
-                    break
-                total -= oldest.stat().st_size
-                oldest.unlink()
-                oldest.with_suffix(".json").unlink(missing_ok=True)
+    def _room(self) -> int:
+        """Bytes the next answer may take: within the keep's share, and what the disk has left."""
+        self._remove_stale()
+        kept = sum(_size(path) for path in self._directory.glob("*.body"))
+        free = shutil.disk_usage(self._directory).free - self._reserve_bytes
+        return max(0, min(self._max_bytes - kept, free))
+
+    def _remove_stale(self) -> None:
+        # Best effort: a file that another thread of a local run removed meanwhile is skipped.
+        stale_before = self._clock() - STALE_AFTER_SECONDS
+        for body in self._directory.glob("*.body"):
+            with contextlib.suppress(OSError):
+                if body.stat().st_mtime < stale_before:
+                    body.unlink()
+                    body.with_suffix(".json").unlink(missing_ok=True)
+
+
+def _copy_at_most(source: Readable, out: BinaryIO, room: int) -> None:
+    copied = 0
+    while chunk := source.read(_COPY_CHUNK):
+        copied += len(chunk)
+        if copied > room:
+            raise OSError(
+                f"the answer is over the {room / _MIB:.1f} MiB left for kept answers "
+                "(the keep's share of /tmp, or the disk's free space)"
+            )
+        out.write(chunk)
+
+
+def _written_by_a_live_process(partial: Path) -> bool:
+    # ``<pair>.<pid>.<uuid>.partial``: at start, this process has written nothing yet, so a
+    # partial bearing its own pid was left by an earlier runtime that had the same one.
+    try:
+        pid = int(partial.name.split(".")[-3])
+    except (IndexError, ValueError):
+        return False
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, and someone else's
+    return True
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _kept(body_path: Path, about: dict[str, Any]) -> KeptAnswer:
