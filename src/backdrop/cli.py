@@ -17,6 +17,7 @@ from rich.table import Table
 
 from backdrop import dead_letters, targets
 from backdrop.emulator import Emulator, EmulatorSettings
+from backdrop.emulator.faults import KINDS as FAULT_KINDS
 
 
 def parse_faults(text: str) -> dict[str, float]:
@@ -24,10 +25,8 @@ def parse_faults(text: str) -> dict[str, float]:
     faults: dict[str, float] = {}
     for part in filter(None, (piece.strip() for piece in text.split(","))):
         kind, _, value = part.partition("=")
-        if kind not in {"429", "500", "502", "503", "504", "timeout"}:
-            raise argparse.ArgumentTypeError(
-                f"unknown fault {kind!r}: use 429, 500, 502, 503, 504 or timeout"
-            )
+        if kind not in FAULT_KINDS:
+            raise argparse.ArgumentTypeError(f"unknown fault {kind!r}: use {', '.join(sorted(FAULT_KINDS))}")
         try:
             probability = float(value)
         except ValueError:
@@ -51,6 +50,8 @@ def _emulator(args: argparse.Namespace) -> int:
         rate_window_seconds=args.rate_window,
         echo=args.echo,
         random_seed=args.seed,
+        timeout_stall_seconds=args.stall,
+        drip_interval_seconds=args.drip_interval,
     )
     emulator = Emulator(settings, port=args.port).start()
     print(f"Segmind emulator (offline test double, not the real model) on {emulator.url}")
@@ -270,7 +271,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--format", choices=("png", "jpeg", "webp"), default="png", help="answer image type"
     )
     emulator.add_argument("--latency", type=float, default=0.0, help="seconds added to every successful call")
-    emulator.add_argument("--fail", type=parse_faults, default={}, help="e.g. 429=0.2,500=0.05,timeout=0.02")
+    emulator.add_argument(
+        "--fail",
+        type=parse_faults,
+        default={},
+        help="e.g. 429=0.2,500=0.05,timeout=0.02,hangup=0.01 (kinds: " + ", ".join(sorted(FAULT_KINDS)) + ")",
+    )
+    emulator.add_argument(
+        "--stall", type=float, default=30.0, help="seconds of silence of a timeout or stall fault"
+    )
+    emulator.add_argument(
+        "--drip-interval", type=float, default=2.0, help="seconds between the pieces of a drip fault"
+    )
     emulator.add_argument("--rpm", type=int, default=None, help="requests a minute before 429")
     emulator.add_argument("--rate-window", type=float, default=60.0, help="the rate limit's window, seconds")
     emulator.add_argument("--echo", action="store_true", help="answer with the input image (for benchmarks)")

@@ -1,6 +1,6 @@
 """The offline Segmind emulator (see server.py)."""
 
-from backdrop.emulator.models import EmulatorSettings, RecordedRequest, Reply
+from backdrop.emulator.models import EmulatorSettings, RecordedRequest, Reply, Stream
 from backdrop.emulator.server import Emulator
 
-__all__ = ["Emulator", "EmulatorSettings", "RecordedRequest", "Reply"]
+__all__ = ["Emulator", "EmulatorSettings", "RecordedRequest", "Reply", "Stream"]

@@ -1,7 +1,8 @@
 """How the emulator answers a request: an ordered table of rules, the first that answers wins.
 
 Each rule looks at the call and either answers (a Reply, and the request ends there, unbilled)
-or passes (None). A call that passes them all gets its picture, and is billed.
+or passes (None). A call that passes them all gets its picture, and is billed; when a charged
+fault (faults.py) was rolled or scripted for it, the picture is then delivered as that fault says.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from backdrop.emulator.faults import CHARGED, refusal
 from backdrop.emulator.image_input import CONTENT_TYPES, content_type_of, load_image
 from backdrop.emulator.models import ENDPOINT, EmulatorSettings, Reply, error
 from backdrop.emulator.render import replace_background
@@ -34,6 +36,8 @@ class Call:
     body: Any
     checked: dict[str, Any] = field(default_factory=dict)
     image: bytes = b""
+    # A charged fault kind, rolled or scripted, that will spoil the billed picture's delivery.
+    fault: str | None = None
 
     @classmethod
     def read(cls, path: str, headers: dict[str, str], raw_body: bytes) -> Call:
@@ -52,7 +56,10 @@ Rule = Callable[["Emulator", Call], Reply | None]
 
 
 def _scripted(emulator: Emulator, call: Call) -> Reply | None:
-    return emulator.next_scripted()
+    reply = emulator.next_scripted()
+    if reply is None or reply.fault is None:
+        return reply
+    return _fault(emulator, call, reply.fault)  # Reply(fault=KIND): the emulator makes it
 
 
 def _unknown_model(emulator: Emulator, call: Call) -> Reply | None:
@@ -78,12 +85,18 @@ def _over_rate_limit(emulator: Emulator, call: Call) -> Reply | None:
 
 
 def _injected_fault(emulator: Emulator, call: Call) -> Reply | None:
+    if call.fault is not None:
+        return None  # a charged fault was scripted: no other is rolled
     kind = _rolled_fault(emulator.roll(), emulator.settings.faults)
-    if kind is None:
+    return None if kind is None else _fault(emulator, call, kind)
+
+
+def _fault(emulator: Emulator, call: Call, kind: str) -> Reply | None:
+    """A refusal answers now, unbilled; a charged fault passes, kept for the picture's delivery."""
+    if kind in CHARGED:
+        call.fault = kind
         return None
-    if kind == "timeout":
-        return Reply(stall_seconds=emulator.settings.timeout_stall_seconds, drop=True)
-    return error(int(kind), f"injected fault {kind}")
+    return refusal(kind, emulator.settings)
 
 
 def _rolled_fault(roll: float, faults: dict[str, float]) -> str | None:
@@ -117,12 +130,13 @@ def _out_of_credits(emulator: Emulator, call: Call) -> Reply | None:
 
 
 RULES: tuple[Rule, ...] = (
-    _scripted,  # a reply a test scripted goes first, whatever was asked
+    _scripted,  # a reply a test scripted goes first, whatever was asked; a charged fault waits
+    #             for the picture, and no fault is rolled for its call
     _unknown_model,  # 404: one model is served here
     _missing_key,  # 401
     _unknown_key,  # 401
     _over_rate_limit,  # 429, saying when the window resets
-    _injected_fault,  # 429 or 5xx, or a dropped connection, as often as the settings say
+    _injected_fault,  # 429, 5xx, a dropped connection or a gzip bomb, as often as the settings say
     _latency,  # passes, after the configured delay
     _bad_body,  # 400: the first rule of request_rules.py the body breaks, or an unreadable image
     _out_of_credits,  # 406

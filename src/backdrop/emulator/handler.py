@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import json
-import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from backdrop.emulator.models import STATS, Reply, error
+from backdrop.emulator.models import STATS, Reply, Stream, error
 
 if TYPE_CHECKING:
     from backdrop.emulator.server import Emulator
 
+# How long a streamed answer waits for a client that neither reads it nor hangs up.
+STUCK_WRITE_SECONDS = 60.0
 # What GET answers, by path; any other path is told to use POST.
 GET_ROUTES: dict[str, Callable[[Emulator], Reply]] = {
     STATS: lambda emulator: Reply(200, emulator.stats()),
@@ -47,23 +48,49 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, reply: Reply) -> None:
         if reply.stall_seconds:
-            time.sleep(reply.stall_seconds)
+            self.emulator.stopping.wait(reply.stall_seconds)
         if reply.drop:
             self.close_connection = True
             return
-        payload, content_type = _payload(reply.body)
-        headers = {"Content-Type": content_type, **self.emulator.credit_headers(), **reply.headers}
         try:
-            self.send_response(reply.status)
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-        except (BrokenPipeError, ConnectionResetError):
-            # The client gave up waiting (its timeout): as with the real API, the work is done
-            # and billed all the same; there is just nobody left to tell.
+            if reply.stream is None:
+                self._send_whole(reply)
+            else:
+                self._send_stream(reply, reply.stream)
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
+            # The client gave up waiting (its timeout) or reading: as with the real API, the work
+            # is done and billed all the same; there is just nobody left to tell.
             self.close_connection = True
+
+    def _send_whole(self, reply: Reply) -> None:
+        payload, content_type = _payload(reply.body)
+        self._send_head(reply, content_type, len(payload))
+        self.wfile.write(payload)
+
+    def _send_stream(self, reply: Reply, stream: Stream) -> None:
+        """A body written as it is made, paced by the stream, then the connection closed."""
+        # A client that stops reading without hanging up would otherwise hold this thread forever.
+        self.connection.settimeout(STUCK_WRITE_SECONDS)
+        self._send_head(reply, "application/octet-stream", stream.length, {"Connection": "close"})
+        for index, piece in enumerate(stream.pieces()):
+            if index and self._quiet_for(stream.interval_seconds):
+                return
+            self.wfile.write(piece)
+        self._quiet_for(stream.silence_seconds)
+
+    def _send_head(
+        self, reply: Reply, content_type: str, length: int, extra: dict[str, str] | None = None
+    ) -> None:
+        headers = {"Content-Type": content_type, **self.emulator.credit_headers(), **reply.headers}
+        self.send_response(reply.status)
+        for name, value in {**headers, **(extra or {})}.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(length))
+        self.end_headers()
+
+    def _quiet_for(self, seconds: float) -> bool:
+        """Send nothing for so long; True when the emulator stopped meanwhile (then stop too)."""
+        return seconds > 0 and self.emulator.stopping.wait(seconds)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # quiet: tests and the demo print what matters themselves

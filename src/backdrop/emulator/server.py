@@ -2,7 +2,8 @@
 
 It answers like the real service (``x-api-key``, ``{"error": "…"}`` bodies, 400/401/404/406/
 429/5xx, ``x-remaining-credits``, ``x-rate-limit-reset-at-utc``), records every request so that
-tests can check the exact body, bills each success, and can be told what to answer next.
+tests can check the exact body, bills each success, and can be told what to answer next. It can
+also be hostile (``faults.py``): answers refused, or charged and then lost on the way.
 It is a test double of a remote service, honestly labelled: see ``render.py`` for its picture,
 ``answer_rules.py`` for the order in which it decides, and ``handler.py`` for its HTTP side.
 """
@@ -18,6 +19,7 @@ from http.server import ThreadingHTTPServer
 from typing import Any
 
 from backdrop.emulator.answer_rules import RULES, Call, RateWindow, picture
+from backdrop.emulator.faults import check_faults, check_scripted, spoiled
 from backdrop.emulator.handler import handler_for
 from backdrop.emulator.models import ENDPOINT, EmulatorSettings, RecordedRequest, Reply
 from backdrop.emulator.render import FORMATS
@@ -34,6 +36,9 @@ class Emulator:
         if (settings or EmulatorSettings()).output_format not in FORMATS:
             raise ValueError(f"output_format must be one of {', '.join(FORMATS)}")
         self.settings = settings or EmulatorSettings()
+        check_faults(self.settings.faults)
+        # Set when the emulator stops: every answer still dripping or stalling ends at once.
+        self.stopping = threading.Event()
         self.rate = RateWindow()
         self._lock = threading.Lock()
         self._script: collections.deque[Reply] = collections.deque()
@@ -62,6 +67,7 @@ class Emulator:
         return self
 
     def stop(self) -> None:
+        self.stopping.set()
         self._server.shutdown()
         self._server.server_close()
 
@@ -74,6 +80,9 @@ class Emulator:
     # -- control from tests ----------------------------------------------------------------------
 
     def script(self, *replies: Reply) -> None:
+        """The next answers, in order: each a Reply as given, or ``Reply(fault=KIND)`` for a fault."""
+        for reply in replies:
+            check_scripted(reply)
         with self._lock:
             self._script.extend(replies)
 
@@ -88,20 +97,22 @@ class Emulator:
         call = Call.read(path, headers, raw_body)
         reply, billed = self._decide(call)
         record = RecordedRequest(
-            headers, call.body, reply.status, billed, time.monotonic() - started, arrived
+            headers, call.body, reply.status, billed, time.monotonic() - started, arrived, reply.fault
         )
         with self._lock:
             self.requests.append(record)
         return reply
 
     def _decide(self, call: Call) -> tuple[Reply, bool]:
-        """The first rule that answers, unbilled; else the picture, billed."""
+        """The first rule that answers, unbilled; else the picture, billed (and maybe spoiled)."""
         for rule in RULES:
             reply = rule(self, call)
             if reply is not None:
                 return reply, False
         reply = picture(self.settings, call)
         self._bill(call.price)
+        if call.fault is not None:
+            reply = spoiled(call.fault, reply, self.settings, call.headers)
         return reply, True
 
     def roll(self) -> float:
@@ -132,6 +143,9 @@ class Emulator:
                 "first_billed_at": self.first_billed_at,
                 "last_billed_at": self.last_billed_at,
                 "statuses": dict(collections.Counter(r.status for r in self.requests)),
+                # Requests by the fault kind that shaped their answer; those billed and then lost.
+                "faults": dict(collections.Counter(r.fault for r in self.requests if r.fault)),
+                "charged_then_lost": sum(r.charged_then_lost for r in self.requests),
             }
 
     def credit_headers(self) -> dict[str, str]:
