@@ -1,14 +1,20 @@
-"""A stand-in for Lambda's SQS event source mapping: it polls the work queue and invokes the handler.
+"""A stand-in for Lambda's SQS event source mapping: it polls the work queue and invokes the function.
 
 It does what AWS does, with the template's settings: receives batches of ``BatchSize``, runs
 up to ``MaximumConcurrency`` invocations at once, gives each a Lambda-like context with the
 function's timeout as deadline, deletes the messages that succeeded, and leaves those reported
-in ``batchItemFailures`` (or of a failed or timed-out invocation) for the visibility timeout.
-The queue itself (moto, like SQS) moves a message to the DLQ once it has been received
+in ``batchItemFailures`` (or of a failed, timed-out or killed invocation) for the visibility
+timeout. The queue itself (moto, like SQS) moves a message to the DLQ once it has been received
 ``maxReceiveCount`` times.
 
-One difference, said plainly: the concurrent invocations are threads of one process, where
-Lambda would use separate containers.
+Each invocation runs in a container, as in Lambda (``containers.Containers``, what ``sandbox``
+uses): a process of its own, started on demand up to ``MaximumConcurrency`` and kept warm, with
+its own cold start, module state, ``/tmp`` and environment. One that runs past the timeout is
+SIGKILLed, and so is one named to ``kill``: its batch is left on the queue and a new container
+takes the next invocation. Given a plain callable instead, the mapping calls it in its own
+threads (``invocation.InProcess``): the invocations then share this process, its modules and its
+``/tmp``, and a run past the timeout is only found out when it ends. Tests of the mapping's
+batch semantics and bench/drain.py (which profiles the handler in this process) use that.
 """
 
 from __future__ import annotations
@@ -18,21 +24,21 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from backdrop.local.context import LocalLambdaContext
 from backdrop.local.esm import sqs_lambda_event
+from backdrop.local.invocation import TIMEOUT, ContainerInfo, Function, Handler, InProcess, Outcome
 from backdrop.local.template import StackSpec
 
 logger = logging.getLogger(__name__)
 
-Handler = Callable[[dict[str, Any], Any], Any]
+__all__ = ["EventSourceMapping", "Handler", "MappingStats", "load_handler"]
 
 
 def load_handler(spec: StackSpec) -> Handler:
-    """Import the function's handler from its CodeUri as Lambda would, as a fresh container."""
+    """Import the function's handler from its CodeUri into this process, for the in-process mode
+    (a container imports it itself, in its own process: ``container_runtime``)."""
     module_name, function_name = spec.handler.rsplit(".", 1)
     code = str(spec.code_uri.resolve())
     if code not in sys.path:
@@ -51,8 +57,10 @@ class MappingStats:
     messages: int = 0
     deleted: int = 0
     reported_failures: int = 0
-    invocation_errors: int = 0
-    timeouts: int = 0
+    invocation_errors: int = 0  # the function raised, its init failed, or its runtime exited mid-call
+    timeouts: int = 0  # ran past the function's timeout (a container is killed then)
+    kills: int = 0  # cut short by a kill of their container: `kill`, `kill_one_busy`, or from outside
+    cold_starts: int = 0  # containers started
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, **counts: int) -> None:
@@ -67,7 +75,7 @@ class EventSourceMapping:
         sqs: Any,
         queue_url: str,
         queue_arn: str,
-        handler: Handler,
+        handler: Handler | Function,
         *,
         batch_size: int,
         maximum_concurrency: int,
@@ -77,7 +85,8 @@ class EventSourceMapping:
         self._sqs = sqs
         self._queue_url = queue_url
         self._queue_arn = queue_arn
-        self._handler = handler
+        # A container pool (containers.Containers), or a plain callable called in this process.
+        self._function: Function = InProcess(handler) if callable(handler) else handler
         self._batch_size = batch_size
         self._concurrency = maximum_concurrency
         self._timeout = function_timeout
@@ -96,9 +105,24 @@ class EventSourceMapping:
         return self
 
     def stop(self) -> None:
+        """Stop polling; invocations in flight finish (up to their deadline); then the containers end."""
         self._stopped.set()
         for thread in self._threads:
             thread.join(timeout=self._timeout + self._wait + 5)
+        self._function.close()
+
+    def containers(self) -> list[ContainerInfo]:
+        """The live containers: pid, busy, invocations, TMPDIR, cold start (none in process)."""
+        return self._function.containers()
+
+    def kill(self, pid: int) -> bool:
+        """SIGKILL the container ``pid``, as Lambda does at the deadline or on OOM. A batch it has
+        in flight is not deleted and comes back after the visibility timeout."""
+        return self._function.kill(pid)
+
+    def kill_one_busy(self) -> int | None:
+        """SIGKILL a container mid-call; its pid, or None when no invocation is in flight."""
+        return self._function.kill_one_busy()
 
     @property
     def busy(self) -> bool:
@@ -134,23 +158,13 @@ class EventSourceMapping:
                     self._busy -= 1
 
     def _invoke(self, messages: list[dict[str, Any]]) -> None:
-        context = LocalLambdaContext(timeout_seconds=self._timeout)
-        started = time.monotonic()
         self.stats.add(invocations=1, messages=len(messages))
-        try:
-            response = self._handler(sqs_lambda_event(messages, self._queue_arn), context)
-        except Exception:
-            # As in Lambda: a failed invocation deletes nothing; the whole batch comes back.
-            logger.exception("the function failed; its batch returns after the visibility timeout")
-            self.stats.add(invocation_errors=1)
+        outcome = self._function.invoke(sqs_lambda_event(messages, self._queue_arn), self._timeout)
+        self.stats.add(cold_starts=int(outcome.cold_start))
+        if not outcome.succeeded:
+            self._count_failure(outcome)
             return
-        if time.monotonic() - started > self._timeout:
-            logger.error(
-                "the function ran past its timeout; Lambda would have stopped it, nothing is deleted"
-            )
-            self.stats.add(timeouts=1)
-            return
-        failed = {item["itemIdentifier"] for item in (response or {}).get("batchItemFailures", [])}
+        failed = {item["itemIdentifier"] for item in (outcome.response or {}).get("batchItemFailures", [])}
         done = [m for m in messages if m["MessageId"] not in failed]
         if done:
             self._sqs.delete_message_batch(
@@ -158,3 +172,17 @@ class EventSourceMapping:
                 Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
             )
         self.stats.add(deleted=len(done), reported_failures=len(failed))
+
+    def _count_failure(self, outcome: Outcome) -> None:
+        """As in Lambda: an invocation that did not finish deletes nothing; the batch comes back."""
+        if outcome.error is not None:
+            logger.error(
+                "the function failed; its batch returns after the visibility timeout:\n%s", outcome.error
+            )
+            self.stats.add(invocation_errors=1)
+        elif outcome.stopped == TIMEOUT:
+            logger.error("the function ran past its timeout and was stopped; nothing is deleted")
+            self.stats.add(timeouts=1)
+        else:
+            logger.error("the function's container was killed mid-call; nothing is deleted")
+            self.stats.add(kills=1)

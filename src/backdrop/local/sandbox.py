@@ -9,9 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from backdrop.emulator import Emulator, EmulatorSettings
+from backdrop.local.containers import Containers, FunctionCode
+from backdrop.local.invocation import Function, Handler
 from backdrop.local.poller import EventSourceMapping, load_handler
 from backdrop.local.stack import LOCAL_API_KEY, LocalStack, create_resources, environment, moto_server
-from backdrop.local.template import DEFAULT_TEMPLATE, load_spec
+from backdrop.local.template import DEFAULT_TEMPLATE, StackSpec, load_spec
 
 
 @dataclass
@@ -39,11 +41,16 @@ def sandbox(
     moto_port: int = 0,
     emulator_port: int = 0,
     moto_endpoint: str | None = None,
+    containers: bool = True,
 ) -> Iterator[Sandbox]:
     """The whole product on loopback. ``parameters`` override the template's, as in ``sam deploy``.
 
     ``moto_endpoint`` reuses a moto server already running in this process (moto keeps one
     state per process, so a second server would share it anyway).
+
+    The function runs in containers, processes of their own started on first use (see
+    ``containers.py``), with the function's environment. ``containers=False`` runs it in this
+    process instead, with that environment set on this process while the sandbox runs.
     """
     spec = load_spec(template, parameters)
     settings = emulator_settings or EmulatorSettings(api_keys={LOCAL_API_KEY})
@@ -51,12 +58,12 @@ def sandbox(
     with Emulator(settings, port=emulator_port) as emulator, server as endpoint:
         stack = create_resources(spec, endpoint, api_key=sorted(settings.api_keys)[0])
         variables = {**stack.function_environment(emulator.url), **(function_environment or {})}
-        with environment(variables):
+        with _function(spec, variables, containers=containers) as function:
             mapping = EventSourceMapping(
                 stack.client("sqs"),
                 stack.work_queue_url,
                 stack.work_queue_arn,
-                load_handler(spec),
+                function,
                 batch_size=spec.batch_size,
                 maximum_concurrency=spec.maximum_concurrency,
                 function_timeout=spec.function_timeout,
@@ -65,3 +72,15 @@ def sandbox(
                 yield Sandbox(stack=stack, emulator=emulator, mapping=mapping)
             finally:
                 mapping.stop()
+
+
+@contextmanager
+def _function(
+    spec: StackSpec, variables: dict[str, str], *, containers: bool
+) -> Iterator[Function | Handler]:
+    """The function's containers (the mapping ends them when it stops), or its handler in this process."""
+    if containers:
+        yield Containers(FunctionCode.of(spec), variables, limit=spec.maximum_concurrency)
+        return
+    with environment(variables):  # the handler reads its configuration from the process
+        yield load_handler(spec)

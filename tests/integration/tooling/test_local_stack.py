@@ -93,26 +93,6 @@ class ScriptedHandler:
             return sum(batch.count(body) for batch in self.batches)
 
 
-@pytest.fixture
-def queues(aws: str):
-    import boto3
-
-    sqs = boto3.client("sqs", region_name="us-east-1")
-    dlq_url = sqs.create_queue(QueueName="esm-dlq")["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    url = sqs.create_queue(
-        QueueName="esm-work",
-        Attributes={
-            "VisibilityTimeout": "1",
-            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 3}),
-        },
-    )["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    return sqs, url, arn, dlq_url
-
-
 def run_mapping(queues, handler, *, batch_size=5, concurrency=1, timeout=5.0) -> EventSourceMapping:
     sqs, url, arn, _ = queues
     return EventSourceMapping(
