@@ -11,6 +11,9 @@ from backdrop_fn.vocabulary import ErrorClass
 
 class Status(StrEnum):
     PROCESSED = "processed"
+    # Processed, but a newer version of the image or its sidecar arrived meanwhile: its result,
+    # not this one, is the output.
+    SUPERSEDED = "superseded"
     FAILED = "failed"
     DUPLICATE = "duplicate"
     AWAITING_SIDECAR = "awaiting_sidecar"

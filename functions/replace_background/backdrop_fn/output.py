@@ -77,6 +77,35 @@ class Output:
             )
         return out_key, written
 
+    def withdraw(self, out_key: str, metadata: dict[str, str]) -> bool:
+        """Remove the version this pair just wrote, if it is still the current one.
+
+        The version before it (a newer pair's result written meanwhile, or the last one) becomes
+        current again. Only a versioned bucket can say which version is ours; without one, the
+        result stays. Returns whether it was withdrawn.
+        """
+        found = self._store.describe(self._bucket, out_key)
+        if found is None:
+            return False
+        current, current_metadata = found
+        ours = all(current_metadata.get(name) == metadata[name] for name in _IDENTIFYING if name in metadata)
+        if not ours or current.version_id in (None, "null"):
+            return False
+        self._store.delete_version(self._bucket, out_key, current.version_id)
+        return True
+
+
+# The metadata that tells one pair's result from another's.
+_IDENTIFYING = (
+    "source-bucket",
+    "source-key",
+    "source-etag",
+    "sidecar-key",
+    "sidecar-etag",
+    "prompt-sha256",
+    "seed",
+)
+
 
 def output_metadata(pair: Pair, sidecar: Sidecar, seed: int) -> dict[str, str]:
     """The reference's metadata first, then ours while there is room, then the sidecar's.

@@ -107,6 +107,19 @@ class PairFinder:
             return None
         return Pair(image, image_head, sidecar, None if sidecar else self._default_prompt)
 
+    def is_current(self, pair: Pair) -> bool:
+        """Whether the pair's halves are still the newest: no other version of the image, and the
+        same sidecar (or still none) is the one the image would take now."""
+        image = self._store.head(pair.image.bucket, pair.image.key)
+        if image is not None and image.etag != pair.image.etag:
+            return False
+        for candidate in _sidecar_keys(pair.image.key):
+            sidecar = self._store.head(pair.image.bucket, candidate)
+            if sidecar is not None:
+                taken = pair.sidecar.info if pair.sidecar else None
+                return taken is not None and (taken.key, taken.etag) == (sidecar.key, sidecar.etag)
+        return True  # deleted since: nothing newer will be written
+
     def _sidecar(self, bucket: str, image_key: str) -> StoredObject | None:
         for candidate in _sidecar_keys(image_key):
             found = self._store.read_small(bucket, candidate, limit=MAX_SIDECAR_BYTES)

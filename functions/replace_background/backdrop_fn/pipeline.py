@@ -72,6 +72,7 @@ class Pipeline:
         self._purchase = Purchase(
             ApiRequest(settings, store, self._budget),
             Output(settings, store, owners),
+            self._pairs,
             api=api,
             kept=kept,
             ledger=ledger,

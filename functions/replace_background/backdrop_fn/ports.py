@@ -58,6 +58,12 @@ class ObjectStore(Protocol):
     ) -> int:
         """Store ``body`` read to its end, without holding it whole; returns how many bytes it had."""
 
+    def describe(self, bucket: str, key: str) -> tuple[ObjectInfo, dict[str, str]] | None:
+        """The object's current version with its user metadata, or None when there is none."""
+
+    def delete_version(self, bucket: str, key: str, version_id: str) -> None:
+        """Remove exactly that version: the one before it, if any, becomes current again."""
+
 
 @dataclass(frozen=True)
 class ApiKey:

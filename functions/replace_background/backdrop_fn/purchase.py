@@ -22,7 +22,7 @@ from backdrop_fn.events import WorkItem
 from backdrop_fn.failures import FailureRecord
 from backdrop_fn.outcome import Outcome, Status
 from backdrop_fn.output import Output, output_metadata
-from backdrop_fn.pairing import Pair, sha256
+from backdrop_fn.pairing import Pair, PairFinder, sha256
 from backdrop_fn.ports import ApiImage, BackgroundApi, KeptAnswer, KeptAnswers, Metrics, PurchaseLedger
 from backdrop_fn.vocabulary import Metric
 
@@ -37,6 +37,7 @@ class Purchase:
         self,
         request: ApiRequest,
         output: Output,
+        pairs: PairFinder,
         *,
         api: BackgroundApi,
         kept: KeptAnswers,
@@ -47,6 +48,7 @@ class Purchase:
     ) -> None:
         self._request = request
         self._output = output
+        self._pairs = pairs
         self._api = api
         self._kept = kept
         self._ledger = ledger
@@ -105,10 +107,34 @@ class Purchase:
         self._kept.forget(pair_id)
         self._metrics.add(Metric.IMAGES_PROCESSED, 1)
         self._metrics.add(Metric.OUTPUT_BYTES, written)
+        if not self._still_current(pair):
+            return self._superseded(pair, out_key, answer)
         logger.info(
             "processed", extra={"key": pair.image.key, "output_key": out_key, "output_bytes": written}
         )
         return Outcome(status=Status.PROCESSED, image_key=pair.image.key, output_key=out_key)
+
+    def _still_current(self, pair: Pair) -> bool:
+        try:
+            return self._pairs.is_current(pair)
+        except BackdropError as error:  # stored and paid for: a failed look must not undo that
+            logger.warning("could not check for a newer version of the pair", extra={"error": error.message})
+            return True
+
+    def _superseded(self, pair: Pair, out_key: str, answer: KeptAnswer) -> Outcome:
+        """A newer version of the image or sidecar arrived while this one was bought: the newest
+        wins, whichever call finishes last. Its own event brings (or brought) its result."""
+        try:
+            withdrawn = self._output.withdraw(out_key, answer.metadata)
+        except BackdropError as error:  # the result stays; the newer one still replaces it when written
+            logger.warning("a superseded result could not be withdrawn", extra={"error": error.message})
+            withdrawn = False
+        self._metrics.add(Metric.RESULTS_SUPERSEDED, 1)
+        logger.warning(
+            "superseded: a newer version of the image or its sidecar arrived while this one was processed",
+            extra={"key": pair.image.key, "output_key": out_key, "withdrawn": withdrawn},
+        )
+        return Outcome(status=Status.SUPERSEDED, image_key=pair.image.key, output_key=out_key)
 
     def _buy_answer(self, pair: Pair, pair_id: str, purchase_id: str, delivery: Delivery) -> KeptAnswer:
         """Check everything, make the paid call, and keep its answer until it is stored."""

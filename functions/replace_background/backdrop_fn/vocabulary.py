@@ -73,6 +73,7 @@ class Metric(StrEnum):
     REMAINING_CREDITS = "RemainingCredits"
     KEPT_ANSWERS_REUSED = "KeptAnswersReused"
     PAID_ANSWERS_LOST = "PaidAnswersLost"
+    RESULTS_SUPERSEDED = "ResultsSuperseded"
 
     @property
     def unit(self) -> Unit:

@@ -309,6 +309,21 @@ def test_an_output_write_the_bucket_refuses_is_not_worth_another_receive(s3):
     assert failure.value.retryable is False
 
 
+def test_deleting_the_version_just_written_brings_back_the_one_before(s3):
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    store = S3ObjectStore(s3)
+    for seed in ("222", "111"):  # the newer result, then the older one written over it
+        store.write_output(
+            BUCKET, "a.png", io.BytesIO(seed.encode()), content_type="image/png", metadata={"seed": seed}
+        )
+    current, metadata = store.describe(BUCKET, "a.png")
+    assert metadata == {"seed": "111"}
+    store.delete_version(BUCKET, "a.png", current.version_id)
+    assert store.describe(BUCKET, "a.png")[1] == {"seed": "222"}
+    assert s3.get_object(Bucket=BUCKET, Key="a.png")["Body"].read() == b"222"
+    assert store.describe(BUCKET, "nope.png") is None
+
+
 # -- the Segmind client -------------------------------------------------------------------------
 
 

@@ -49,6 +49,8 @@ class FakeStore:
         self.outputs: dict[tuple[str, str], dict[str, Any]] = {}
         self.reads: list[tuple[str, int | None]] = []
         self.fail_writes_with: BackdropError | None = None
+        # Every version written to each output key, oldest first, as in a versioned bucket.
+        self.output_versions: dict[tuple[str, str], list[dict[str, Any]]] = {}
 
     def put(self, bucket: str, key: str, body: bytes | str | dict) -> str:
         if isinstance(body, dict):
@@ -105,8 +107,31 @@ class FakeStore:
         if self.fail_writes_with is not None:
             raise self.fail_writes_with
         data = body.read()
-        self.outputs[(bucket, key)] = {"body": data, "content_type": content_type, "metadata": metadata}
+        versions = self.output_versions.setdefault((bucket, key), [])
+        written = {
+            "body": data,
+            "content_type": content_type,
+            "metadata": metadata,
+            "version_id": f"v{sum(map(len, self.output_versions.values())) + 1}",
+        }
+        versions.append(written)
+        self.outputs[(bucket, key)] = written
         return len(data)
+
+    def describe(self, bucket: str, key: str) -> tuple[ObjectInfo, dict[str, str]] | None:
+        current = self.outputs.get((bucket, key))
+        if current is None:
+            return None
+        info = ObjectInfo(bucket, key, etag_of(current["body"]), len(current["body"]), current["version_id"])
+        return info, dict(current["metadata"])
+
+    def delete_version(self, bucket: str, key: str, version_id: str) -> None:
+        versions = self.output_versions.get((bucket, key), [])
+        versions[:] = [version for version in versions if version["version_id"] != version_id]
+        if versions:
+            self.outputs[(bucket, key)] = versions[-1]
+        else:
+            self.outputs.pop((bucket, key), None)
 
 
 def etag_of(body: bytes) -> str:
@@ -123,10 +148,14 @@ class FakeApi:
     payloads: list[dict[str, Any]] = field(default_factory=list)
     # Answers charged (a 200) whose body then fails with this error while it is read.
     lost_answers: list[BackdropError] = field(default_factory=list)
+    # Runs inside the next call, before it answers: what happens elsewhere while a call is slow.
+    while_answering: list[Callable[[], Any]] = field(default_factory=list)
 
     def replace_background(self, payload: dict[str, Any], deadline: Deadline) -> ApiImage:
         # What went over the wire: inline images as the base64 text the request carries.
         self.payloads.append(json.loads(JsonBody(payload).read()))
+        if self.while_answering:
+            self.while_answering.pop(0)()
         if self.errors:
             raise self.errors.pop(0)
         if self.lost_answers:

@@ -790,3 +790,55 @@ def test_a_dlq_outage_on_a_failure_before_the_claim_is_tried_once_and_comes_back
     with pytest.raises(InfrastructureUnavailable):
         world.event("cold.jpg")
     assert len(attempts) == 1
+
+
+# -- the newest version wins ----------------------------------------------------------------------
+
+
+def test_a_slow_call_for_an_older_sidecar_does_not_replace_the_newer_result(world: World):
+    world.upload("a.jpg", JPEG_BYTES)
+    world.upload("a.jpg.json", {"prompt": "v1", "seed": 111})
+
+    def sidecar_v2_arrives_and_is_processed() -> None:
+        world.upload("a.jpg.json", {"prompt": "v2", "seed": 222})
+        assert statuses(world.event("a.jpg.json")) == [Status.PROCESSED]
+
+    world.api.while_answering.append(sidecar_v2_arrives_and_is_processed)
+    assert statuses(world.event("a.jpg")) == [Status.SUPERSEDED]  # v1's call finished last
+    assert world.output("a.png")["metadata"]["seed"] == "222"
+    assert world.api.calls == 2  # each version bought once
+    assert world.metrics.total("ResultsSuperseded") == 1
+
+
+def test_a_result_superseded_before_the_newer_one_is_written_gives_way_to_it(world: World):
+    world.upload("a.jpg", JPEG_BYTES)
+    world.upload("a.jpg.json", {"prompt": "v1", "seed": 111})
+    world.api.while_answering.append(lambda: world.upload("a.jpg.json", {"prompt": "v2", "seed": 222}))
+    assert statuses(world.event("a.jpg")) == [Status.SUPERSEDED]
+    assert ("out-bucket", "a.png") not in world.store.outputs  # withdrawn: nothing older to restore
+    assert statuses(world.event("a.jpg.json")) == [Status.PROCESSED]
+    assert world.output("a.png")["metadata"]["seed"] == "222"
+
+
+def test_a_newer_image_supersedes_a_result_of_the_older_one(world: World):
+    world.upload("a.jpg", JPEG_BYTES)
+    world.upload("a.jpg.json", SIDECAR)
+    world.api.while_answering.append(lambda: world.upload("a.jpg", noisy_png(8, 8)))
+    assert statuses(world.event("a.jpg")) == [Status.SUPERSEDED]
+    assert ("out-bucket", "a.png") not in world.store.outputs
+
+
+def test_a_sidecar_that_appears_supersedes_a_default_prompt_result(world: World):
+    world.configure(default_prompt="a plain studio")
+    world.upload("a.jpg", JPEG_BYTES)
+    world.api.while_answering.append(lambda: world.upload("a.jpg.json", SIDECAR))
+    assert statuses(world.event("a.jpg")) == [Status.SUPERSEDED]
+
+
+def test_an_unchanged_pair_keeps_its_result_and_a_deleted_sidecar_changes_nothing(world: World):
+    world.upload("a.jpg", JPEG_BYTES)
+    world.upload("a.jpg.json", SIDECAR)
+    world.api.while_answering.append(lambda: world.store.delete(BUCKET, "a.jpg.json"))
+    assert statuses(world.event("a.jpg")) == [Status.PROCESSED]
+    assert world.output("a.png")["metadata"]["seed"] == "1234"
+    assert world.metrics.total("ResultsSuperseded") == 0

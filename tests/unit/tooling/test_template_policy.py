@@ -71,6 +71,14 @@ def test_outputs_of_5_mib_or_more_can_be_uploaded_in_parts():
     assert {"s3:putobject", "s3:abortmultipartupload"} <= granted
 
 
+def test_a_superseded_result_can_be_withdrawn_by_its_own_version():
+    # HeadObject needs s3:GetObject; deleting one version needs s3:DeleteObjectVersion, and
+    # nothing grants deleting the current object outright.
+    granted = granted_on(OUTPUT_OBJECTS)
+    assert {"s3:getobject", "s3:deleteobjectversion"} <= granted
+    assert "s3:deleteobject" not in granted
+
+
 @pytest.mark.parametrize("name", ["OutputBucket", "DeadLetterQueue", "IdempotencyTable"])
 def test_paid_results_failure_records_and_claims_outlive_the_stack(name: str):
     resource = RESOURCES[name]

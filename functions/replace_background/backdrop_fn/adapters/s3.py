@@ -161,6 +161,18 @@ class S3ObjectStore:
             ) from None
         return counted.count
 
+    def describe(self, bucket: str, key: str) -> tuple[ObjectInfo, dict[str, str]] | None:
+        response = _unless_absent(
+            "HeadObject", bucket, key, lambda: self._s3.head_object(Bucket=bucket, Key=key)
+        )
+        return None if response is None else (_info(bucket, key, response), response.get("Metadata", {}))
+
+    def delete_version(self, bucket: str, key: str, version_id: str) -> None:
+        try:
+            self._s3.delete_object(Bucket=bucket, Key=key, VersionId=version_id)
+        except (ClientError, BotoCoreError) as error:
+            raise _unavailable("DeleteObject", bucket, key, error) from None
+
 
 _EMPTY = object()
 
