@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 from backdrop.emulator import Emulator, EmulatorSettings
+from backdrop.local.aws_faults import AwsFaultProxy, FaultRule
 from backdrop.local.containers import Containers, FunctionCode
 from backdrop.local.invocation import Function, Handler
 from backdrop.local.poller import EventSourceMapping, load_handler
@@ -21,6 +22,8 @@ class Sandbox:
     stack: LocalStack
     emulator: Emulator
     mapping: EventSourceMapping
+    # In front of moto for the function's own AWS calls when ``aws_faults`` were asked for.
+    aws_faults: AwsFaultProxy | None = None
 
     def wait_until(self, done: Callable[[], bool], *, timeout: float, poll: float = 0.2) -> bool:
         deadline = time.monotonic() + timeout
@@ -42,6 +45,8 @@ def sandbox(
     emulator_port: int = 0,
     moto_endpoint: str | None = None,
     containers: bool = True,
+    aws_faults: Sequence[FaultRule] | None = None,
+    aws_faults_seed: int | None = None,
 ) -> Iterator[Sandbox]:
     """The whole product on loopback. ``parameters`` override the template's, as in ``sam deploy``.
 
@@ -51,13 +56,22 @@ def sandbox(
     The function runs in containers, processes of their own started on first use (see
     ``containers.py``), with the function's environment. ``containers=False`` runs it in this
     process instead, with that environment set on this process while the sandbox runs.
+
+    ``aws_faults`` puts an ``AwsFaultProxy`` with those rules between the function and moto
+    (``box.aws_faults``; its rules can be changed while it runs). The sandbox's own clients, and
+    so the tests' uploads and checks, reach moto directly.
     """
     spec = load_spec(template, parameters)
     settings = emulator_settings or EmulatorSettings(api_keys={LOCAL_API_KEY})
     server = nullcontext(moto_endpoint) if moto_endpoint else moto_server(moto_port)
     with Emulator(settings, port=emulator_port) as emulator, server as endpoint:
         stack = create_resources(spec, endpoint, api_key=sorted(settings.api_keys)[0])
+        proxy = None
+        if aws_faults is not None:
+            proxy = AwsFaultProxy(endpoint, rules=aws_faults, seed=aws_faults_seed)
         variables = {**stack.function_environment(emulator.url), **(function_environment or {})}
+        if proxy is not None:
+            variables["AWS_ENDPOINT_URL"] = proxy.start().endpoint
         with _function(spec, variables, containers=containers) as function:
             mapping = EventSourceMapping(
                 stack.client("sqs"),
@@ -69,9 +83,11 @@ def sandbox(
                 function_timeout=spec.function_timeout,
             ).start()
             try:
-                yield Sandbox(stack=stack, emulator=emulator, mapping=mapping)
+                yield Sandbox(stack=stack, emulator=emulator, mapping=mapping, aws_faults=proxy)
             finally:
                 mapping.stop()
+                if proxy is not None:
+                    proxy.stop()
 
 
 @contextmanager

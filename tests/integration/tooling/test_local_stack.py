@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from backdrop.emulator import EmulatorSettings
+from backdrop.local.aws_faults import FaultRule
 from backdrop.local.esm import sqs_lambda_event
 from backdrop.local.poller import EventSourceMapping
 from backdrop.local.sandbox import Sandbox, sandbox
@@ -34,6 +35,20 @@ def dlq_depth(box: Sandbox) -> int:
         QueueUrl=box.stack.dlq_url, AttributeNames=["ApproximateNumberOfMessages"]
     )["Attributes"]
     return int(attributes["ApproximateNumberOfMessages"])
+
+
+def test_aws_faults_reach_the_function_and_its_retries_absorb_them(aws: str):
+    throttled = FaultRule("dynamodb", probability=1.0, times=2, name="first two table calls")
+    with sandbox(parameters={"PairSettleSeconds": "0"}, moto_endpoint=aws, aws_faults=[throttled]) as box:
+        s3 = box.stack.client("s3")
+        s3.put_object(Bucket=box.stack.input_bucket, Key="t.jpg.json", Body=json.dumps({"prompt": "x"}))
+        s3.put_object(Bucket=box.stack.input_bucket, Key="t.jpg", Body=photo("JPEG"))
+        assert box.wait_until(lambda: outputs(box) == ["t.png"], timeout=60)
+        assert box.aws_faults is not None
+        stats = box.aws_faults.stats()
+    assert stats["faults_by_rule"] == {"first two table calls": 2}
+    assert stats["requests_by_operation"].get("s3.GetObject", 0) >= 1  # the function's reads, proxied
+    assert len(box.emulator.requests) == 1
 
 
 def test_an_upload_pair_comes_out_processed(box: Sandbox):
