@@ -8,8 +8,8 @@ SAM_VENV := .tools/sam
 SAM      := $(SAM_VENV)/bin/sam
 CHECKOV_VENV := .tools/checkov
 CHECKOV      := $(CHECKOV_VENV)/bin/checkov
-# The fault soak's size: `make soak` runs the full 1,000; CI runs a smaller one.
-SOAK_PAIRS ?= 1000
+# The fault soak's size: `make soak` runs the full 10,000 (under an hour); CI runs a smaller one.
+SOAK_PAIRS ?= 10000
 # sam build looks for the template's runtime (python3.13) on PATH; pyenv offers it when asked.
 SAM_PYTHONS ?= 3.11.7:3.12.1:3.13.0
 export SAM_CLI_TELEMETRY := 0

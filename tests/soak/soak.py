@@ -3,21 +3,35 @@
     python -m tests.soak.soak --pairs 1000        (make soak)
 
 Every upload must end in exactly one output or exactly one DLQ record of the right class (or be
-knowingly waiting for a sidecar that never comes); no pair may be paid for twice, and no invalid
-or duplicate input paid for at all; the API key must appear in no log line, DLQ body or metadata.
+knowingly waiting for a sidecar that never comes); no invalid or duplicate input may be paid for at
+all; the API key must appear in no log line, DLQ body or metadata.
+
+The faults: the emulator refuses (429, 5xx, timeouts, gzip bombs), echoes the key, and charges
+answers it then loses (a hang-up, a stall, a drip past the deadline, an answer over
+MAX_ANSWER_BYTES); a proxy in front of moto fails S3, DynamoDB, the DLQ's SendMessage and Secrets
+Manager as AWS does; containers are SIGKILLed mid-call. A pair may be bought twice only when its
+first answer was truly lost (in delivery, or with a killed container), never three times: the
+table says how many were paid twice, and why.
+
+The local stack's time is compressed: a 60-s function timeout and a 90-s visibility timeout (the
+template's 180 s and 1,080 s), so that a killed container's batch comes back within the run.
 The run prints an accounting table and writes it as JSON; its exit code says whether it held.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import random
+import socket
+import subprocess
 import sys
 import threading
 import time
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,13 +46,54 @@ from rich.table import Table
 from backdrop.console import function_output_to
 from backdrop.dead_letters import DeadLetter, read_all
 from backdrop.emulator import EmulatorSettings
+from backdrop.local.aws_faults import AwsRequest, FaultRule, queue_named
 from backdrop.local.sandbox import Sandbox, sandbox
+from backdrop.local.template import DEFAULT_TEMPLATE
 
 API_KEY = "sk-soak-7d2f9c41e8b3"
 TRANSIENT = {"rate_limited", "server_error", "timeout"}
 EXPECTED_CLASS = {"invalid_sidecar": {"invalid_sidecar"}, "non_image": {"invalid_image"}, "valid": TRANSIENT}
-# Injected by the emulator on every request: the issue's mix of faults.
-FAULTS = {"429": 0.20, "500": 0.03, "503": 0.02, "timeout": 0.02}
+# Injected by the emulator on every request: refusals, then answers charged and lost.
+FAULTS = {
+    "429": 0.20,
+    "500": 0.03,
+    "503": 0.02,
+    "timeout": 0.02,
+    "gzip_bomb": 0.004,
+    "echo_key": 0.005,
+    "hangup": 0.01,
+    "stall": 0.004,
+    "drip": 0.0005,
+    "huge": 0.0005,
+}
+
+
+def _by_the_function(request: AwsRequest) -> bool:
+    # Not the API's own fetch of a presigned image URL (signed in its query, not a header): what
+    # the API answers when S3 fails it is not modelled here.
+    return request.headers.get("Authorization") is not None
+
+
+# Injected between the function and moto; boto3's own retries absorb most, as on AWS.
+AWS_FAULTS = [
+    FaultRule("s3", "PutObject", 0.03, "SlowDown", name="S3 PutObject SlowDown"),
+    FaultRule("s3", "HeadObject", 0.02, "SlowDown", name="S3 HeadObject SlowDown"),
+    FaultRule(
+        "s3", "GetObject", 0.02, "InternalError", match=_by_the_function, name="S3 GetObject InternalError"
+    ),
+    FaultRule("dynamodb", None, 0.03, "ThrottlingException", name="DynamoDB throttled"),
+    FaultRule("sqs", "SendMessage", 0.10, match=queue_named("backdrop-dlq"), name="DLQ SendMessage"),
+    FaultRule("secretsmanager", None, 0.10, "InternalServiceError", name="Secrets Manager"),
+]
+# The API's faults that charge an answer no client can keep.
+LOST = {"drip", "hangup", "stall", "huge"}
+# One container killed mid-call this often (seconds), as Lambda does at a deadline or an OOM.
+KILL_EVERY_SECONDS = 15.0
+# The compressed time of the soak's stack: (template text, replacement).
+COMPRESSED_TIME = [
+    ("    Timeout: 180\n", "    Timeout: 60\n"),
+    ("VisibilityTimeout: 1080", "VisibilityTimeout: 90"),
+]
 
 
 @dataclass
@@ -63,6 +118,13 @@ class Accounting:
     estimated_cost_usd: float = 0.0
     outage_seconds: float = 0.0
     slowest_answer_seconds: float = 0.0
+    containers_killed: int = 0
+    api_faults: dict[str, int] = field(default_factory=dict)
+    aws_faults: dict[str, int] = field(default_factory=dict)
+    charged_then_lost: int = 0
+    paid_twice: dict[str, int] = field(default_factory=dict)
+    most_purchases_of_one_pair: int = 0
+    paid_answers_lost_metric: int = 0
     rows: dict[str, dict[str, int]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
@@ -186,34 +248,109 @@ def run(
         random_seed=seed,
     )
     function_env = {"API_TIMEOUT_SECONDS": "10", "API_BACKOFF_SECONDS": "0.05", "RETRY_BACKOFF_SECONDS": "2"}
+    kills: list[float] = []
     started = time.monotonic()
     with (
         function_output_to(out / "function.log") as console,
+        _moto_in_its_own_process() as moto,
         sandbox(
+            template=_compressed_template(out),
             parameters={"PairSettleSeconds": "1", "MaximumConcurrency": str(concurrency)},
             emulator_settings=settings,
             function_environment=function_env,
+            moto_endpoint=moto,
+            aws_faults=AWS_FAULTS,
+            aws_faults_seed=seed,
         ) as box,
     ):
         console.print(
-            f"[bold]Soak[/]: {pairs} pairs, faults {FAULTS}, a {outage_seconds:.0f}-s API outage, "
-            f"concurrency {concurrency}"
+            f"[bold]Soak[/]: {pairs} pairs, API faults {FAULTS}, AWS faults on "
+            f"{', '.join(rule.name or '' for rule in AWS_FAULTS)}, a container killed every "
+            f"{KILL_EVERY_SECONDS:.0f} s, a {outage_seconds:.0f}-s API outage, concurrency {concurrency}"
         )
         outage = threading.Thread(target=_outage, args=(box, outage_seconds, plans, console), daemon=True)
+        stop_killing = threading.Event()
+        killer = threading.Thread(target=_kill_containers, args=(box, kills, stop_killing), daemon=True)
+        killer.start()
         with ThreadPoolExecutor(4) as pool:
             uploads = list(pool.map(lambda p: upload(box, p), plans))
         outage.start()
         accounting.objects_uploaded = sum(uploads)
         accounting.duplicate_events = sum(p.duplicate_events for p in plans)
         _wait_until_settled(box, console, timeout)
+        stop_killing.set()
         outage.join()
+        killer.join()
         accounting.seconds = time.monotonic() - started
+        accounting.containers_killed = len(kills)
+        assert box.aws_faults is not None
+        accounting.aws_faults = dict(box.aws_faults.stats()["faults_by_rule"])
         letters = read_all(box.stack.client("sqs"), box.stack.dlq_url, hide_seconds=600)
-        _account(box, plans, letters, accounting, out)
+        _account(box, plans, letters, accounting, out, kills)
         _scan_for_key(box, letters, out / "function.log", accounting)
+        accounting.paid_answers_lost_metric = _metric_total(out / "function.log", "PaidAnswersLost")
         _print(console, accounting)
     (out / "soak.json").write_text(json.dumps(asdict(accounting), indent=2))
     return accounting
+
+
+@contextlib.contextmanager
+def _moto_in_its_own_process() -> Iterator[str]:
+    """moto on a core of its own: in this process it would share one interpreter lock with the
+    emulator, the proxy and the poller, and be the soak's bottleneck."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+            time.sleep(0.1)
+        yield endpoint
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _compressed_template(out: Path) -> Path:
+    text = DEFAULT_TEMPLATE.read_text(encoding="utf-8")
+    # Written elsewhere, the template must still find the function's code where it is.
+    code = ("CodeUri: functions/", f"CodeUri: {DEFAULT_TEMPLATE.parent}/functions/")
+    for old, new in [*COMPRESSED_TIME, code]:
+        if text.count(old) != 1:
+            raise SystemExit(f"template.yaml no longer has exactly one {old.strip()!r}: update the soak")
+        text = text.replace(old, new)
+    compressed = out / "template.yaml"
+    compressed.write_text(text, encoding="utf-8")
+    return compressed
+
+
+def _kill_containers(box: Sandbox, kills: list[float], stop: threading.Event) -> None:
+    """Every so often, SIGKILL a container that is in the middle of an invocation."""
+    while not stop.wait(KILL_EVERY_SECONDS):
+        while not stop.is_set():
+            if box.mapping.kill_one_busy() is not None:
+                kills.append(time.time())
+                break
+            time.sleep(0.2)
+
+
+def _metric_total(log: Path, name: str) -> int:
+    total = 0
+    with log.open(encoding="utf-8", errors="replace") as lines:
+        for line in lines:
+            if f'"{name}"' not in line:
+                continue
+            with contextlib.suppress(ValueError, AttributeError, TypeError):
+                value = json.loads(line).get(name, 0)
+                total += int(sum(value) if isinstance(value, list) else value)
+    return total
 
 
 def _outage(box: Sandbox, seconds: float, plans: list[Pair], console: Console) -> None:
@@ -257,81 +394,140 @@ def _image_key(body: Any) -> str:
         return "?"
 
 
+@dataclass
+class Purchase:
+    """One billed API request, as the emulator recorded it."""
+
+    at: float
+    lost: bool  # charged, then delivered so that no client could keep it
+    fault: str | None
+
+
 def _account(
-    box: Sandbox, plans: list[Pair], letters: list[DeadLetter], accounting: Accounting, out: Path
+    box: Sandbox,
+    plans: list[Pair],
+    letters: list[DeadLetter],
+    accounting: Accounting,
+    out: Path,
+    kills: list[float],
 ) -> None:
-    s3 = box.stack.client("s3")
-    outputs: dict[str, list[dict[str, str]]] = defaultdict(list)
-    paginator = s3.get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=box.stack.output_bucket):
-        for item in page.get("Contents", []):
-            metadata = s3.head_object(Bucket=box.stack.output_bucket, Key=item["Key"])["Metadata"]
-            outputs[unquote(metadata["source-key"])].append(metadata)
+    outputs = _outputs_by_source(box)
     dead: dict[str, list[str]] = defaultdict(list)
     for letter in letters:
         dead[letter.key].append(letter.error_class)
-    billed: Counter[str] = Counter()
-    with (out / "api-requests.jsonl").open("w") as trail:
-        for request in box.emulator.requests:
-            key = _image_key(request.body)
-            if request.billed:
-                billed[key] += 1
-            trail.write(
-                json.dumps(
-                    {
-                        "key": key,
-                        "status": request.status,
-                        "billed": request.billed,
-                        "seconds": round(request.seconds, 3),
-                        "at": request.at,
-                    }
-                )
-                + "\n"
-            )
+    purchases, faults = _api_trail(box, out)
 
     accounting.api_requests = len(box.emulator.requests)
     accounting.billed_calls = box.emulator.billed_calls
     accounting.api_retries = accounting.api_requests - accounting.billed_calls
     accounting.estimated_cost_usd = round(box.emulator.spent_usd, 3)
     accounting.slowest_answer_seconds = round(
-        max((r.seconds for r in box.emulator.requests if r.billed), default=0), 2
+        max((r.seconds for r in box.emulator.requests if r.billed and not r.fault), default=0), 2
     )
+    accounting.api_faults = dict(Counter(r.fault for r in box.emulator.requests if r.fault))
+    accounting.charged_then_lost = sum(r.charged_then_lost for r in box.emulator.requests)
+    accounting.most_purchases_of_one_pair = max((len(bought) for bought in purchases.values()), default=0)
+    paid_twice: Counter[str] = Counter()
     rows: dict[str, Counter[str]] = defaultdict(Counter)
     for pair in plans:
         row = rows[pair.kind]
         row["pairs"] += 1
-        outs, deaths, paid = (
-            outputs.get(pair.image_key, []),
-            dead.get(pair.image_key, []),
-            billed[pair.image_key],
-        )
+        outs, deaths = outputs.get(pair.image_key, []), dead.get(pair.image_key, [])
+        bought = purchases.get(pair.image_key, [])
         row["outputs"] += len(outs)
-        row["billed"] += paid
+        row["billed"] += len(bought)
         for error_class in deaths:
             row[f"dlq:{error_class}"] += 1
-        problem = _judge(pair, outs, deaths, paid)
+        why = _why_paid_again(bought, kills)
+        if why:
+            paid_twice[why] += 1
+        problem = _judge(pair, outs, deaths, bought, faults[pair.image_key], why)
         if problem:
             accounting.problems.append(f"{pair.image_key} ({pair.kind}): {problem}")
         elif not outs and not deaths:
             row["waiting"] += 1
     unknown = set(dead) - {p.image_key for p in plans}
     accounting.problems.extend(f"a DLQ record for no upload: {key}" for key in sorted(unknown))
+    accounting.paid_twice = dict(paid_twice)
     accounting.rows = {kind: dict(row) for kind, row in sorted(rows.items())}
 
 
-def _judge(pair: Pair, outs: list[dict[str, str]], deaths: list[str], paid: int) -> str | None:
+def _outputs_by_source(box: Sandbox) -> dict[str, list[dict[str, str]]]:
+    s3 = box.stack.client("s3")
+    outputs: dict[str, list[dict[str, str]]] = defaultdict(list)
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=box.stack.output_bucket):
+        for item in page.get("Contents", []):
+            metadata = s3.head_object(Bucket=box.stack.output_bucket, Key=item["Key"])["Metadata"]
+            outputs[unquote(metadata["source-key"])].append(metadata)
+    return outputs
+
+
+def _api_trail(box: Sandbox, out: Path) -> tuple[dict[str, list[Purchase]], dict[str, set[str]]]:
+    """Each pair's purchases, and every fault its requests met; also written as a JSONL trail."""
+    purchases: dict[str, list[Purchase]] = defaultdict(list)
+    faults: dict[str, set[str]] = defaultdict(set)
+    with (out / "api-requests.jsonl").open("w") as trail:
+        for request in box.emulator.requests:
+            key = _image_key(request.body)
+            if request.billed:
+                purchases[key].append(Purchase(request.at, request.charged_then_lost, request.fault))
+            if request.fault:
+                faults[key].add(request.fault)
+            trail.write(
+                json.dumps(
+                    {
+                        "key": key,
+                        "status": request.status,
+                        "billed": request.billed,
+                        "fault": request.fault,
+                        "seconds": round(request.seconds, 3),
+                        "at": request.at,
+                    }
+                )
+                + "\n"
+            )
+    for bought in purchases.values():
+        bought.sort(key=lambda purchase: purchase.at)
+    return purchases, faults
+
+
+def _why_paid_again(bought: list[Purchase], kills: list[float]) -> str | None:
+    """Why a pair was bought a second time: its first answer was lost, or "unexplained"."""
+    if len(bought) < 2:
+        return None
+    first, second = bought[0], bought[1]
+    if first.lost:
+        return f"first answer lost in delivery ({first.fault})"
+    if any(first.at <= kill <= second.at for kill in kills):
+        return "container killed with the first answer"
+    return "unexplained"
+
+
+def _judge(
+    pair: Pair,
+    outs: list[dict[str, str]],
+    deaths: list[str],
+    bought: list[Purchase],
+    faults: set[str],
+    why_paid_again: str | None,
+) -> str | None:
+    paid = len(bought)
     if pair.kind == "no_sidecar":
         return None if not outs and not deaths and not paid else "processed although it has no sidecar"
     if len(outs) + len(deaths) != 1:
         return f"{len(outs)} outputs and {len(deaths)} DLQ records (exactly one of either expected)"
-    if paid > 1:
-        return f"paid for {paid} times"
+    if paid > 2:
+        return f"bought {paid} times (at most 2)"
+    if why_paid_again == "unexplained":
+        return "paid for twice, and its first answer was not lost"
     if outs:
-        return None if paid == 1 else f"an output, but {paid} billed calls"
+        return None if paid else "an output, but no billed call"
     if paid:
-        return f"paid for, yet dead-lettered as {deaths[0]}"
-    if deaths[0] not in EXPECTED_CLASS[pair.kind]:
-        return f"DLQ record of class {deaths[0]}, expected {sorted(EXPECTED_CLASS[pair.kind])}"
+        # Paid, then dead-lettered: only when an answer was lost (twice, or over MAX_ANSWER_BYTES).
+        return None if why_paid_again or faults & LOST else f"paid for, yet dead-lettered as {deaths[0]}"
+    expected = EXPECTED_CLASS[pair.kind] | ({"bad_request"} if "gzip_bomb" in faults else set())
+    if deaths[0] not in expected:
+        return f"DLQ record of class {deaths[0]}, expected {sorted(expected)}"
     return None
 
 
@@ -367,8 +563,24 @@ def _print(console: Console, accounting: Accounting) -> None:
         f"(${accounting.estimated_cost_usd:.2f}); slowest answer {accounting.slowest_answer_seconds} s; "
         f"{accounting.seconds:.0f} s"
     )
+    console.print(
+        f"Faults: API {accounting.api_faults}; AWS {accounting.aws_faults}; "
+        f"{accounting.containers_killed} containers killed mid-call"
+    )
+    money = Table(title="Paid twice, and why", title_justify="left")
+    money.add_column("reason")
+    money.add_column("pairs", justify="right")
+    for reason, count in sorted(accounting.paid_twice.items()):
+        money.add_row(reason, str(count))
+    money.add_row("most purchases of one pair (at most 2)", str(accounting.most_purchases_of_one_pair))
+    money.add_row("answers charged then lost in delivery (emulator)", str(accounting.charged_then_lost))
+    money.add_row("PaidAnswersLost (the function's metric)", str(accounting.paid_answers_lost_metric))
+    console.print(money)
     if accounting.held:
-        console.print("[bold green]Every upload accounted for; nothing paid twice; the key never leaked.[/]")
+        console.print(
+            "[bold green]Every upload accounted for; no pair bought again unless its answer was lost, "
+            "none more than twice; the key never leaked.[/]"
+        )
     else:
         console.print(f"[bold red]{len(accounting.problems)} problems:[/]")
         for problem in accounting.problems[:30]:
