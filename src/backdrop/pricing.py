@@ -1,13 +1,28 @@
-"""What a call costs, to estimate spend honestly (Segmind lists $0.037–0.113 a generation).
+"""What a call costs: the function's own table, so that the emulator bills, and the demo sums, what
+the function reports in a DLQ record's ``cost``.
 
-The per-speed split is our estimate inside that published range; the emulator bills with it and
-the demo summary reports it, labelled as an estimate.
+The function ships without this package, so the table lives with it
+(``functions/replace_background/backdrop_fn/pricing.py``) and is loaded from there by path.
 """
 
 from __future__ import annotations
 
-PRICE_PER_CALL_USD = {"TURBO": 0.037, "DEFAULT": 0.075, "QUALITY": 0.113}
+import importlib.util
+from collections.abc import Callable
+from pathlib import Path
+
+_FUNCTION_PRICING = (
+    Path(__file__).resolve().parents[2] / "functions" / "replace_background" / "backdrop_fn" / "pricing.py"
+)
 
 
-def price_of(rendering_speed: str | None) -> float:
-    return PRICE_PER_CALL_USD.get(rendering_speed or "DEFAULT", PRICE_PER_CALL_USD["DEFAULT"])
+def _load() -> tuple[dict[str, float], Callable[[str | None], float]]:
+    spec = importlib.util.spec_from_file_location("backdrop_function_pricing", _FUNCTION_PRICING)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"no price table at {_FUNCTION_PRICING}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.PRICE_PER_CALL_USD, module.price_of
+
+
+PRICE_PER_CALL_USD, price_of = _load()

@@ -32,6 +32,13 @@ class FailureSource(BaseModel):
     sidecar_key: str | None = None
 
 
+class FailureCost(BaseModel):
+    """What the pair has been charged so far: every call that may have been, at its estimated price."""
+
+    paid_calls: int
+    estimated_usd: float
+
+
 class FailureRecord(BaseModel):
     type: Literal["backdrop.failure"] = "backdrop.failure"
     version: Literal[1] = 1
@@ -41,6 +48,8 @@ class FailureRecord(BaseModel):
     failed_at: str
     request_id: str | None = None
     event: dict[str, Any] = Field(description="the original S3 record, so that the message can be replayed")
+    # A pair's failure says what it cost; a failure that is no pair's (an unrecognised event) has none.
+    cost: FailureCost | None = None
 
     @classmethod
     def from_error(
@@ -69,7 +78,7 @@ class FailureRecord(BaseModel):
         )
 
     def to_json(self) -> str:
-        return self.model_dump_json(by_alias=True)
+        return self.model_dump_json(by_alias=True, exclude={"cost"} if self.cost is None else None)
 
     def replay_id(self) -> str:
         """What tells this failure from another of the same pair, so each redrive is processed once."""

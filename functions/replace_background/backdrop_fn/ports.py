@@ -168,6 +168,9 @@ class PurchaseLedger(Protocol):
     def keep_verdict(self, purchase_id: str, record: str) -> None:
         """The DLQ record of a charged answer that failed, for a later attempt to send unpaid."""
 
+    def counted(self, purchase_id: str) -> Purchases | None:
+        """What is counted for the pair now; None when the ledger cannot say."""
+
 
 class FailureSink(Protocol):
     def send(self, body: str, *, error_class: ErrorClass) -> None: ...

@@ -19,11 +19,12 @@ from backdrop_fn.dead_lettering import DeadLetters
 from backdrop_fn.delivery import Delivery
 from backdrop_fn.errors import BackdropError, InternalError, OutputWriteFailed, ServerError
 from backdrop_fn.events import WorkItem
-from backdrop_fn.failures import FailureRecord
+from backdrop_fn.failures import FailureCost, FailureRecord
 from backdrop_fn.outcome import Outcome, Status
 from backdrop_fn.output import Output, output_metadata
 from backdrop_fn.pairing import Pair, PairFinder, sha256
 from backdrop_fn.ports import ApiImage, BackgroundApi, KeptAnswer, KeptAnswers, Metrics, PurchaseLedger
+from backdrop_fn.pricing import price_of
 from backdrop_fn.vocabulary import Metric
 
 logger = logging.getLogger(__name__)
@@ -78,6 +79,7 @@ class Purchase:
                 )
                 raise
             record = self._dead_letters.record(error, pair.failure_source(), item.event, delivery)
+            record = record.model_copy(update={"cost": self._cost(pair, purchase_id)})
             if error.http_status == 200:
                 # Charged: should the DLQ fail now, the next attempt sends this, and buys nothing.
                 self._ledger.keep_verdict(purchase_id, record.to_json())
@@ -86,6 +88,18 @@ class Purchase:
             logger.exception("unexpected failure", extra={"key": pair.image.key})
             bug = InternalError(f"unexpected {type(exc).__name__}: {exc}")
             return self._dead_letters.send(bug, pair.failure_source(), item.event, delivery)
+
+    def _cost(self, pair: Pair, purchase_id: str) -> FailureCost | None:
+        """What the pair was charged: the purchases the ledger counts (every call that may have
+        been charged), at the estimated price of its rendering speed."""
+        counted = self._ledger.counted(purchase_id)
+        if counted is None:
+            return None
+        speed = None
+        if counted.paid:
+            with contextlib.suppress(BackdropError):  # paid for, so its sidecar was valid
+                speed = self._request.sidecar_of(pair).rendering_speed.value
+        return FailureCost(paid_calls=counted.paid, estimated_usd=round(counted.paid * price_of(speed), 3))
 
     def _replace_background(self, pair: Pair, pair_id: str, purchase_id: str, delivery: Delivery) -> Outcome:
         answer = self._kept.find(pair_id)

@@ -58,3 +58,18 @@ def test_a_kept_verdict_stops_every_purchase_until_it_is_sent(ledger: DynamoDbPu
     assert ledger.reserve("pair", limit=2) == Purchases(
         paid=1, lost=0, granted=False, verdict='{"type": "backdrop.failure"}'
     )
+
+
+def test_what_is_counted_is_read_back_and_an_unknown_pair_counts_nothing(ledger: DynamoDbPurchaseLedger):
+    ledger.reserve("pair-4", limit=2)
+    ledger.reserve("pair-4", limit=2)
+    ledger.count_lost("pair-4", 1)
+    assert ledger.counted("pair-4") == Purchases(paid=2, lost=1)
+    assert ledger.counted("never-bought") == Purchases(paid=0, lost=0)
+
+
+def test_a_ledger_that_cannot_be_read_says_so_rather_than_zero(aws: str):
+    unreadable = DynamoDbPurchaseLedger(
+        "no-such-table", ttl_seconds=3600, client=boto3.client("dynamodb", region_name=REGION)
+    )
+    assert unreadable.counted("pair-1") is None

@@ -246,6 +246,9 @@ class InMemoryLedger:
         now = self.counts.get(purchase_id, Purchases(paid=0, lost=0))
         self.counts[purchase_id] = dataclasses.replace(now, verdict=record)
 
+    def counted(self, purchase_id: str) -> Purchases | None:
+        return self.counts.get(purchase_id, Purchases(paid=0, lost=0))
+
     def paid(self) -> int:
         return sum(purchases.paid for purchases in self.counts.values())
 

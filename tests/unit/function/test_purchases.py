@@ -6,6 +6,7 @@ import pytest
 
 from backdrop_fn.errors import (
     ApiTimeout,
+    BadRequest,
     InfrastructureUnavailable,
     InternalError,
     OutputWriteFailed,
@@ -106,3 +107,41 @@ def test_a_dlq_outage_after_a_charged_failure_sends_the_record_later_without_pay
     assert (error_class, record["error"]["http_status"]) == ("internal", 200)
     assert record["attempts"] == 1  # the record of the attempt that paid, as it was then
     assert world.metrics.total("PaidAnswersLost") == 0
+
+
+# -- what a failure cost --------------------------------------------------------------------------
+
+
+def test_a_dlq_record_says_what_the_pair_was_charged(world: World):
+    world.upload("a.jpg", JPEG_BYTES)
+    world.upload("a.jpg.json", {**SIDECAR, "rendering_speed": "QUALITY"})
+    world.api.lost_answers = [ServerError("broke off"), ApiTimeout("stalled")]
+    retried(world, attempt=1)
+    retried(world, attempt=2)
+    world.event("a.jpg", attempt=3, final=False)
+    ((record, _),) = world.dlq.sent
+    assert record["cost"] == {"paid_calls": 2, "estimated_usd": 0.226}
+
+
+def test_a_failure_the_api_did_not_charge_costs_nothing(world: World):
+    a_pair(world)
+    world.api.errors = [BadRequest("API 400: the image could not be read", http_status=400)]
+    world.event("a.jpg")
+    ((record, error_class),) = world.dlq.sent
+    assert error_class == "bad_request"
+    assert record["cost"] == {"paid_calls": 0, "estimated_usd": 0.0}
+
+
+def test_an_invalid_sidecar_costs_nothing(world: World):
+    world.upload("a.jpg", JPEG_BYTES)
+    world.upload("a.jpg.json", {"prompt": "x", "seed": 5})
+    world.event("a.jpg")
+    ((record, error_class),) = world.dlq.sent
+    assert (error_class, record["cost"]) == ("invalid_sidecar", {"paid_calls": 0, "estimated_usd": 0.0})
+
+
+def test_a_record_without_a_pair_has_no_cost(world: World):
+    world.event("gone.jpg")  # deleted before it was processed: missing_object
+    ((record, error_class),) = world.dlq.sent
+    assert error_class == "missing_object"
+    assert "cost" not in record

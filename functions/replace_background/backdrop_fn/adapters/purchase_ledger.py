@@ -81,6 +81,14 @@ class DynamoDbPurchaseLedger:
             Key=_key(purchase_id),
         )
 
+    def counted(self, purchase_id: str) -> Purchases | None:
+        try:
+            found = self._dynamodb.get_item(TableName=self._table, Key=_key(purchase_id), ConsistentRead=True)
+        except (ClientError, BotoCoreError) as error:
+            logger.warning("the purchase ledger could not be read", extra={"error": str(error)})
+            return None
+        return _purchases(found.get("Item", {}), granted=True)
+
     def _best_effort(self, what: str, **request: Any) -> None:
         # Never in the way of the failure being handled: a ledger that cannot be updated errs on
         # the side of counting one purchase too many, which can only prevent a payment.
