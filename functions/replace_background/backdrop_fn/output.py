@@ -10,7 +10,7 @@ from backdrop_fn.config import Settings
 from backdrop_fn.errors import InvalidImage, InvalidSidecar, OutputWriteFailed
 from backdrop_fn.pairing import Pair, sha256
 from backdrop_fn.ports import KeptAnswer, ObjectStore, OutputOwners
-from backdrop_fn.sidecar import Sidecar
+from backdrop_fn.sidecar import RESERVED_METADATA_KEYS, Sidecar
 
 # S3 refuses a PUT whose user metadata (names and values, in bytes) is larger than this,
 # and keys longer than this many bytes.
@@ -88,23 +88,15 @@ class Output:
         if found is None:
             return False
         current, current_metadata = found
-        ours = all(current_metadata.get(name) == metadata[name] for name in _IDENTIFYING if name in metadata)
+        ours = all(
+            current_metadata.get(name) == metadata[name]
+            for name in RESERVED_METADATA_KEYS
+            if name in metadata
+        )
         if not ours or current.version_id in (None, "null"):
             return False
         self._store.delete_version(self._bucket, out_key, current.version_id)
         return True
-
-
-# The metadata that tells one pair's result from another's.
-_IDENTIFYING = (
-    "source-bucket",
-    "source-key",
-    "source-etag",
-    "sidecar-key",
-    "sidecar-etag",
-    "prompt-sha256",
-    "seed",
-)
 
 
 def output_metadata(pair: Pair, sidecar: Sidecar, seed: int) -> dict[str, str]:
