@@ -31,6 +31,8 @@ class ImageType:
 PNG = ImageType("PNG", "png", "image/png")
 JPEG = ImageType("JPEG", "jpg", "image/jpeg")
 WEBP = ImageType("WebP", "webp", "image/webp")
+# What the API may answer with, and so every extension an output key may have.
+ANSWER_TYPES = (PNG, JPEG, WEBP)
 
 
 def sniff(head: bytes) -> ImageType | None:

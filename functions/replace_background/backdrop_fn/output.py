@@ -8,6 +8,7 @@ from __future__ import annotations
 from backdrop_fn import keys
 from backdrop_fn.config import Settings
 from backdrop_fn.errors import InvalidImage, InvalidSidecar, OutputWriteFailed
+from backdrop_fn.images import ANSWER_TYPES
 from backdrop_fn.pairing import Pair, sha256
 from backdrop_fn.ports import KeptAnswer, ObjectStore, OutputOwners
 from backdrop_fn.sidecar import RESERVED_METADATA_KEYS, Sidecar
@@ -76,6 +77,21 @@ class Output:
                 metadata=answer.metadata,
             )
         return out_key, written
+
+    def stored_result(self, image_key: str, metadata: dict[str, str]) -> str | None:
+        """The output key that already holds this pair's result, if any (the seed aside: a pair
+        without one gets a new one each time)."""
+        mine = {
+            name: value
+            for name, value in metadata.items()
+            if name in RESERVED_METADATA_KEYS and name != "seed"
+        }
+        for image_type in ANSWER_TYPES:
+            out_key = self.key(image_key, image_type.extension)
+            found = self._store.describe(self._bucket, out_key)
+            if found is not None and all(found[1].get(name) == value for name, value in mine.items()):
+                return out_key
+        return None
 
     def withdraw(self, out_key: str, metadata: dict[str, str]) -> bool:
         """Remove the version this pair just wrote, if it is still the current one.

@@ -64,6 +64,12 @@ class Purchase:
         purchase_id = pair_id if item.replay_of is None else f"{pair_id}#{sha256(item.replay_of)}"
         try:
             return self._replace_background(pair, pair_id, purchase_id, delivery)
+        except _AlreadyStored as stored:
+            logger.info(
+                "processed: stored by an earlier attempt whose container ended before it was done",
+                extra={"key": pair.image.key, "output_key": stored.out_key},
+            )
+            return Outcome(status=Status.PROCESSED, image_key=pair.image.key, output_key=stored.out_key)
         except _VerdictWaiting as waiting:
             # Paid for, failed, and its record could not be sent then: send it, pay nothing.
             return self._dead_letters.send_record(FailureRecord.model_validate_json(waiting.record))
@@ -157,7 +163,7 @@ class Purchase:
         metadata = output_metadata(pair, sidecar, seed)
         payload = self._request.payload(pair, sidecar, seed)
         self._output.claim_key(pair.image.bucket, pair.image.key)
-        answer, paid = self._pay(purchase_id, payload, delivery)
+        answer, paid = self._pay(purchase_id, payload, delivery, stored=lambda: self._stored(pair, metadata))
         try:
             with contextlib.closing(answer.body):
                 return self._kept.keep(pair_id, answer, metadata)
@@ -167,11 +173,30 @@ class Purchase:
             self._ledger.count_lost(purchase_id, paid)
             raise
 
-    def _pay(self, purchase_id: str, payload: dict[str, Any], delivery: Delivery) -> tuple[ApiImage, int]:
-        """The paid call, counted in the ledger: (its answer, the purchases counted with it)."""
+    def _stored(self, pair: Pair, metadata: dict[str, str]) -> None:
+        """Raise _AlreadyStored when an earlier purchase's result is in the output bucket."""
+        out_key = self._output.stored_result(pair.image.key, metadata)
+        if out_key is not None:
+            raise _AlreadyStored(out_key)
+
+    def _pay(
+        self, purchase_id: str, payload: dict[str, Any], delivery: Delivery, *, stored: Callable[[], None]
+    ) -> tuple[ApiImage, int]:
+        """The paid call, counted in the ledger: (its answer, the purchases counted with it).
+
+        ``stored`` raises when the pair's result is stored already: asked only when an earlier
+        purchase is unaccounted for (its container ended before its claim was completed).
+        """
         counted = self._ledger.reserve(purchase_id, limit=MAX_PURCHASES)
         if counted.verdict is not None:
             raise _VerdictWaiting(counted.verdict)
+        if counted.paid - int(counted.granted) > counted.lost:
+            try:
+                stored()
+            except _AlreadyStored:
+                if counted.granted:
+                    self._ledger.release(purchase_id)
+                raise
         if not counted.granted:
             raise ServerError(
                 f"this pair was bought {MAX_PURCHASES} times and each answer was lost before it could be "
@@ -188,6 +213,14 @@ class Purchase:
             if error.http_status != 200:  # the API charged nothing for this one
                 self._ledger.release(purchase_id)
             raise
+
+
+class _AlreadyStored(Exception):
+    """An earlier purchase of this pair was stored; its container ended before it could say so."""
+
+    def __init__(self, out_key: str) -> None:
+        super().__init__(f"already stored at {out_key}")
+        self.out_key = out_key
 
 
 class _VerdictWaiting(Exception):

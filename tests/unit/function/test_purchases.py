@@ -145,3 +145,30 @@ def test_a_record_without_a_pair_has_no_cost(world: World):
     ((record, error_class),) = world.dlq.sent
     assert error_class == "missing_object"
     assert "cost" not in record
+
+
+# -- a container that ended after storing its answer ----------------------------------------------
+
+
+def a_pair_stored_by_a_container_that_then_died(world: World, *, counted: Purchases) -> str:
+    a_pair(world)
+    world.event("a.jpg")
+    (purchase_id,) = world.ledger.counts
+    world.ledger.counts[purchase_id] = counted  # what the ledger says when the claim never completed
+    world.claims.done.clear()
+    return purchase_id
+
+
+def test_a_result_stored_before_its_container_died_is_not_bought_again(world: World):
+    purchase_id = a_pair_stored_by_a_container_that_then_died(world, counted=Purchases(paid=1, lost=0))
+    assert statuses(world.event("a.jpg")) == [Status.PROCESSED]
+    assert world.api.calls == 1
+    assert world.ledger.counts[purchase_id].paid == 1  # the reservation made to look is released
+    assert world.metrics.total("PaidAnswersLost") == 0
+
+
+def test_a_result_stored_by_the_second_purchase_is_not_refused_as_bought_twice(world: World):
+    a_pair_stored_by_a_container_that_then_died(world, counted=Purchases(paid=2, lost=1))
+    assert statuses(world.event("a.jpg")) == [Status.PROCESSED]
+    assert world.dlq.sent == []
+    assert world.api.calls == 1
