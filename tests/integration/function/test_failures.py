@@ -59,7 +59,9 @@ def test_invalid_sidecar_dlq_record_has_the_contract_shape(stack: Stack):
         "failed_at",
         "request_id",
         "event",
+        "cost",
     }
+    assert record["cost"] == {"paid_calls": 0, "estimated_usd": 0.0}  # refused before any call
     assert record["type"] == "backdrop.failure"
     assert record["version"] == 1
     assert record["error"] == {
