@@ -81,15 +81,10 @@ class Output:
     def stored_result(self, image_key: str, metadata: dict[str, str]) -> str | None:
         """The output key that already holds this pair's result, if any (the seed aside: a pair
         without one gets a new one each time)."""
-        mine = {
-            name: value
-            for name, value in metadata.items()
-            if name in RESERVED_METADATA_KEYS and name != "seed"
-        }
         for image_type in ANSWER_TYPES:
             out_key = self.key(image_key, image_type.extension)
             found = self._store.describe(self._bucket, out_key)
-            if found is not None and all(found[1].get(name) == value for name, value in mine.items()):
+            if found is not None and _written_with(found[1], metadata, ignoring=frozenset({"seed"})):
                 return out_key
         return None
 
@@ -104,15 +99,19 @@ class Output:
         if found is None:
             return False
         current, current_metadata = found
-        ours = all(
-            current_metadata.get(name) == metadata[name]
-            for name in RESERVED_METADATA_KEYS
-            if name in metadata
-        )
-        if not ours or current.version_id in (None, "null"):
+        if not _written_with(current_metadata, metadata) or current.version_id in (None, "null"):
             return False
         self._store.delete_version(self._bucket, out_key, current.version_id)
         return True
+
+
+def _written_with(
+    found: dict[str, str], metadata: dict[str, str], *, ignoring: frozenset[str] = frozenset()
+) -> bool:
+    """Whether an output object's metadata is this pair's: what the function itself writes (source
+    and sidecar versions, prompt, seed) tells one pair's result from another's."""
+    compared = RESERVED_METADATA_KEYS - ignoring
+    return all(found.get(name) == value for name, value in metadata.items() if name in compared)
 
 
 def output_metadata(pair: Pair, sidecar: Sidecar, seed: int) -> dict[str, str]:

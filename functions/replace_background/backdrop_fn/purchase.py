@@ -163,7 +163,7 @@ class Purchase:
         metadata = output_metadata(pair, sidecar, seed)
         payload = self._request.payload(pair, sidecar, seed)
         self._output.claim_key(pair.image.bucket, pair.image.key)
-        answer, paid = self._pay(purchase_id, payload, delivery, stored=lambda: self._stored(pair, metadata))
+        answer, paid = self._pay(purchase_id, payload, delivery, image_key=pair.image.key, metadata=metadata)
         try:
             with contextlib.closing(answer.body):
                 return self._kept.keep(pair_id, answer, metadata)
@@ -173,30 +173,29 @@ class Purchase:
             self._ledger.count_lost(purchase_id, paid)
             raise
 
-    def _stored(self, pair: Pair, metadata: dict[str, str]) -> None:
-        """Raise _AlreadyStored when an earlier purchase's result is in the output bucket."""
-        out_key = self._output.stored_result(pair.image.key, metadata)
-        if out_key is not None:
-            raise _AlreadyStored(out_key)
-
     def _pay(
-        self, purchase_id: str, payload: dict[str, Any], delivery: Delivery, *, stored: Callable[[], None]
+        self,
+        purchase_id: str,
+        payload: dict[str, Any],
+        delivery: Delivery,
+        *,
+        image_key: str,
+        metadata: dict[str, str],
     ) -> tuple[ApiImage, int]:
         """The paid call, counted in the ledger: (its answer, the purchases counted with it).
 
-        ``stored`` raises when the pair's result is stored already: asked only when an earlier
-        purchase is unaccounted for (its container ended before its claim was completed).
+        When an earlier purchase is unaccounted for (its container ended before its claim was
+        completed), the output bucket is asked first: its result may be stored already.
         """
         counted = self._ledger.reserve(purchase_id, limit=MAX_PURCHASES)
         if counted.verdict is not None:
             raise _VerdictWaiting(counted.verdict)
         if counted.paid - int(counted.granted) > counted.lost:
-            try:
-                stored()
-            except _AlreadyStored:
+            stored = self._output.stored_result(image_key, metadata)
+            if stored is not None:
                 if counted.granted:
                     self._ledger.release(purchase_id)
-                raise
+                raise _AlreadyStored(stored)
         if not counted.granted:
             raise ServerError(
                 f"this pair was bought {MAX_PURCHASES} times and each answer was lost before it could be "
