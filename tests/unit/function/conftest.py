@@ -11,7 +11,7 @@ from backdrop_fn.adapters.kept_answers import DiskKeptAnswers
 from backdrop_fn.config import Settings
 from backdrop_fn.delivery import Delivery
 from backdrop_fn.events import WorkItem
-from backdrop_fn.outcome import Outcome
+from backdrop_fn.outcome import Outcome, Status
 from backdrop_fn.pipeline import Pipeline
 from backdrop_fn.timing import Deadline
 from tests.unit.function.fakes import (
@@ -39,6 +39,10 @@ def s3_record(
         "eventName": event_name,
         "s3": {"bucket": {"name": bucket}, "object": {"key": quote_plus(key), "eTag": etag, "size": 1}},
     }
+
+
+def statuses(outcomes: list[Outcome]) -> list[Status]:
+    return [outcome.status for outcome in outcomes]
 
 
 @dataclasses.dataclass

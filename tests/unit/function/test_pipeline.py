@@ -27,14 +27,10 @@ from backdrop_fn.events import WorkItem
 from backdrop_fn.images import JPEG, WEBP
 from backdrop_fn.outcome import Status
 from backdrop_fn.timing import Deadline
-from tests.unit.function.conftest import BUCKET, OUTPUT_BUCKET, World
+from tests.unit.function.conftest import BUCKET, OUTPUT_BUCKET, World, statuses
 from tests.unit.function.fakes import JPEG_BYTES, PNG_BYTES, WEBP_BYTES, noisy_png
 
 SIDECAR = {"prompt": "a sunny beach", "seed": 1234}
-
-
-def statuses(outcomes) -> list[Status]:
-    return [outcome.status for outcome in outcomes]
 
 
 # -- pairing ------------------------------------------------------------------------------------

@@ -15,14 +15,10 @@ from backdrop_fn.errors import (
 )
 from backdrop_fn.outcome import Status
 from backdrop_fn.ports import Purchases
-from tests.unit.function.conftest import World
+from tests.unit.function.conftest import World, statuses
 from tests.unit.function.fakes import JPEG_BYTES
 
 SIDECAR = {"prompt": "a sunny beach", "seed": 1234}
-
-
-def statuses(outcomes) -> list[Status]:
-    return [outcome.status for outcome in outcomes]
 
 
 def a_pair(world: World) -> None:
