@@ -46,6 +46,7 @@ from rich.table import Table
 from backdrop.console import function_output_to
 from backdrop.dead_letters import DeadLetter, read_all
 from backdrop.emulator import EmulatorSettings
+from backdrop.emulator.models import LOST_IN_DELIVERY
 from backdrop.local.aws_faults import AwsRequest, FaultRule, queue_named
 from backdrop.local.sandbox import Sandbox, sandbox
 from backdrop.local.template import DEFAULT_TEMPLATE
@@ -85,8 +86,6 @@ AWS_FAULTS = [
     FaultRule("sqs", "SendMessage", 0.10, match=queue_named("backdrop-dlq"), name="DLQ SendMessage"),
     FaultRule("secretsmanager", None, 0.10, "InternalServiceError", name="Secrets Manager"),
 ]
-# The API's faults that charge an answer no client can keep.
-LOST = {"drip", "hangup", "stall", "huge"}
 # Uploads go in chunks of this many pairs, while the work queue holds at most BACKLOG messages.
 UPLOAD_CHUNK = 50
 BACKLOG = 300
@@ -291,8 +290,9 @@ def run(
         assert box.aws_faults is not None
         accounting.aws_faults = dict(box.aws_faults.stats()["faults_by_rule"])
         letters = read_all(box.stack.client("sqs"), box.stack.dlq_url, hide_seconds=600)
-        _account(box, plans, letters, accounting, out, kills)
-        _scan_for_key(box, letters, out / "function.log", accounting)
+        outputs = _outputs_by_source(box)
+        _account(box, plans, outputs, letters, accounting, out, kills)
+        _scan_for_key(outputs, letters, out / "function.log", accounting)
         accounting.paid_answers_lost_metric = _metric_total(out / "function.log", "PaidAnswersLost")
         _print(console, accounting)
     (out / "soak.json").write_text(json.dumps(asdict(accounting), indent=2))
@@ -426,12 +426,12 @@ class Purchase:
 def _account(
     box: Sandbox,
     plans: list[Pair],
+    outputs: dict[str, list[dict[str, str]]],
     letters: list[DeadLetter],
     accounting: Accounting,
     out: Path,
     kills: list[float],
 ) -> None:
-    outputs = _outputs_by_source(box)
     dead: dict[str, list[str]] = defaultdict(list)
     for letter in letters:
         dead[letter.key].append(letter.error_class)
@@ -544,24 +544,23 @@ def _judge(
         return None if paid else "an output, but no billed call"
     if paid:
         # Paid, then dead-lettered: only when an answer was lost (twice, or over MAX_ANSWER_BYTES).
-        return None if why_paid_again or faults & LOST else f"paid for, yet dead-lettered as {deaths[0]}"
+        return (
+            None
+            if why_paid_again or faults & LOST_IN_DELIVERY
+            else f"paid for, yet dead-lettered as {deaths[0]}"
+        )
     expected = EXPECTED_CLASS[pair.kind] | ({"bad_request"} if "gzip_bomb" in faults else set())
     if deaths[0] not in expected:
         return f"DLQ record of class {deaths[0]}, expected {sorted(expected)}"
     return None
 
 
-def _scan_for_key(box: Sandbox, letters: list[DeadLetter], log: Path, accounting: Accounting) -> None:
+def _scan_for_key(
+    outputs: dict[str, list[dict[str, str]]], letters: list[DeadLetter], log: Path, accounting: Accounting
+) -> None:
     places = {"function log and metrics": log.read_text(encoding="utf-8", errors="replace")}
-    s3 = box.stack.client("s3")
     places["DLQ bodies"] = "".join(letter.body for letter in letters)
-    metadata = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=box.stack.output_bucket):
-        for item in page.get("Contents", []):
-            metadata.append(
-                json.dumps(s3.head_object(Bucket=box.stack.output_bucket, Key=item["Key"])["Metadata"])
-            )
-    places["output metadata"] = "".join(metadata)
+    places["output metadata"] = json.dumps(outputs)
     for place, text in places.items():
         if API_KEY in text:
             accounting.problems.append(f"the API key appears in the {place}")
