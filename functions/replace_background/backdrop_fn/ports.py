@@ -112,18 +112,24 @@ class BackgroundApi(Protocol):
 
 @dataclass(frozen=True)
 class KeptAnswer:
-    """A paid answer kept on local disk until it is stored, with the metadata its output takes."""
+    """A paid answer kept until it is stored, with the metadata its output takes.
+
+    ``durable`` is False for one held in memory because the disk had no room: it outlives
+    neither this invocation nor a failed write.
+    """
 
     image_type: ImageType
     metadata: dict[str, str]
     open: Callable[[], BinaryIO] = field(repr=False)
+    durable: bool = True
 
 
 class KeptAnswers(Protocol):
     """Paid answers kept until they are stored, so that retrying a failed write pays nothing."""
 
     def keep(self, pair_id: str, answer: ApiImage, metadata: dict[str, str]) -> KeptAnswer:
-        """Read ``answer`` to its end into the keep. Raises OutputWriteFailed when it cannot."""
+        """Read ``answer`` to its end into the keep; held in memory (not durable) when the keep has
+        no room for it. Raises what reading the answer raises."""
 
     def find(self, pair_id: str) -> KeptAnswer | None:
         """The answer kept for this pair by an earlier attempt, or None."""

@@ -108,22 +108,17 @@ class Purchase:
         return FailureCost(paid_calls=counted.paid, estimated_usd=round(counted.paid * price_of(speed), 3))
 
     def _replace_background(self, pair: Pair, pair_id: str, purchase_id: str, delivery: Delivery) -> Outcome:
-        answer = self._kept.find(pair_id)
+        answer, paid = self._kept.find(pair_id), 0
         if answer is None:
-            answer = self._buy_answer(pair, pair_id, purchase_id, delivery)
+            answer, paid = self._buy_answer(pair, pair_id, purchase_id, delivery)
         else:
             logger.info("storing the answer paid for by an earlier attempt", extra={"key": pair.image.key})
             self._metrics.add(Metric.KEPT_ANSWERS_REUSED, 1)
         try:
             out_key, written = self._output.write(pair.image.key, answer)
         except OutputWriteFailed as error:
-            # Retried like any passing trouble; the kept answer makes the retry free.
-            raise OutputWriteFailed(
-                f"the API's answer was paid for but could not be stored: {error.message}; "
-                "it is kept in this container, where a retry within the hour stores it without another "
-                "call; a retry elsewhere or later buys it once more",
-                retryable=error.retryable,
-            ) from None
+            # Retried like any passing trouble; a kept answer makes the retry free.
+            raise self._not_stored(error, answer, pair.image.key, purchase_id, paid) from None
         self._kept.forget(pair_id)
         self._metrics.add(Metric.IMAGES_PROCESSED, 1)
         self._metrics.add(Metric.OUTPUT_BYTES, written)
@@ -133,6 +128,25 @@ class Purchase:
             "processed", extra={"key": pair.image.key, "output_key": out_key, "output_bytes": written}
         )
         return Outcome(status=Status.PROCESSED, image_key=pair.image.key, output_key=out_key)
+
+    def _not_stored(
+        self, error: OutputWriteFailed, answer: KeptAnswer, key: str, purchase_id: str, paid: int
+    ) -> OutputWriteFailed:
+        if answer.durable:
+            where = (
+                "it is kept in this container, where a retry within the hour stores it without another "
+                "call; a retry elsewhere or later buys it once more"
+            )
+        else:
+            # Held in memory only, it ends with this invocation: a loss, and the retry's purchase.
+            self._metrics.add(Metric.PAID_ANSWERS_LOST, 1)
+            self._ledger.count_lost(purchase_id, paid)
+            logger.warning("paid answer lost: no room on disk, and its write failed", extra={"key": key})
+            where = "the local disk had no room to keep it, so the retry buys it once more"
+        return OutputWriteFailed(
+            f"the API's answer was paid for but could not be stored: {error.message}; {where}",
+            retryable=error.retryable,
+        )
 
     def _still_current(self, pair: Pair) -> bool:
         try:
@@ -156,8 +170,11 @@ class Purchase:
         )
         return Outcome(status=Status.SUPERSEDED, image_key=pair.image.key, output_key=out_key)
 
-    def _buy_answer(self, pair: Pair, pair_id: str, purchase_id: str, delivery: Delivery) -> KeptAnswer:
-        """Check everything, make the paid call, and keep its answer until it is stored."""
+    def _buy_answer(
+        self, pair: Pair, pair_id: str, purchase_id: str, delivery: Delivery
+    ) -> tuple[KeptAnswer, int]:
+        """Check everything, make the paid call, and keep its answer until it is stored:
+        (the answer, the purchases the ledger counts with it)."""
         sidecar = self._request.sidecar_of(pair)
         seed = sidecar.seed if sidecar.seed is not None else self._random_seed()
         metadata = output_metadata(pair, sidecar, seed)
@@ -166,12 +183,13 @@ class Purchase:
         answer, paid = self._pay(purchase_id, payload, delivery, image_key=pair.image.key, metadata=metadata)
         try:
             with contextlib.closing(answer.body):
-                return self._kept.keep(pair_id, answer, metadata)
+                kept = self._kept.keep(pair_id, answer, metadata)
         except BackdropError:
             # Charged, and gone: broken off, stalled, past the deadline, or not keepable here.
             self._metrics.add(Metric.PAID_ANSWERS_LOST, 1)
             self._ledger.count_lost(purchase_id, paid)
             raise
+        return kept, paid
 
     def _pay(
         self,

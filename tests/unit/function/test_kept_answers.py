@@ -15,7 +15,7 @@ import pytest
 from backdrop_fn.adapters.kept_answers import DiskKeptAnswers
 from backdrop_fn.errors import ApiTimeout, OutputWriteFailed
 from backdrop_fn.images import PNG, WEBP
-from backdrop_fn.ports import ApiImage
+from backdrop_fn.ports import ApiImage, KeptAnswer
 
 METADATA = {"seed": "7", "source-key": "shop/shoe.jpg"}
 
@@ -58,12 +58,17 @@ def test_an_answer_that_breaks_off_is_not_kept(tmp_path: Path):
     assert list(tmp_path.iterdir()) == []
 
 
+def held_in_memory(kept: KeptAnswer) -> bytes:
+    assert not kept.durable
+    with kept.open() as body:
+        return body.read()
+
+
 def test_an_answer_waiting_for_its_retry_never_gives_way_to_a_newer_one(tmp_path: Path):
     keep = DiskKeptAnswers(tmp_path, max_bytes=25)
-    keep.keep("first", answer(b"x" * 10), METADATA)
-    keep.keep("second", answer(b"x" * 10), METADATA)
-    with pytest.raises(OutputWriteFailed, match="could not be kept on local disk: the answer is over"):
-        keep.keep("third", answer(b"y" * 10), METADATA)
+    assert keep.keep("first", answer(b"x" * 10), METADATA).durable
+    assert keep.keep("second", answer(b"x" * 10), METADATA).durable
+    assert held_in_memory(keep.keep("third", answer(b"y" * 10), METADATA)) == b"y" * 10
     assert [pair for pair in ("first", "second", "third") if keep.find(pair)] == ["first", "second"]
     assert sorted(path.name for path in tmp_path.iterdir()) == [
         "first.body",
@@ -83,18 +88,53 @@ def test_answers_kept_for_over_an_hour_make_room(tmp_path: Path):
     assert [pair for pair in ("stale", "waiting", "new") if keep.find(pair)] == ["waiting", "new"]
 
 
-def test_an_answer_larger_than_the_keep_is_not_kept(tmp_path: Path):
+def test_an_answer_larger_than_the_keep_is_held_whole_in_memory_and_leaves_nothing_on_disk(tmp_path: Path):
     keep = DiskKeptAnswers(tmp_path, max_bytes=5)
-    with pytest.raises(OutputWriteFailed, match=r"over the 0\.0 MiB left"):
-        keep.keep("big", answer(b"z" * 50), METADATA)
+    body = bytes(range(256)) * 5000  # several read chunks, the first already over the keep
+    kept = keep.keep("big", answer(body, WEBP), METADATA)
+    assert held_in_memory(kept) == body
+    assert (kept.image_type, kept.metadata) == (WEBP, METADATA)
+    assert keep.find("big") is None
     assert list(tmp_path.iterdir()) == []
 
 
 def test_the_disk_s_free_space_bounds_what_is_kept(tmp_path: Path):
     keep = DiskKeptAnswers(tmp_path, reserve_bytes=10**18)  # more than any disk has free
-    with pytest.raises(OutputWriteFailed, match="could not be kept"):
-        keep.keep("pair-1", answer(b"png"), METADATA)
+    assert held_in_memory(keep.keep("pair-1", answer(b"png"), METADATA)) == b"png"
     assert keep.find("pair-1") is None
+
+
+def test_a_disk_that_fails_mid_answer_loses_none_of_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    keep = DiskKeptAnswers(tmp_path)
+    body = b"z" * (3 * 1024 * 1024 + 17)  # four read chunks
+    real_open = Path.open
+
+    def disk_fills_after_one_chunk(path: Path, *args, **kwargs):
+        opened = real_open(path, *args, **kwargs)
+        if path.suffix != ".partial":
+            return opened
+        written = 0
+        real_write = opened.write
+
+        def write(data: bytes) -> int:
+            nonlocal written
+            written += len(data)
+            if written > 1024 * 1024:
+                raise OSError(28, "No space left on device")
+            return real_write(data)
+
+        opened.write = write
+        return opened
+
+    monkeypatch.setattr(Path, "open", disk_fills_after_one_chunk)
+    assert held_in_memory(keep.keep("pair-1", answer(body), METADATA)) == body
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_keep_whose_directory_cannot_be_made_holds_the_answer_in_memory(tmp_path: Path):
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the keep's directory should be")
+    assert held_in_memory(DiskKeptAnswers(blocker).keep("pair-1", answer(b"png"), METADATA)) == b"png"
 
 
 def test_partials_of_runtimes_that_are_gone_are_removed_at_start(tmp_path: Path):

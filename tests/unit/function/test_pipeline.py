@@ -516,7 +516,7 @@ def test_answers_waiting_for_a_broken_output_bucket_do_not_evict_each_other(worl
         messages[key] = failed.value.message
     assert "it is kept in this container" in messages["p1.jpg"]
     assert "it is kept in this container" in messages["p2.jpg"]
-    assert "could not be kept on local disk" in messages["p3.jpg"]  # never said to be kept
+    assert "no room to keep it" in messages["p3.jpg"]  # never said to be kept
     assert world.metrics.total("PaidAnswersLost") == 1
     world.store.fail_writes_with = None  # the bucket is back; each message comes back once
     for number in (1, 2, 3):
@@ -535,18 +535,32 @@ def test_a_direct_event_whose_output_write_fails_is_dead_lettered_at_once(world:
     assert [error_class for _, error_class in world.dlq.sent] == ["output_write"]
 
 
-def test_an_answer_that_cannot_be_kept_is_retried(world: World, tmp_path: Path):
+def test_an_answer_with_no_room_on_disk_is_stored_from_memory_and_bought_once(world: World, tmp_path: Path):
     world.upload("a.jpg", JPEG_BYTES)
     world.upload("a.jpg.json", SIDECAR)
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("a file where the keep's directory should be")
     world.kept = DiskKeptAnswers(blocker)
-    with pytest.raises(OutputWriteFailed, match="could not be kept on local disk"):
-        world.event("a.jpg", attempt=1, final=False, message_id="m1")
-    assert world.store.outputs == {}
-    assert world.dlq.sent == []
-    assert world.claims.done == {}  # released: the next receive may try again
+    assert statuses(world.event("a.jpg", attempt=1, final=False, message_id="m1")) == [Status.PROCESSED]
+    assert [output["body"] for output in world.store.outputs.values()] == [world.api.image]
     assert world.api.calls == 1
+    assert world.metrics.total("PaidAnswersLost") == 0
+
+
+def test_an_answer_held_in_memory_whose_write_fails_is_a_counted_loss_bought_once_more(
+    world: World, tmp_path: Path
+):
+    world.upload("a.jpg", JPEG_BYTES)
+    world.upload("a.jpg.json", SIDECAR)
+    world.kept = DiskKeptAnswers(tmp_path / "full-disk", reserve_bytes=10**18)
+    world.store.fail_writes_with = OutputWriteFailed("SlowDown", retryable=True)
+    with pytest.raises(OutputWriteFailed, match="no room to keep it, so the retry buys it once more"):
+        world.event("a.jpg", attempt=1, final=False, message_id="m1")
+    assert world.metrics.total("PaidAnswersLost") == 1
+    world.store.fail_writes_with = None
+    assert statuses(world.event("a.jpg", attempt=2, final=False, message_id="m1")) == [Status.PROCESSED]
+    assert world.api.calls == 2
+    assert world.metrics.total("PaidAnswersLost") == 1  # counted when lost, not again by the retry
 
 
 def test_a_dlq_record_fits_in_one_sqs_message_whatever_its_error_says(world: World):

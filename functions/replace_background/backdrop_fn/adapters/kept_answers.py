@@ -6,9 +6,11 @@ that reaches the same container stores it without a call. A different container 
 calls again (a counted loss): nothing durable is left to keep it in once the output bucket
 itself is failing.
 
-What is kept fits the space left: an answer that would not fit is not kept (and its loss is
-counted), and an answer waiting for its retry never gives way to a newer one. Only answers older
-than ``STALE_AFTER_SECONDS``, whose messages have long been dead-lettered, make room. A runtime
+What is kept fits the space left. An answer that would not fit on disk (or meets a disk that
+fails) is held in memory for this invocation only: it is stored all the same, and only if its
+write fails too is it lost (and counted). An answer waiting for its retry never gives way to a
+newer one. Only answers older than ``STALE_AFTER_SECONDS``, whose messages have long been
+dead-lettered, make room. A runtime
 that was killed mid-answer leaves a partial file named after its process: the next runtime of
 the container removes it at start.
 """
@@ -17,7 +19,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -29,7 +33,9 @@ from typing import Any, BinaryIO
 
 from backdrop_fn.errors import OutputWriteFailed
 from backdrop_fn.images import ImageType
-from backdrop_fn.ports import ApiImage, KeptAnswer, Readable
+from backdrop_fn.ports import ApiImage, KeptAnswer
+
+logger = logging.getLogger(__name__)
 
 # Half of the 512 MB of /tmp a Lambda function has by default.
 MAX_KEPT_BYTES = 256 * 1024 * 1024
@@ -69,24 +75,36 @@ class DiskKeptAnswers:
         return kept
 
     def keep(self, pair_id: str, answer: ApiImage, metadata: dict[str, str]) -> KeptAnswer:
+        """Read the answer to its end: onto disk where it fits, else into memory (``durable`` False).
+
+        Every byte read is also held in memory until the disk copy is whole: a disk that fills or
+        fails mid-answer must not lose what was paid for. The API adapter bounds an answer by
+        ``MAX_ANSWER_BYTES``, far below the function's memory.
+        """
         body_path, about_path = self._paths(pair_id)
         partial = self._directory / f"{pair_id}.{os.getpid()}.{uuid.uuid4().hex}.partial"
         about = {"image_type": dataclasses.asdict(answer.image_type), "metadata": metadata}
+        chunks: list[bytes] = []
+        disk = _DiskCopy(partial, self._directory, self._room)
         try:
-            self._directory.mkdir(parents=True, exist_ok=True)
-            room = self._room()
-            with partial.open("wb") as out:
-                _copy_at_most(answer.body, out, room)
-            about_path.write_text(json.dumps(about), encoding="utf-8")
-            os.replace(partial, body_path)  # last: a body on disk is always a whole one
-        except OSError as error:
-            raise OutputWriteFailed(
-                f"the API's answer could not be kept on local disk: {error.strerror or error}"
-            ) from None
+            with disk:  # an error reading the answer itself is not the disk's: it is raised
+                while chunk := answer.body.read(_COPY_CHUNK):
+                    chunks.append(chunk)
+                    disk.write(chunk)
+            if disk.whole:
+                try:
+                    about_path.write_text(json.dumps(about), encoding="utf-8")
+                    os.replace(partial, body_path)  # last: a body on disk is always a whole one
+                    return _kept(body_path, about)
+                except OSError as error:
+                    disk.failed(error)
         finally:
             with contextlib.suppress(OSError):  # what remains of an answer that broke off
                 partial.unlink(missing_ok=True)
-        return _kept(body_path, about)
+        logger.warning(
+            "the answer is held in memory only", extra={"pair_id": pair_id, "why": disk.why_not_kept}
+        )
+        return _held_in_memory(b"".join(chunks), about)
 
     def find(self, pair_id: str) -> KeptAnswer | None:
         body_path, about_path = self._paths(pair_id)
@@ -100,7 +118,8 @@ class DiskKeptAnswers:
 
     def forget(self, pair_id: str) -> None:
         for path in self._paths(pair_id):
-            path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # a keep that cannot be written kept nothing
+                path.unlink(missing_ok=True)
 
     def remove_orphans(self) -> None:
         """Remove partial answers of runtimes that are gone, and descriptions without a body."""
@@ -132,16 +151,62 @@ class DiskKeptAnswers:
                     body.with_suffix(".json").unlink(missing_ok=True)
 
 
-def _copy_at_most(source: Readable, out: BinaryIO, room: int) -> None:
-    copied = 0
-    while chunk := source.read(_COPY_CHUNK):
-        copied += len(chunk)
-        if copied > room:
-            raise OSError(
-                f"the answer is over the {room / _MIB:.1f} MiB left for kept answers "
+class _DiskCopy:
+    """The disk half of keeping an answer: written while it fits, given up at the first trouble."""
+
+    def __init__(self, partial: Path, directory: Path, room: Callable[[], int]) -> None:
+        self._partial = partial
+        self._directory = directory
+        self._room_of = room
+        self._out: BinaryIO | None = None
+        self._room = 0
+        self._written = 0
+        self.why_not_kept = ""
+
+    @property
+    def whole(self) -> bool:
+        return not self.why_not_kept
+
+    def __enter__(self) -> _DiskCopy:
+        try:
+            self._directory.mkdir(parents=True, exist_ok=True)
+            self._room = self._room_of()
+            self._out = self._partial.open("wb")
+        except OSError as error:
+            self.failed(error)
+        return self
+
+    def write(self, chunk: bytes) -> None:
+        if self._out is None:
+            return
+        self._written += len(chunk)
+        if self._written > self._room:
+            self._give_up(
+                f"the answer is over the {self._room / _MIB:.1f} MiB left for kept answers "
                 "(the keep's share of /tmp, or the disk's free space)"
             )
-        out.write(chunk)
+            return
+        try:
+            self._out.write(chunk)
+        except OSError as error:
+            self.failed(error)
+
+    def failed(self, error: OSError) -> None:
+        self._give_up(f"it could not be kept on local disk: {error.strerror or error}")
+
+    def _give_up(self, why: str) -> None:
+        self.why_not_kept = self.why_not_kept or why
+        if self._out is not None:
+            with contextlib.suppress(OSError):
+                self._out.close()
+            self._out = None
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._out is not None:
+            try:
+                self._out.close()
+            except OSError as error:
+                self.failed(error)
 
 
 def _written_by_a_live_process(partial: Path) -> bool:
@@ -167,6 +232,15 @@ def _size(path: Path) -> int:
         return path.stat().st_size
     except OSError:
         return 0
+
+
+def _held_in_memory(body: bytes, about: dict[str, Any]) -> KeptAnswer:
+    return KeptAnswer(
+        image_type=ImageType(**about["image_type"]),
+        metadata=dict(about["metadata"]),
+        open=lambda: io.BytesIO(body),
+        durable=False,
+    )
 
 
 def _kept(body_path: Path, about: dict[str, Any]) -> KeptAnswer:
