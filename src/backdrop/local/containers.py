@@ -33,6 +33,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -85,10 +86,18 @@ def base_environment(tmpdir: Path) -> dict[str, str]:
 class Container:
     """One container: a process running ``container_runtime``, used by one invocation at a time."""
 
-    def __init__(self, code: FunctionCode, environment: Mapping[str, str], tmpdir: Path) -> None:
+    def __init__(
+        self,
+        code: FunctionCode,
+        environment: Mapping[str, str],
+        tmpdir: Path,
+    ) -> None:
         tmpdir.mkdir(parents=True)
         self.tmpdir = tmpdir
         self.busy = True
+        # The aws_request_id of the invocation it runs (a cold start's from its init); set and
+        # cleared by `Containers` under its lock, with `busy`.
+        self.request_id: str | None = None
         self.invocations = 0
         self.init_seconds: float | None = None
         self._code = code
@@ -98,9 +107,10 @@ class Container:
         ours, theirs = socket.socketpair()
         self._channel = ours
         self._spawned = time.monotonic()
+        argv = [sys.executable, "-c", BOOT, _SOURCE, str(theirs.fileno()), code.config()]
         try:
             self._process = subprocess.Popen(  # noqa: S603 (this interpreter, our own runtime)
-                [sys.executable, "-c", BOOT, _SOURCE, str(theirs.fileno()), code.config()],
+                argv,
                 env={**environment, **base_environment(tmpdir)},
                 cwd=code.code_uri,
                 stdin=subprocess.DEVNULL,
@@ -116,7 +126,9 @@ class Container:
         self.pid = self._process.pid
 
     def info(self) -> ContainerInfo:
-        return ContainerInfo(self.pid, self.busy, self.invocations, self.tmpdir, self.init_seconds)
+        return ContainerInfo(
+            self.pid, self.busy, self.invocations, self.tmpdir, self.init_seconds, self.request_id
+        )
 
     @property
     def alive(self) -> bool:
@@ -138,12 +150,13 @@ class Container:
             return Outcome(error=_describe(ready["error"]))
         return None
 
-    def invoke(self, event: dict[str, Any], timeout: float) -> Outcome:
+    def invoke(self, event: dict[str, Any], timeout: float, request_id: str) -> Outcome:
         self.invocations += 1
         context = LocalLambdaContext(
             function_name=self._code.function_name,
             memory_limit_in_mb=self._code.memory_mb,
             timeout_seconds=timeout,
+            aws_request_id=request_id,
         )
         request = {
             "event": event,
@@ -240,13 +253,15 @@ class Containers:
     # -- the event source mapping's side ------------------------------------------------------
 
     def invoke(self, event: dict[str, Any], timeout: float) -> Outcome:
+        # Made before a container is taken: a cold start's init belongs to the invocation too.
+        request_id = str(uuid.uuid4())
         try:
-            container = self._take()
+            container = self._take(request_id)
         except ContainersClosed:
             return Outcome(error="the function's containers were shut down")
         if container is None:
             try:
-                container = self._start()
+                container = self._start(request_id)
             except OSError as error:
                 self._release_slot()
                 return Outcome(error=f"the container could not be started: {error}", cold_start=True)
@@ -254,8 +269,8 @@ class Containers:
             if failed is not None:
                 self._give_back(container)
                 return replace(failed, cold_start=True)
-            return replace(self._run(container, event, timeout), cold_start=True)
-        return self._run(container, event, timeout)
+            return replace(self._run(container, event, timeout, request_id), cold_start=True)
+        return self._run(container, event, timeout, request_id)
 
     def containers(self) -> list[ContainerInfo]:
         with self._changed:
@@ -270,13 +285,18 @@ class Containers:
         self._drop_if_idle(container)
         return True
 
-    def kill_one_busy(self) -> int | None:
-        """SIGKILL a container that has an invocation in flight; its pid, or None if none had."""
+    def kill_one_busy(self) -> ContainerInfo | None:
+        """SIGKILL a container that has an invocation in flight: what it was when killed, the
+        ``request_id`` of the invocation cut short included; None if no container had one.
+
+        A container killed in its cold start's init has the request id of the invocation that
+        waited for it, one its handler never saw."""
+        # Under the pool's lock no invocation ends or begins (`_take`, `_start`, `_give_back`), so
+        # the request id read is that of the invocation in flight at the kill.
         with self._changed:
-            busy = [container for container in self._all.values() if container.busy]
-        for container in busy:
-            if container.kill():
-                return container.pid
+            for container in self._all.values():
+                if container.busy and container.kill():
+                    return container.info()
         return None
 
     def close(self) -> None:
@@ -296,20 +316,20 @@ class Containers:
 
     # -- the pool -----------------------------------------------------------------------------
 
-    def _run(self, container: Container, event: dict[str, Any], timeout: float) -> Outcome:
+    def _run(self, container: Container, event: dict[str, Any], timeout: float, request_id: str) -> Outcome:
         try:
-            return container.invoke(event, timeout)
+            return container.invoke(event, timeout, request_id)
         finally:
             self._give_back(container)
 
-    def _take(self) -> Container | None:
-        """An idle container, marked busy; or None, with a slot reserved to start one."""
+    def _take(self, request_id: str) -> Container | None:
+        """An idle container, marked busy with ``request_id``; or None, with a slot reserved to start one."""
         with self._changed:
             while not self._closed:
                 while self._idle:
                     container = self._idle.pop()
                     if container.alive:
-                        container.busy = True
+                        container.busy, container.request_id = True, request_id
                         return container
                     self._forget(container)
                 if self._count < self._limit:
@@ -318,19 +338,20 @@ class Containers:
                 self._changed.wait()
         raise ContainersClosed
 
-    def _start(self) -> Container:
+    def _start(self, request_id: str) -> Container:
         with self._changed:
             if self._root is None:
                 self._root = Path(tempfile.mkdtemp(prefix="backdrop-lambda-"))
             tmpdir = self._root / f"container-{next(self._numbers)}"
         container = Container(self._code, self._environment, tmpdir)
         with self._changed:
+            container.request_id = request_id
             self._all[container.pid] = container
         return container
 
     def _give_back(self, container: Container) -> None:
         with self._changed:
-            container.busy = False
+            container.busy, container.request_id = False, None
             if container.alive and not self._closed:
                 self._idle.append(container)
                 self._changed.notify()

@@ -41,6 +41,9 @@ class ContainerInfo:
     invocations: int  # given to this container so far, the one in flight included
     tmpdir: Path  # its TMPDIR: what tempfile.gettempdir() is inside it
     init_seconds: float | None  # its cold start: process start to handler imported (None: starting)
+    # The aws_request_id of the invocation it runs now, from the start of a cold start's init for
+    # the invocation that waits on it; None when idle. Which invocation a kill cut short.
+    request_id: str | None
 
 
 class Function(Protocol):
@@ -52,7 +55,7 @@ class Function(Protocol):
 
     def kill(self, pid: int) -> bool: ...
 
-    def kill_one_busy(self) -> int | None: ...
+    def kill_one_busy(self) -> ContainerInfo | None: ...
 
     def close(self) -> None: ...
 
@@ -81,7 +84,7 @@ class InProcess:
     def kill(self, pid: int) -> bool:
         return False
 
-    def kill_one_busy(self) -> int | None:
+    def kill_one_busy(self) -> ContainerInfo | None:
         return None
 
     def close(self) -> None:

@@ -112,7 +112,8 @@ class EventSourceMapping:
         self._function.close()
 
     def containers(self) -> list[ContainerInfo]:
-        """The live containers: pid, busy, invocations, TMPDIR, cold start (none in process)."""
+        """The live containers: pid, busy, invocations, TMPDIR, cold start, the request id in
+        flight (none in process)."""
         return self._function.containers()
 
     def kill(self, pid: int) -> bool:
@@ -120,8 +121,9 @@ class EventSourceMapping:
         in flight is not deleted and comes back after the visibility timeout."""
         return self._function.kill(pid)
 
-    def kill_one_busy(self) -> int | None:
-        """SIGKILL a container mid-call; its pid, or None when no invocation is in flight."""
+    def kill_one_busy(self) -> ContainerInfo | None:
+        """SIGKILL a container mid-call: what it was, the request id of the invocation cut short
+        included; None when no invocation is in flight."""
         return self._function.kill_one_busy()
 
     @property

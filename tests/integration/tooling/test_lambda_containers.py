@@ -99,9 +99,11 @@ def test_a_warm_container_is_reused_and_keeps_its_module_state(queues, probe_out
     assert first["pid"] == second["pid"]
     assert (first["invocations"], second["invocations"]) == (1, 2)
     assert 0 < second["remaining_ms"] <= 30_000  # the deadline holds inside the container
+    assert first["request_id"] != second["request_id"]
     assert mapping.stats.cold_starts == 1
-    ((pid, busy, invocations),) = [(c.pid, c.busy, c.invocations) for c in mapping.containers()]
-    assert (pid, busy, invocations) == (first["pid"], False, 2)
+    ((container),) = mapping.containers()
+    assert (container.pid, container.busy, container.invocations) == (first["pid"], False, 2)
+    assert container.request_id is None  # idle
 
 
 def test_the_container_gets_the_function_environment_and_nothing_of_the_parents(
@@ -124,12 +126,16 @@ def test_a_container_killed_mid_call_leaves_its_batch_for_a_new_container(queues
     stopped.append(mapping)
     assert wait(lambda: len(seen(probe_out, "block-once")) == 1)  # it is in the call now
     killed = mapping.kill_one_busy()
-    assert killed == seen(probe_out, "block-once")[0]["pid"]
+    assert killed is not None
+    (blocked,) = seen(probe_out, "block-once")
+    # The invocation cut short is the one whose handler was blocked: its context's request id.
+    assert (killed.pid, killed.busy, killed.request_id) == (blocked["pid"], True, blocked["request_id"])
     assert wait(lambda: depth(sqs, url) == 0)  # received again, after the visibility timeout
     first, second = seen(probe_out, "block-once")
     assert (first["receive_count"], second["receive_count"]) == (1, 2)
-    assert second["pid"] != killed
-    assert not is_our_child(killed)
+    assert second["request_id"] != killed.request_id  # the retry is an invocation of its own
+    assert second["pid"] != killed.pid
+    assert not is_our_child(killed.pid)
     assert mapping.stats.kills == 1
     assert mapping.stats.cold_starts == 2
     assert mapping.stats.deleted == 1  # by the second invocation only

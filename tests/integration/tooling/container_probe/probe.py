@@ -1,9 +1,10 @@
 """A small Lambda handler for the local containers' tests: the CodeUri a container imports.
 
 Each record it gets is written to ``$PROBE_OUT/<n>.json``, with what the container is (pid,
-TMPDIR, its module state, its view of the deadline and of the environment); the body says what
-else to do: ``hold:N`` waits until N ``hold`` records were seen by any container, ``block-once``
-blocks the first time, ``sleep`` blocks, ``print:TEXT`` prints TEXT, ``crash`` raises.
+TMPDIR, its module state, its request id, its view of the deadline and of the environment);
+the body says what else to do: ``hold:N`` waits until N ``hold`` records were seen by any
+container, ``block-once`` blocks the first time, ``sleep`` blocks, ``print:TEXT`` prints TEXT,
+``crash`` raises.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
                 "pid": os.getpid(),
                 "invocations": INVOCATIONS,
                 "tmpdir": tempfile.gettempdir(),
+                "request_id": context.aws_request_id,
                 "TMPDIR": os.environ.get("TMPDIR"),
                 "parent_only": os.environ.get("PROBE_PARENT_ONLY"),
                 "remaining_ms": context.get_remaining_time_in_millis(),
