@@ -7,6 +7,11 @@ the function's code directory (``container_runtime.py`` runs inside it), so it h
 start, its own module state, and its own ``/tmp``: a fresh directory, given as ``TMPDIR``. Its
 environment is the function's variables, passed explicitly, and nothing of this process's.
 
+That ``/tmp`` is a plain directory on this machine's disk unless ``tmp_bytes`` is given: then,
+as Lambda's ephemeral storage is, it is a filesystem of that size of its own, a tmpfs mounted at
+its ``TMPDIR`` in a user and mount namespace of the container's (``unshare``, no privileges
+needed). Only the container sees what it writes there: from outside, its ``TMPDIR`` looks empty.
+
 A container that runs past the function's timeout is killed (SIGKILL, as Lambda stops it); so is
 one that ``kill`` names, which is how a test or the soak has a container die mid-call. The batch
 of a killed container is not deleted, and the next invocation starts a new container. When the
@@ -53,6 +58,41 @@ INIT_SECONDS = 10.0
 EXIT_GRACE_SECONDS = 5.0
 _SOURCE = str(Path(container_runtime.__file__).resolve().parents[2])  # what holds `backdrop`
 
+# How a container's start ends when its tmpfs could not be mounted: its runtime never ran.
+TMPFS_FAILED = 97
+# Run by `sh` in the container's own user and mount namespaces, before its runtime. The mount
+# is seen by nothing outside them. `exec` then turns the shell into the runtime (as `unshare`
+# without --fork turned itself into the shell), so the process the mapping started, its pid, its
+# session and the socket it was handed, are the runtime's. A failed mount ends the start there:
+# a runtime that went on would write to the disk below, without a limit.
+_MOUNT_TMPFS = f'mount -t tmpfs -o "size=$1" tmpfs "$TMPDIR" || exit {TMPFS_FAILED}; shift; exec "$@"'
+
+
+class TmpfsUnavailable(RuntimeError):
+    """A size-limited /tmp was asked for and this machine cannot give one."""
+
+
+@dataclass(frozen=True)
+class Tmpfs:
+    """A container's ``/tmp`` as Lambda's ephemeral storage: a filesystem of ``size`` bytes."""
+
+    size: int
+    unshare: str  # the path of util-linux's `unshare`
+
+    @classmethod
+    def of(cls, size: int) -> Tmpfs:
+        if size <= 0:  # tmpfs takes size=0 for "no limit", the opposite of what was asked
+            raise ValueError(f"a container's /tmp needs a positive size in bytes, not {size}")
+        unshare = shutil.which("unshare")
+        if unshare is None:
+            raise TmpfsUnavailable("a size-limited /tmp per container needs `unshare` (util-linux) on PATH")
+        return cls(size, unshare)
+
+    def wrap(self, argv: list[str]) -> list[str]:
+        """``argv``, run with a tmpfs of ``size`` bytes (rounded up to whole pages) at its TMPDIR."""
+        namespaces = [self.unshare, "--user", "--map-root-user", "--mount", "--"]
+        return [*namespaces, "sh", "-c", _MOUNT_TMPFS, "sh", str(self.size), *argv]
+
 
 @dataclass(frozen=True)
 class FunctionCode:
@@ -91,6 +131,8 @@ class Container:
         code: FunctionCode,
         environment: Mapping[str, str],
         tmpdir: Path,
+        *,
+        tmpfs: Tmpfs | None = None,
     ) -> None:
         tmpdir.mkdir(parents=True)
         self.tmpdir = tmpdir
@@ -101,6 +143,7 @@ class Container:
         self.invocations = 0
         self.init_seconds: float | None = None
         self._code = code
+        self._tmpfs = tmpfs
         self._lock = threading.Lock()
         self._stopped_by: str | None = None  # TIMEOUT or KILLED, once the mapping killed it
         self._ended = False
@@ -110,7 +153,7 @@ class Container:
         argv = [sys.executable, "-c", BOOT, _SOURCE, str(theirs.fileno()), code.config()]
         try:
             self._process = subprocess.Popen(  # noqa: S603 (this interpreter, our own runtime)
-                argv,
+                tmpfs.wrap(argv) if tmpfs is not None else argv,
                 env={**environment, **base_environment(tmpdir)},
                 cwd=code.code_uri,
                 stdin=subprocess.DEVNULL,
@@ -215,6 +258,11 @@ class Container:
             return Outcome(stopped=self._stopped_by)
         if code < 0:
             return Outcome(stopped=KILLED)  # a signal from outside: the OOM killer, the soak
+        if code == TMPFS_FAILED and self._tmpfs is not None:
+            return Outcome(
+                error=f"Runtime.ExitError: the container's /tmp, a tmpfs of {self._tmpfs.size} bytes at "
+                f"{self.tmpdir}, could not be mounted (why is on its stderr), so its runtime never started"
+            )
         return Outcome(error=f"Runtime.ExitError: the runtime exited with status {code} mid-call")
 
 
@@ -228,7 +276,13 @@ class ContainersClosed(Exception):
 
 
 class Containers:
-    """The containers of one function, at most ``limit`` of them, started on demand."""
+    """The containers of one function, at most ``limit`` of them, started on demand.
+
+    ``tmp_bytes`` gives each its own ``/tmp`` of that size, as Lambda's ephemeral storage
+    (512 MB unless configured): a tmpfs, so what is written there also takes this machine's
+    memory. Without it, a container's ``/tmp`` is a directory on disk with no limit of its own.
+    ``TmpfsUnavailable`` here when this machine has no ``unshare``.
+    """
 
     def __init__(
         self,
@@ -237,8 +291,10 @@ class Containers:
         *,
         limit: int,
         init_seconds: float = INIT_SECONDS,
+        tmp_bytes: int | None = None,
     ) -> None:
         self._code = code
+        self._tmpfs = Tmpfs.of(tmp_bytes) if tmp_bytes is not None else None
         self._environment = dict(environment)
         self._limit = limit
         self._init_seconds = init_seconds
@@ -343,7 +399,7 @@ class Containers:
             if self._root is None:
                 self._root = Path(tempfile.mkdtemp(prefix="backdrop-lambda-"))
             tmpdir = self._root / f"container-{next(self._numbers)}"
-        container = Container(self._code, self._environment, tmpdir)
+        container = Container(self._code, self._environment, tmpdir, tmpfs=self._tmpfs)
         with self._changed:
             container.request_id = request_id
             self._all[container.pid] = container

@@ -45,6 +45,7 @@ def sandbox(
     emulator_port: int = 0,
     moto_endpoint: str | None = None,
     containers: bool = True,
+    container_tmp_bytes: int | None = None,
     aws_faults: Sequence[FaultRule] | None = None,
     aws_faults_seed: int | None = None,
 ) -> Iterator[Sandbox]:
@@ -56,6 +57,12 @@ def sandbox(
     The function runs in containers, processes of their own started on first use (see
     ``containers.py``), with the function's environment. ``containers=False`` runs it in this
     process instead, with that environment set on this process while the sandbox runs.
+
+    ``container_tmp_bytes`` gives each container a ``/tmp`` of that many bytes, as Lambda's
+    ephemeral storage (512 MB unless the function configures more): a tmpfs of its own, mounted
+    at its ``TMPDIR`` through ``unshare``, which a write past that size fails with ENOSPC. Left
+    ``None``, a container's ``/tmp`` is a directory on this machine's disk with no limit of its
+    own. It needs ``containers=True``; a machine without ``unshare`` fails the sandbox's start.
 
     ``aws_faults`` puts an ``AwsFaultProxy`` with those rules between the function and moto
     (``box.aws_faults``; its rules can be changed while it runs). The sandbox's own clients, and
@@ -72,7 +79,7 @@ def sandbox(
         variables = {**stack.function_environment(emulator.url), **(function_environment or {})}
         if proxy is not None:
             variables["AWS_ENDPOINT_URL"] = proxy.start().endpoint
-        with _function(spec, variables, containers=containers) as function:
+        with _function(spec, variables, containers=containers, tmp_bytes=container_tmp_bytes) as function:
             mapping = EventSourceMapping(
                 stack.client("sqs"),
                 stack.work_queue_url,
@@ -92,11 +99,15 @@ def sandbox(
 
 @contextmanager
 def _function(
-    spec: StackSpec, variables: dict[str, str], *, containers: bool
+    spec: StackSpec, variables: dict[str, str], *, containers: bool, tmp_bytes: int | None = None
 ) -> Iterator[Function | Handler]:
     """The function's containers (the mapping ends them when it stops), or its handler in this process."""
     if containers:
-        yield Containers(FunctionCode.of(spec), variables, limit=spec.maximum_concurrency)
+        yield Containers(
+            FunctionCode.of(spec), variables, limit=spec.maximum_concurrency, tmp_bytes=tmp_bytes
+        )
         return
+    if tmp_bytes is not None:  # this process's /tmp is the machine's: it cannot be given a size
+        raise ValueError("container_tmp_bytes needs containers=True")
     with environment(variables):  # the handler reads its configuration from the process
         yield load_handler(spec)

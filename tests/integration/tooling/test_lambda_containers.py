@@ -8,21 +8,26 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from backdrop.console import function_output_to
-from backdrop.local.containers import Containers, FunctionCode
+from backdrop.local.containers import Containers, FunctionCode, TmpfsUnavailable
+from backdrop.local.invocation import KILLED, ContainerInfo, Outcome
 from backdrop.local.poller import EventSourceMapping
 from backdrop.local.sandbox import sandbox
 from tests.integration.conftest import photo
 from tests.integration.tooling.test_local_stack import depth, outputs, wait
 
 PROBE = FunctionCode(Path(__file__).parent / "container_probe", "probe.handler")
+MIB = 1024 * 1024
 
 
 @pytest.fixture
@@ -51,6 +56,23 @@ def seen(out: Path, body: str) -> list[dict]:
     prefix = body.partition(":")[0]
     records = [json.loads(path.read_text()) for path in out.glob(f"{prefix}-*.json")]
     return sorted((r for r in records if r["body"] == body), key=lambda r: (r["receive_count"], r["pid"]))
+
+
+def event(*bodies: str) -> dict[str, Any]:
+    """An SQS event with just what the probe reads, for invoking containers without a queue."""
+    return {"Records": [{"body": body, "attributes": {"ApproximateReceiveCount": "1"}} for body in bodies]}
+
+
+def tmpfs_size(container: ContainerInfo) -> int | None:
+    """The size of the tmpfs at the container's TMPDIR, as its own mount namespace has it (what
+    this process sees there is the directory below it); None if none is mounted there."""
+    for line in Path(f"/proc/{container.pid}/mountinfo").read_text().splitlines():
+        mount, _, filesystem = line.partition(" - ")
+        kind, _, options = filesystem.split(" ")[:3]
+        if mount.split(" ")[4] == str(container.tmpdir) and kind == "tmpfs":
+            (size,) = [option for option in options.split(",") if option.startswith("size=")]
+            return int(size.removeprefix("size=").removesuffix("k")) * 1024
+    return None
 
 
 def is_our_child(pid: int) -> bool:
@@ -85,6 +107,8 @@ def test_concurrent_invocations_run_in_different_processes_each_with_its_own_tmp
     for record in (first, second):
         assert record["tmpdir"] == record["TMPDIR"]  # tempfile.gettempdir() follows TMPDIR
         assert record["tmpdir"] != tempfile.gettempdir()
+        # No tmp_bytes: the disk this process's temp dirs are on, with no limit of its own.
+        assert record["tmp_total"] == shutil.disk_usage(tempfile.gettempdir()).total
     assert mapping.stats.cold_starts == 2
 
 
@@ -140,6 +164,85 @@ def test_a_container_killed_mid_call_leaves_its_batch_for_a_new_container(queues
     assert mapping.stats.cold_starts == 2
     assert mapping.stats.deleted == 1  # by the second invocation only
     assert mapping.kill_one_busy() is None
+
+
+def test_a_container_given_tmp_bytes_has_a_tmp_of_that_size_and_cannot_write_past_it(probe_out: Path):
+    function = Containers(PROBE, {"PROBE_OUT": str(probe_out)}, limit=1, tmp_bytes=16 * MIB)
+    try:
+        outcome = function.invoke(event("fill"), timeout=30)
+        (container,) = function.containers()
+        outside = list(container.tmpdir.iterdir())
+        inside = Path(f"/proc/{container.pid}/root") / container.tmpdir.relative_to("/") / "fill"
+        filled_inside = inside.stat().st_size
+        mounted = tmpfs_size(container)
+    finally:
+        function.close()
+    assert outcome.succeeded, outcome
+    (record,) = seen(probe_out, "fill")
+    (filled,) = [json.loads(path.read_text()) for path in probe_out.glob("filled-*.json")]
+    assert record["pid"] == container.pid  # the process started is the runtime, not a wrapper
+    assert record["tmpdir"] == str(container.tmpdir)
+    assert record["tmp_total"] == mounted == 16 * MIB
+    assert filled["error"] == "ENOSPC"
+    assert 15 * MIB < filled["written"] <= 16 * MIB
+    # What it wrote is in its own mount: from here its TMPDIR is the empty directory beneath.
+    assert filled_inside == filled["written"]
+    assert outside == []
+    assert not is_our_child(container.pid)
+    assert not container.tmpdir.exists()
+
+
+def test_a_container_with_a_tmpfs_is_killed_whole_mid_call(probe_out: Path):
+    function = Containers(PROBE, {"PROBE_OUT": str(probe_out)}, limit=1, tmp_bytes=16 * MIB)
+    outcomes: list[Outcome] = []
+    call = threading.Thread(target=lambda: outcomes.append(function.invoke(event("sleep"), timeout=60)))
+    call.start()
+    try:
+        assert wait(lambda: len(seen(probe_out, "sleep")) == 1)
+        killed = function.kill_one_busy()
+        call.join(timeout=10)
+    finally:
+        function.close()
+    (record,) = seen(probe_out, "sleep")
+    assert killed is not None
+    assert (killed.pid, killed.request_id) == (record["pid"], record["request_id"])
+    assert outcomes == [Outcome(stopped=KILLED, cold_start=True)]
+    assert not is_our_child(killed.pid)
+    assert not killed.tmpdir.exists()
+
+
+def test_a_tmpfs_that_cannot_be_mounted_fails_the_containers_start(
+    probe_out: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    refusing = tmp_path / "bin"
+    refusing.mkdir()
+    (refusing / "mount").write_text("#!/bin/sh\necho 'mount: refused by the test' >&2\nexit 32\n")
+    (refusing / "mount").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{refusing}{os.pathsep}{os.environ['PATH']}")  # the containers' PATH
+    function = Containers(PROBE, {"PROBE_OUT": str(probe_out)}, limit=1, tmp_bytes=16 * MIB)
+    try:
+        outcome = function.invoke(event("env"), timeout=10)
+        containers = function.containers()
+    finally:
+        function.close()
+    assert outcome.cold_start
+    assert outcome.error is not None
+    assert "/tmp, a tmpfs of 16777216 bytes" in outcome.error
+    assert "could not be mounted" in outcome.error
+    assert seen(probe_out, "env") == []  # the handler never ran, on an unlimited /tmp or any other
+    assert containers == []
+
+
+def test_a_size_limited_tmp_is_refused_up_front_without_unshare_or_a_positive_size(
+    probe_out: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    environment = {"PROBE_OUT": str(probe_out)}
+    with pytest.raises(ValueError, match="positive size"):
+        Containers(PROBE, environment, limit=1, tmp_bytes=0)  # tmpfs would take 0 for no limit
+    monkeypatch.setenv("PATH", str(tmp_path))  # nothing there, unshare least of all
+    with pytest.raises(TmpfsUnavailable, match="unshare"):
+        Containers(PROBE, environment, limit=1, tmp_bytes=16 * MIB)
+    Containers(PROBE, environment, limit=1).close()  # without tmp_bytes, unshare is not needed
 
 
 def test_an_invocation_past_its_timeout_is_killed_and_deletes_nothing(queues, probe_out: Path, stopped):
@@ -224,10 +327,13 @@ def test_the_handlers_stdout_lands_in_the_parents_fd_1(queues, probe_out: Path, 
     assert line in log.read_text().splitlines()
 
 
-def test_the_sandbox_runs_the_real_handler_in_containers(aws: str, tmp_path: Path):
+@pytest.mark.parametrize("tmp_bytes", [None, 512 * MIB])
+def test_the_sandbox_runs_the_real_handler_in_containers(aws: str, tmp_path: Path, tmp_bytes: int | None):
     with (
         function_output_to(tmp_path / "function.log"),
-        sandbox(parameters={"PairSettleSeconds": "0"}, moto_endpoint=aws) as box,
+        sandbox(
+            parameters={"PairSettleSeconds": "0"}, moto_endpoint=aws, container_tmp_bytes=tmp_bytes
+        ) as box,
     ):
         s3 = box.stack.client("s3")
         s3.put_object(Bucket=box.stack.input_bucket, Key="c.png.json", Body=b'{"prompt": "p"}')
@@ -239,6 +345,7 @@ def test_the_sandbox_runs_the_real_handler_in_containers(aws: str, tmp_path: Pat
         assert os.getpid() not in {c.pid for c in containers}
         assert box.mapping.stats.cold_starts == len(containers)
         assert box.mapping.stats.invocation_errors == 0
+        assert [tmpfs_size(c) for c in containers] == [tmp_bytes] * len(containers)
     for container in containers:
         assert not is_our_child(container.pid)
         assert not container.tmpdir.exists()

@@ -1,16 +1,19 @@
 """A small Lambda handler for the local containers' tests: the CodeUri a container imports.
 
 Each record it gets is written to ``$PROBE_OUT/<n>.json``, with what the container is (pid,
-TMPDIR, its module state, its request id, its view of the deadline and of the environment);
-the body says what else to do: ``hold:N`` waits until N ``hold`` records were seen by any
-container, ``block-once`` blocks the first time, ``sleep`` blocks, ``print:TEXT`` prints TEXT,
-``crash`` raises.
+TMPDIR and its size, its module state, its request id, its view of the deadline and of the
+environment); the body says what else to do: ``hold:N`` waits until N ``hold`` records were seen
+by any container, ``block-once`` blocks the first time, ``sleep`` blocks, ``print:TEXT`` prints
+TEXT, ``crash`` raises, ``fill`` writes to its /tmp until that is full (or FILL_AT_MOST bytes are
+written) and records how far it got as body ``filled``.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 import tempfile
 import time
 import uuid
@@ -19,6 +22,7 @@ from typing import Any
 
 OUT = Path(os.environ["PROBE_OUT"])
 INVOCATIONS = 0  # module state: kept while the container stays warm
+FILL_AT_MOST = 64 * 1024 * 1024  # past any limit a test sets, short of filling the machine's disk
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -32,6 +36,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
                 "pid": os.getpid(),
                 "invocations": INVOCATIONS,
                 "tmpdir": tempfile.gettempdir(),
+                "tmp_total": shutil.disk_usage(tempfile.gettempdir()).total,
                 "request_id": context.aws_request_id,
                 "TMPDIR": os.environ.get("TMPDIR"),
                 "parent_only": os.environ.get("PROBE_PARENT_ONLY"),
@@ -59,6 +64,21 @@ def _act(body: str) -> None:
         print(argument)
     elif command == "crash":
         raise RuntimeError("the probe crashed")
+    elif command == "fill":
+        _fill()
+
+
+def _fill() -> None:
+    chunk, written, error = b"\0" * (1024 * 1024), 0, None
+    fd = os.open(Path(tempfile.gettempdir()) / "fill", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    try:
+        while written < FILL_AT_MOST:
+            written += os.write(fd, chunk)  # a short write when the space left is less than a chunk
+    except OSError as failed:
+        error = errno.errorcode.get(failed.errno or 0, str(failed))
+    finally:
+        os.close(fd)
+    _write({"body": "filled", "written": written, "error": error, "pid": os.getpid()})
 
 
 def _write(record: dict[str, Any]) -> None:
