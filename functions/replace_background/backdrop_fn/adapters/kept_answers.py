@@ -77,20 +77,20 @@ class DiskKeptAnswers:
     def keep(self, pair_id: str, answer: ApiImage, metadata: dict[str, str]) -> KeptAnswer:
         """Read the answer to its end: onto disk where it fits, else into memory (``durable`` False).
 
-        Every byte read is also held in memory until the disk copy is whole: a disk that fills or
-        fails mid-answer must not lose what was paid for. The API adapter bounds an answer by
+        A disk that fills or fails mid-answer loses none of it: what reached the disk is read back,
+        and the rest is read into memory. The API adapter bounds an answer by
         ``MAX_ANSWER_BYTES``, far below the function's memory.
         """
         body_path, about_path = self._paths(pair_id)
         partial = self._directory / f"{pair_id}.{os.getpid()}.{uuid.uuid4().hex}.partial"
         about = {"image_type": dataclasses.asdict(answer.image_type), "metadata": metadata}
-        chunks: list[bytes] = []
         disk = _DiskCopy(partial, self._directory, self._room)
         try:
+            rest: list[bytes] = []
             with disk:  # an error reading the answer itself is not the disk's: it is raised
                 while chunk := answer.body.read(_COPY_CHUNK):
-                    chunks.append(chunk)
-                    disk.write(chunk)
+                    if rest or not disk.write(chunk):
+                        rest.append(chunk)
             if disk.whole:
                 try:
                     about_path.write_text(json.dumps(about), encoding="utf-8")
@@ -98,13 +98,14 @@ class DiskKeptAnswers:
                     return _kept(body_path, about)
                 except OSError as error:
                     disk.failed(error)
+            body = disk.read_back() + b"".join(rest)
         finally:
             with contextlib.suppress(OSError):  # what remains of an answer that broke off
                 partial.unlink(missing_ok=True)
         logger.warning(
             "the answer is held in memory only", extra={"pair_id": pair_id, "why": disk.why_not_kept}
         )
-        return _held_in_memory(b"".join(chunks), about)
+        return _held_in_memory(body, about)
 
     def find(self, pair_id: str) -> KeptAnswer | None:
         body_path, about_path = self._paths(pair_id)
@@ -152,7 +153,9 @@ class DiskKeptAnswers:
 
 
 class _DiskCopy:
-    """The disk half of keeping an answer: written while it fits, given up at the first trouble."""
+    """The disk half of keeping an answer: written while it fits, given up at the first trouble.
+
+    Unbuffered, so that every byte counted as written is on disk to be read back."""
 
     def __init__(self, partial: Path, directory: Path, room: Callable[[], int]) -> None:
         self._partial = partial
@@ -171,25 +174,42 @@ class _DiskCopy:
         try:
             self._directory.mkdir(parents=True, exist_ok=True)
             self._room = self._room_of()
-            self._out = self._partial.open("wb")
+            self._out = self._partial.open("wb", buffering=0)
         except OSError as error:
             self.failed(error)
         return self
 
-    def write(self, chunk: bytes) -> None:
+    def write(self, chunk: bytes) -> bool:
+        """False, and nothing of ``chunk`` counted, once the disk is given up."""
         if self._out is None:
-            return
-        self._written += len(chunk)
-        if self._written > self._room:
+            return False
+        if self._written + len(chunk) > self._room:
             self._give_up(
                 f"the answer is over the {self._room / _MIB:.1f} MiB left for kept answers "
                 "(the keep's share of /tmp, or the disk's free space)"
             )
-            return
+            return False
         try:
-            self._out.write(chunk)
+            left = memoryview(chunk)
+            while left:
+                left = left[self._out.write(left) or 0 :]
         except OSError as error:
             self.failed(error)
+            return False
+        self._written += len(chunk)
+        return True
+
+    def read_back(self) -> bytes:
+        """What was written whole, read back from the disk that gave up."""
+        if not self._written:
+            return b""
+        try:
+            with self._partial.open("rb") as written:
+                return written.read(self._written)
+        except OSError as error:
+            raise OutputWriteFailed(
+                f"the API's answer could not be kept on local disk nor read back: {error.strerror or error}"
+            ) from None
 
     def failed(self, error: OSError) -> None:
         self._give_up(f"it could not be kept on local disk: {error.strerror or error}")
