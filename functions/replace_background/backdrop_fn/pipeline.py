@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -64,6 +65,7 @@ class Pipeline:
         ledger: PurchaseLedger,
         random_seed: Callable[[], int] = lambda: random.randint(SEED_MIN, SEED_MAX),
         budget: TimeBudget | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._output_bucket = settings.output_bucket
         self._budget = budget or TimeBudget()
@@ -79,6 +81,8 @@ class Pipeline:
             dead_letters=self._dead_letters,
             metrics=metrics,
             random_seed=random_seed,
+            budget=self._budget,
+            sleep=sleep,
         )
         self._claims = claims
         self._metrics = metrics

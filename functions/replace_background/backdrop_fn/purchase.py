@@ -25,6 +25,7 @@ from backdrop_fn.output import Output, output_metadata
 from backdrop_fn.pairing import Pair, PairFinder, sha256
 from backdrop_fn.ports import ApiImage, BackgroundApi, KeptAnswer, KeptAnswers, Metrics, PurchaseLedger
 from backdrop_fn.pricing import price_of
+from backdrop_fn.timing import Deadline, TimeBudget
 from backdrop_fn.vocabulary import Metric
 
 logger = logging.getLogger(__name__)
@@ -46,6 +47,8 @@ class Purchase:
         dead_letters: DeadLetters,
         metrics: Metrics,
         random_seed: Callable[[], int],
+        budget: TimeBudget,
+        sleep: Callable[[float], None],
     ) -> None:
         self._request = request
         self._output = output
@@ -56,6 +59,8 @@ class Purchase:
         self._dead_letters = dead_letters
         self._metrics = metrics
         self._random_seed = random_seed
+        self._budget = budget
+        self._sleep = sleep
 
     def run(self, pair: Pair, item: WorkItem, delivery: Delivery) -> Outcome:
         """Everything done under the claim. Returns the outcome to remember for duplicates."""
@@ -115,7 +120,7 @@ class Purchase:
             logger.info("storing the answer paid for by an earlier attempt", extra={"key": pair.image.key})
             self._metrics.add(Metric.KEPT_ANSWERS_REUSED, 1)
         try:
-            out_key, written = self._output.write(pair.image.key, answer)
+            out_key, written = self._store(pair.image.key, answer, delivery.deadline)
         except OutputWriteFailed as error:
             # Retried like any passing trouble; a kept answer makes the retry free.
             raise self._not_stored(error, answer, pair.image.key, purchase_id, paid) from None
@@ -128,6 +133,26 @@ class Purchase:
             "processed", extra={"key": pair.image.key, "output_key": out_key, "output_bytes": written}
         )
         return Outcome(status=Status.PROCESSED, image_key=pair.image.key, output_key=out_key)
+
+    def _store(self, key: str, answer: KeptAnswer, deadline: Deadline) -> tuple[str, int]:
+        """Write the paid answer, again after a wait while the call has time for it: the message's
+        own retry may reach a container that has no copy of the answer, and buy it again."""
+        wait = self._budget.first_write_retry_wait_seconds
+        while True:
+            try:
+                return self._output.write(key, answer)
+            except OutputWriteFailed as error:
+                if (
+                    not error.retryable
+                    or deadline.remaining() - wait < self._budget.write_retry_reserve_seconds
+                ):
+                    raise
+                logger.warning(
+                    "the paid answer's write failed: written again in this call",
+                    extra={"key": key, "error": error.message, "wait_seconds": wait},
+                )
+            self._sleep(wait)
+            wait = min(wait * 2, self._budget.max_write_retry_wait_seconds)
 
     def _not_stored(
         self, error: OutputWriteFailed, answer: KeptAnswer, key: str, purchase_id: str, paid: int

@@ -35,6 +35,13 @@ class TimeBudget:
     min_seconds_to_start: float = 30.0
     # Kept free after the API call for the output write or the DLQ record.
     write_reserve_seconds: float = 10.0
+    # A paid answer whose output write failed for passing trouble is written again in the same
+    # call, after a wait, while this much would be left afterwards (a write retried by boto3
+    # itself can take as long): the message's retry may reach a container without the answer,
+    # and buy it again. Waiting is far cheaper than a second purchase.
+    write_retry_reserve_seconds: float = 30.0
+    first_write_retry_wait_seconds: float = 2.0
+    max_write_retry_wait_seconds: float = 16.0
     # A retry of the API call is started only when at least this much is left for it.
     min_attempt_seconds: float = 15.0
     # A server-requested wait (Retry-After, reset time) longer than this is not waited for in the

@@ -16,6 +16,7 @@ from backdrop_fn.pipeline import Pipeline
 from backdrop_fn.timing import Deadline
 from tests.unit.function.fakes import (
     FakeApi,
+    FakeClock,
     FakeFailureSink,
     FakeStore,
     InMemoryClaims,
@@ -58,6 +59,7 @@ class World:
     kept: DiskKeptAnswers
     owners: InMemoryOwners = dataclasses.field(default_factory=InMemoryOwners)
     ledger: InMemoryLedger = dataclasses.field(default_factory=InMemoryLedger)
+    clock: FakeClock = dataclasses.field(default_factory=FakeClock)
     seed: int = 4242
 
     @property
@@ -73,6 +75,7 @@ class World:
             owners=self.owners,
             ledger=self.ledger,
             random_seed=lambda: self.seed,
+            sleep=self.clock.sleep,
         )
 
     def configure(self, **changes: Any) -> None:
@@ -93,7 +96,7 @@ class World:
         """``final=False``: a work-queue message with receives left (``message-1`` unless named)."""
         item = WorkItem(BUCKET, key, None, None, s3_record(key), replay_of=replay_of)
         delivery = Delivery(
-            Deadline(300),
+            Deadline(300, clock=self.clock),
             "req-1",
             attempt=attempt,
             max_attempts=attempt if final else attempt + 1,

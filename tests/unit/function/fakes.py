@@ -49,6 +49,7 @@ class FakeStore:
         self.outputs: dict[tuple[str, str], dict[str, Any]] = {}
         self.reads: list[tuple[str, int | None]] = []
         self.fail_writes_with: BackdropError | None = None
+        self.writes_to_fail: int | None = None  # with fail_writes_with: only this many more fail
         # Every version written to each output key, oldest first, as in a versioned bucket.
         self.output_versions: dict[tuple[str, str], list[dict[str, Any]]] = {}
 
@@ -104,7 +105,9 @@ class FakeStore:
     def write_output(
         self, bucket: str, key: str, body: BinaryIO, *, content_type: str, metadata: dict[str, str]
     ) -> int:
-        if self.fail_writes_with is not None:
+        if self.fail_writes_with is not None and self.writes_to_fail != 0:
+            if self.writes_to_fail is not None:
+                self.writes_to_fail -= 1
             raise self.fail_writes_with
         data = body.read()
         versions = self.output_versions.setdefault((bucket, key), [])
@@ -280,3 +283,18 @@ class RecordingMetrics:
 
     def total(self, name: str) -> float:
         return sum(value for metric, value, _ in self.values if metric == name)
+
+
+class FakeClock:
+    """A monotonic clock that only sleeping moves: waits cost a test no time."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds

@@ -26,7 +26,7 @@ from backdrop_fn.errors import (
 from backdrop_fn.events import WorkItem
 from backdrop_fn.images import JPEG, WEBP
 from backdrop_fn.outcome import Status
-from backdrop_fn.timing import Deadline
+from backdrop_fn.timing import Deadline, TimeBudget
 from tests.unit.function.conftest import BUCKET, OUTPUT_BUCKET, World, statuses
 from tests.unit.function.fakes import JPEG_BYTES, PNG_BYTES, WEBP_BYTES, noisy_png
 
@@ -427,6 +427,36 @@ def fail_the_first_write(world: World, *, message_id: str, reason: str = "SlowDo
     world.store.fail_writes_with = OutputWriteFailed(reason, retryable=True)
     with pytest.raises(OutputWriteFailed, match=f"paid for but could not be stored: {reason}"):
         world.event("a.jpg", attempt=1, final=False, message_id=message_id)
+
+
+def test_a_paid_answer_whose_write_fails_for_a_while_is_written_again_in_the_same_call(world: World):
+    world.upload("a.jpg", JPEG_BYTES)
+    world.upload("a.jpg.json", SIDECAR)
+    world.store.fail_writes_with = OutputWriteFailed("SlowDown", retryable=True)
+    world.store.writes_to_fail = 3
+    assert statuses(world.event("a.jpg", attempt=1, final=False, message_id="m1")) == [Status.PROCESSED]
+    assert world.clock.slept == [2.0, 4.0, 8.0]
+    assert world.api.calls == 1
+    assert world.output("a.png")["body"] == world.api.image
+
+
+def test_a_failing_output_write_is_given_up_with_time_left_for_the_message_s_retry(world: World):
+    world.upload("a.jpg", JPEG_BYTES)
+    world.upload("a.jpg.json", SIDECAR)
+    world.store.fail_writes_with = OutputWriteFailed("SlowDown", retryable=True)
+    with pytest.raises(OutputWriteFailed, match="paid for but could not be stored"):
+        world.event("a.jpg", attempt=1, final=False, message_id="m1")
+    assert world.clock.slept[:5] == [2.0, 4.0, 8.0, 16.0, 16.0]  # doubling, up to a cap
+    assert 300 - world.clock.now >= TimeBudget().write_retry_reserve_seconds
+    assert 300 - world.clock.now < TimeBudget().write_retry_reserve_seconds + 16.0
+
+
+def test_a_write_the_bucket_refuses_is_not_tried_again_in_the_call(world: World):
+    world.upload("a.jpg", JPEG_BYTES)
+    world.upload("a.jpg.json", SIDECAR)
+    world.store.fail_writes_with = OutputWriteFailed("AccessDenied", retryable=False)
+    assert statuses(world.event("a.jpg", attempt=1, final=False, message_id="m1")) == [Status.FAILED]
+    assert world.clock.slept == []
 
 
 def test_a_failed_output_write_is_retried_from_the_kept_answer_without_paying_again(
