@@ -140,6 +140,7 @@ class Container:
         # The aws_request_id of the invocation it runs (a cold start's from its init); set and
         # cleared by `Containers` under its lock, with `busy`.
         self.request_id: str | None = None
+        self.event: dict[str, Any] | None = None  # the event of that invocation
         self.invocations = 0
         self.init_seconds: float | None = None
         self._code = code
@@ -170,7 +171,7 @@ class Container:
 
     def info(self) -> ContainerInfo:
         return ContainerInfo(
-            self.pid, self.busy, self.invocations, self.tmpdir, self.init_seconds, self.request_id
+            self.pid, self.busy, self.invocations, self.tmpdir, self.init_seconds, self.request_id, self.event
         )
 
     @property
@@ -312,12 +313,12 @@ class Containers:
         # Made before a container is taken: a cold start's init belongs to the invocation too.
         request_id = str(uuid.uuid4())
         try:
-            container = self._take(request_id)
+            container = self._take(request_id, event)
         except ContainersClosed:
             return Outcome(error="the function's containers were shut down")
         if container is None:
             try:
-                container = self._start(request_id)
+                container = self._start(request_id, event)
             except OSError as error:
                 self._release_slot()
                 return Outcome(error=f"the container could not be started: {error}", cold_start=True)
@@ -378,14 +379,14 @@ class Containers:
         finally:
             self._give_back(container)
 
-    def _take(self, request_id: str) -> Container | None:
-        """An idle container, marked busy with ``request_id``; or None, with a slot reserved to start one."""
+    def _take(self, request_id: str, event: dict[str, Any]) -> Container | None:
+        """An idle container, marked busy with the invocation; or None, with a slot reserved to start one."""
         with self._changed:
             while not self._closed:
                 while self._idle:
                     container = self._idle.pop()
                     if container.alive:
-                        container.busy, container.request_id = True, request_id
+                        container.busy, container.request_id, container.event = True, request_id, event
                         return container
                     self._forget(container)
                 if self._count < self._limit:
@@ -394,20 +395,20 @@ class Containers:
                 self._changed.wait()
         raise ContainersClosed
 
-    def _start(self, request_id: str) -> Container:
+    def _start(self, request_id: str, event: dict[str, Any]) -> Container:
         with self._changed:
             if self._root is None:
                 self._root = Path(tempfile.mkdtemp(prefix="backdrop-lambda-"))
             tmpdir = self._root / f"container-{next(self._numbers)}"
         container = Container(self._code, self._environment, tmpdir, tmpfs=self._tmpfs)
         with self._changed:
-            container.request_id = request_id
+            container.request_id, container.event = request_id, event
             self._all[container.pid] = container
         return container
 
     def _give_back(self, container: Container) -> None:
         with self._changed:
-            container.busy, container.request_id = False, None
+            container.busy, container.request_id, container.event = False, None, None
             if container.alive and not self._closed:
                 self._idle.append(container)
                 self._changed.notify()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -44,6 +44,7 @@ class ContainerInfo:
     # The aws_request_id of the invocation it runs now, from the start of a cold start's init for
     # the invocation that waits on it; None when idle. Which invocation a kill cut short.
     request_id: str | None
+    event: dict[str, Any] | None = field(default=None, repr=False)  # that invocation's event
 
 
 class Function(Protocol):

@@ -154,6 +154,8 @@ def test_a_container_killed_mid_call_leaves_its_batch_for_a_new_container(queues
     (blocked,) = seen(probe_out, "block-once")
     # The invocation cut short is the one whose handler was blocked: its context's request id.
     assert (killed.pid, killed.busy, killed.request_id) == (blocked["pid"], True, blocked["request_id"])
+    assert killed.event is not None
+    assert [record["body"] for record in killed.event["Records"]] == ["block-once"]  # the batch it ran
     assert wait(lambda: depth(sqs, url) == 0)  # received again, after the visibility timeout
     first, second = seen(probe_out, "block-once")
     assert (first["receive_count"], second["receive_count"]) == (1, 2)
