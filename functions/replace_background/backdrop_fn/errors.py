@@ -78,6 +78,11 @@ class OutputWriteFailed(BackdropError):
     retryable = True
 
 
+class KeptAnswerGone(OutputWriteFailed):
+    """The kept answer vanished before it was written: only a new receive (and purchase) can help,
+    so it is not written again in the same call."""
+
+
 class InternalError(BackdropError):
     """A bug or an unexpected answer: retrying the same input would fail the same way."""
 

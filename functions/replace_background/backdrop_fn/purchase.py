@@ -17,7 +17,7 @@ from typing import Any
 from backdrop_fn.api_request import ApiRequest
 from backdrop_fn.dead_lettering import DeadLetters
 from backdrop_fn.delivery import Delivery
-from backdrop_fn.errors import BackdropError, InternalError, OutputWriteFailed, ServerError
+from backdrop_fn.errors import BackdropError, InternalError, KeptAnswerGone, OutputWriteFailed, ServerError
 from backdrop_fn.events import WorkItem
 from backdrop_fn.failures import FailureCost, FailureRecord
 from backdrop_fn.outcome import Outcome, Status
@@ -144,6 +144,7 @@ class Purchase:
             except OutputWriteFailed as error:
                 if (
                     not error.retryable
+                    or isinstance(error, KeptAnswerGone)
                     or deadline.remaining() - wait < self._budget.write_retry_reserve_seconds
                 ):
                     raise
@@ -166,8 +167,14 @@ class Purchase:
             # Held in memory only, it ends with this invocation: a loss, and the retry's purchase.
             self._metrics.add(Metric.PAID_ANSWERS_LOST, 1)
             self._ledger.count_lost(purchase_id, paid)
-            logger.warning("paid answer lost: no room on disk, and its write failed", extra={"key": key})
-            where = "the local disk had no room to keep it, so the retry buys it once more"
+            logger.warning(
+                "paid answer lost: it could not be kept on local disk, and its write failed",
+                extra={"key": key},
+            )
+            where = (
+                "it could not be kept on local disk (no room, or the disk failed), "
+                "so the retry buys it once more"
+            )
         return OutputWriteFailed(
             f"the API's answer was paid for but could not be stored: {error.message}; {where}",
             retryable=error.retryable,

@@ -131,6 +131,26 @@ def test_a_disk_that_fails_mid_answer_loses_none_of_it(tmp_path: Path, monkeypat
     assert list(tmp_path.iterdir()) == []
 
 
+def test_an_answer_that_outgrows_the_room_after_some_chunks_is_held_whole(tmp_path: Path):
+    keep = DiskKeptAnswers(tmp_path, max_bytes=2 * 1024 * 1024 + 5)  # two read chunks fit, not three
+    body = bytes(range(251)) * 20_000  # about 4.8 MiB: five chunks
+    assert held_in_memory(keep.keep("pair-1", answer(body), METADATA)) == body
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_description_that_meets_a_full_disk_leaves_nothing_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    def disk_full(path: Path, *args, **kwargs):
+        path.write_bytes(b'{"image_ty')  # what a write cut short by ENOSPC leaves
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", disk_full)
+    keep = DiskKeptAnswers(tmp_path)
+    assert held_in_memory(keep.keep("pair-1", answer(b"png bytes"), METADATA)) == b"png bytes"
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_keep_whose_directory_cannot_be_made_holds_the_answer_in_memory(tmp_path: Path):
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("a file where the keep's directory should be")

@@ -451,6 +451,26 @@ def test_a_failing_output_write_is_given_up_with_time_left_for_the_message_s_ret
     assert 300 - world.clock.now < TimeBudget().write_retry_reserve_seconds + 16.0
 
 
+def test_a_kept_answer_gone_before_its_write_is_not_written_again_in_the_call(world: World, tmp_path: Path):
+    world.upload("a.jpg", JPEG_BYTES)
+    world.upload("a.jpg.json", SIDECAR)
+    fail_the_first_write(world, message_id="m1")
+    world.clock.slept.clear()
+    world.store.fail_writes_with = None
+    (kept_body,) = (tmp_path / "kept-answers").glob("*.body")
+    original_find = world.kept.find
+
+    def found_then_gone(pair_id: str):
+        found = original_find(pair_id)
+        kept_body.unlink()  # another thread of a local run stored it meanwhile
+        return found
+
+    world.kept.find = found_then_gone  # type: ignore[method-assign]
+    with pytest.raises(OutputWriteFailed, match="the kept answer could not be read"):
+        world.event("a.jpg", attempt=2, final=False, message_id="m1")
+    assert world.clock.slept == []
+
+
 def test_a_write_the_bucket_refuses_is_not_tried_again_in_the_call(world: World):
     world.upload("a.jpg", JPEG_BYTES)
     world.upload("a.jpg.json", SIDECAR)
@@ -546,7 +566,7 @@ def test_answers_waiting_for_a_broken_output_bucket_do_not_evict_each_other(worl
         messages[key] = failed.value.message
     assert "it is kept in this container" in messages["p1.jpg"]
     assert "it is kept in this container" in messages["p2.jpg"]
-    assert "no room to keep it" in messages["p3.jpg"]  # never said to be kept
+    assert "could not be kept on local disk (no room" in messages["p3.jpg"]  # never said to be kept
     assert world.metrics.total("PaidAnswersLost") == 1
     world.store.fail_writes_with = None  # the bucket is back; each message comes back once
     for number in (1, 2, 3):
@@ -584,7 +604,10 @@ def test_an_answer_held_in_memory_whose_write_fails_is_a_counted_loss_bought_onc
     world.upload("a.jpg.json", SIDECAR)
     world.kept = DiskKeptAnswers(tmp_path / "full-disk", reserve_bytes=10**18)
     world.store.fail_writes_with = OutputWriteFailed("SlowDown", retryable=True)
-    with pytest.raises(OutputWriteFailed, match="no room to keep it, so the retry buys it once more"):
+    with pytest.raises(
+        OutputWriteFailed,
+        match=r"kept on local disk \(no room, or the disk failed\), so the retry buys it once more",
+    ):
         world.event("a.jpg", attempt=1, final=False, message_id="m1")
     assert world.metrics.total("PaidAnswersLost") == 1
     world.store.fail_writes_with = None

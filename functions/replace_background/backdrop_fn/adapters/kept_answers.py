@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import io
 import json
 import logging
@@ -31,7 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from backdrop_fn.errors import OutputWriteFailed
+from backdrop_fn.errors import KeptAnswerGone, OutputWriteFailed
 from backdrop_fn.images import ImageType
 from backdrop_fn.ports import ApiImage, KeptAnswer
 
@@ -79,26 +80,32 @@ class DiskKeptAnswers:
 
         A disk that fills or fails mid-answer loses none of it: what reached the disk is read back,
         and the rest is read into memory. The API adapter bounds an answer by
-        ``MAX_ANSWER_BYTES``, far below the function's memory.
+        ``MAX_ANSWER_BYTES``: held, it takes twice that at most, far below the function's memory.
         """
         body_path, about_path = self._paths(pair_id)
         partial = self._directory / f"{pair_id}.{os.getpid()}.{uuid.uuid4().hex}.partial"
         about = {"image_type": dataclasses.asdict(answer.image_type), "metadata": metadata}
         disk = _DiskCopy(partial, self._directory, self._room)
         try:
-            rest: list[bytes] = []
+            held: bytearray | None = None
             with disk:  # an error reading the answer itself is not the disk's: it is raised
                 while chunk := answer.body.read(_COPY_CHUNK):
-                    if rest or not disk.write(chunk):
-                        rest.append(chunk)
-            if disk.whole:
+                    if held is None and not disk.write(chunk):
+                        held = bytearray(disk.read_back())
+                    if held is not None:
+                        held += chunk
+            if held is None:
                 try:
                     about_path.write_text(json.dumps(about), encoding="utf-8")
                     os.replace(partial, body_path)  # last: a body on disk is always a whole one
                     return _kept(body_path, about)
                 except OSError as error:
+                    with contextlib.suppress(OSError):
+                        about_path.unlink(missing_ok=True)
                     disk.failed(error)
-            body = disk.read_back() + b"".join(rest)
+                    held = bytearray(disk.read_back())
+            body = bytes(held)
+            del held
         finally:
             with contextlib.suppress(OSError):  # what remains of an answer that broke off
                 partial.unlink(missing_ok=True)
@@ -192,7 +199,10 @@ class _DiskCopy:
         try:
             left = memoryview(chunk)
             while left:
-                left = left[self._out.write(left) or 0 :]
+                written = self._out.write(left)
+                if not written:  # a raw write that takes nothing: the disk is full
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                left = left[written:]
         except OSError as error:
             self.failed(error)
             return False
@@ -205,11 +215,14 @@ class _DiskCopy:
             return b""
         try:
             with self._partial.open("rb") as written:
-                return written.read(self._written)
+                data = written.read(self._written)
         except OSError as error:
-            raise OutputWriteFailed(
-                f"the API's answer could not be kept on local disk nor read back: {error.strerror or error}"
-            ) from None
+            data, why = b"", error.strerror or str(error)
+        else:
+            why = f"{len(data)} of its {self._written} bytes came back"
+        if len(data) != self._written:
+            raise OutputWriteFailed(f"the API's answer could not be kept on local disk nor read back: {why}")
+        return data
 
     def failed(self, error: OSError) -> None:
         self._give_up(f"it could not be kept on local disk: {error.strerror or error}")
@@ -268,7 +281,7 @@ def _kept(body_path: Path, about: dict[str, Any]) -> KeptAnswer:
         try:
             return body_path.open("rb")
         except OSError as error:  # gone since it was found: the next attempt calls again
-            raise OutputWriteFailed(f"the kept answer could not be read: {error.strerror or error}") from None
+            raise KeptAnswerGone(f"the kept answer could not be read: {error.strerror or error}") from None
 
     return KeptAnswer(
         image_type=ImageType(**about["image_type"]),
