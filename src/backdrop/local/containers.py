@@ -86,7 +86,27 @@ class Tmpfs:
         unshare = shutil.which("unshare")
         if unshare is None:
             raise TmpfsUnavailable("a size-limited /tmp per container needs `unshare` (util-linux) on PATH")
-        return cls(size, unshare)
+        tmpfs = cls(size, unshare)
+        tmpfs.probe()
+        return tmpfs
+
+    def probe(self) -> None:
+        """Mount one here and now: a machine that forbids unprivileged user namespaces (a
+        container's seccomp profile, AppArmor) says so once, not as every cold start's failure."""
+        with tempfile.TemporaryDirectory(prefix="backdrop-tmpfs-probe-") as directory:
+            tried = subprocess.run(  # noqa: S603 (util-linux's unshare, and true)
+                self.wrap(["true"]),
+                env={**os.environ, "TMPDIR": directory},
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+        if tried.returncode != 0:
+            raise TmpfsUnavailable(
+                "a size-limited /tmp per container could not be mounted (unprivileged user and mount "
+                f"namespaces): {tried.stderr.strip() or f'status {tried.returncode}'}"
+            )
 
     def wrap(self, argv: list[str]) -> list[str]:
         """``argv``, run with a tmpfs of ``size`` bytes (rounded up to whole pages) at its TMPDIR."""

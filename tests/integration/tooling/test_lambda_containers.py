@@ -213,15 +213,27 @@ def test_a_container_with_a_tmpfs_is_killed_whole_mid_call(probe_out: Path):
     assert not killed.tmpdir.exists()
 
 
-def test_a_tmpfs_that_cannot_be_mounted_fails_the_containers_start(
-    probe_out: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-):
+def refuse_mounts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     refusing = tmp_path / "bin"
     refusing.mkdir()
     (refusing / "mount").write_text("#!/bin/sh\necho 'mount: refused by the test' >&2\nexit 32\n")
     (refusing / "mount").chmod(0o755)
     monkeypatch.setenv("PATH", f"{refusing}{os.pathsep}{os.environ['PATH']}")  # the containers' PATH
+
+
+def test_a_machine_that_cannot_mount_a_tmpfs_is_told_before_any_container_starts(
+    probe_out: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    refuse_mounts(tmp_path, monkeypatch)
+    with pytest.raises(TmpfsUnavailable, match=r"could not be mounted.*refused by the test"):
+        Containers(PROBE, {"PROBE_OUT": str(probe_out)}, limit=1, tmp_bytes=16 * MIB)
+
+
+def test_a_tmpfs_that_cannot_be_mounted_fails_the_containers_start(
+    probe_out: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     function = Containers(PROBE, {"PROBE_OUT": str(probe_out)}, limit=1, tmp_bytes=16 * MIB)
+    refuse_mounts(tmp_path, monkeypatch)  # after the probe: a mount that fails for one container
     try:
         outcome = function.invoke(event("env"), timeout=10)
         containers = function.containers()
