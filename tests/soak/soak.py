@@ -9,9 +9,13 @@ all; the API key must appear in no log line, DLQ body or metadata.
 The faults: the emulator refuses (429, 5xx, timeouts, gzip bombs), echoes the key, and charges
 answers it then loses (a hang-up, a stall, a drip past the deadline, an answer over
 MAX_ANSWER_BYTES); a proxy in front of moto fails S3, DynamoDB, the DLQ's SendMessage and Secrets
-Manager as AWS does; containers are SIGKILLed mid-call. A pair may be bought twice only when its
-first answer was truly lost (in delivery, or with a killed container), never three times: the
-table says how many were paid twice, and why.
+Manager as AWS does, and the output bucket refuses every write for a while; containers are
+SIGKILLed mid-call; each container's /tmp is a tmpfs with room for only a few kept answers, so
+that answers waiting for the output bucket fill it. A pair may be bought twice only when its
+first answer was truly lost (in delivery, with a killed container, or held in memory for want of
+room in /tmp when its write failed), never three times: the table says how many were paid twice,
+and why. A failure may reach the DLQ twice only when the container that sent its record was
+killed before it could record that it had.
 
 The local stack's time is compressed: a 60-s function timeout and a 90-s visibility timeout (the
 template's 180 s and 1,080 s), so that a killed container's batch comes back within the run.
@@ -36,7 +40,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote_plus, unquote, urlsplit
+from urllib.parse import quote_plus, unquote, unquote_plus, urlsplit
 
 from PIL import Image
 from rich.console import Console
@@ -91,6 +95,20 @@ UPLOAD_CHUNK = 50
 BACKLOG = 300
 # One container killed mid-call this often (seconds), as Lambda does at a deadline or an OOM.
 KILL_EVERY_SECONDS = 15.0
+# Each container's /tmp: the 32 MiB the keep leaves free for everything else (its
+# DISK_RESERVE_BYTES), and room for a few of the soak's answers (a few KiB each, two 4-KiB pages
+# for each one kept) besides.
+CONTAINER_TMP_BYTES = 32 * 1024 * 1024 + 64 * 1024
+# This often (seconds), one container's /tmp is filled to the last byte for as long: what a
+# library's temporary files, or answers kept for a broken output bucket, can do.
+FILL_TMP_EVERY_SECONDS = 10.0
+# Mid-run, after the API's outage, the output bucket refuses every write for this long.
+OUTPUT_OUTAGE_SECONDS = 20.0
+# What the function logs when a paid answer goes: held in memory, for want of room on disk,
+# and then its write failed; and when it holds one in memory at all.
+LOST_FOR_WANT_OF_ROOM = "paid answer lost: it could not be kept on local disk, and its write failed"
+HELD_IN_MEMORY = "the answer is held in memory only"
+COMES_BACK = "transient failure, the message will come back"
 # The compressed time of the soak's stack: (template text, replacement).
 COMPRESSED_TIME = [
     ("    Timeout: 180\n", "    Timeout: 60\n"),
@@ -127,6 +145,9 @@ class Accounting:
     paid_twice: dict[str, int] = field(default_factory=dict)
     most_purchases_of_one_pair: int = 0
     paid_answers_lost_metric: int = 0
+    answers_held_in_memory: int = 0
+    tmp_filled: int = 0
+    dead_lettered_twice: dict[str, int] = field(default_factory=dict)
     rows: dict[str, dict[str, int]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
@@ -250,7 +271,7 @@ def run(
         random_seed=seed,
     )
     function_env = {"API_TIMEOUT_SECONDS": "10", "API_BACKOFF_SECONDS": "0.05", "RETRY_BACKOFF_SECONDS": "2"}
-    kills: list[float] = []
+    kills: list[Kill] = []
     started = time.monotonic()
     with (
         function_output_to(out / "function.log") as console,
@@ -263,17 +284,23 @@ def run(
             moto_endpoint=moto,
             aws_faults=AWS_FAULTS,
             aws_faults_seed=seed,
+            container_tmp_bytes=CONTAINER_TMP_BYTES,
         ) as box,
     ):
         console.print(
             f"[bold]Soak[/]: {pairs} pairs, API faults {FAULTS}, AWS faults on "
             f"{', '.join(rule.name or '' for rule in AWS_FAULTS)}, a container killed every "
-            f"{KILL_EVERY_SECONDS:.0f} s, a {outage_seconds:.0f}-s API outage, concurrency {concurrency}"
+            f"{KILL_EVERY_SECONDS:.0f} s, a {outage_seconds:.0f}-s API outage, a "
+            f"{OUTPUT_OUTAGE_SECONDS:.0f}-s output bucket outage, {CONTAINER_TMP_BYTES // 1024} KiB of /tmp "
+            f"per container, one filled every {2 * FILL_TMP_EVERY_SECONDS:.0f} s, concurrency {concurrency}"
         )
         outage = threading.Thread(target=_outage, args=(box, outage_seconds, plans, console), daemon=True)
         stop_killing = threading.Event()
         killer = threading.Thread(target=_kill_containers, args=(box, kills, stop_killing), daemon=True)
         killer.start()
+        filled: list[int] = []
+        filler = threading.Thread(target=_fill_tmp, args=(box, filled, stop_killing), daemon=True)
+        filler.start()
         outage.start()
         uploaded: list[int] = []
         uploader = threading.Thread(target=_upload_as_a_stream, args=(box, plans, uploaded), daemon=True)
@@ -285,15 +312,19 @@ def run(
         stop_killing.set()
         outage.join()
         killer.join()
+        filler.join()
+        accounting.tmp_filled = len(filled)
         accounting.seconds = time.monotonic() - started
         accounting.containers_killed = len(kills)
         assert box.aws_faults is not None
         accounting.aws_faults = dict(box.aws_faults.stats()["faults_by_rule"])
         letters = read_all(box.stack.client("sqs"), box.stack.dlq_url, hide_seconds=600)
         outputs = _outputs_by_source(box)
-        _account(box, plans, outputs, letters, accounting, out, kills)
+        trail = _function_trail(out / "function.log")
+        _account(box, plans, outputs, letters, accounting, out, kills, trail)
         _scan_for_key(outputs, letters, out / "function.log", accounting)
-        accounting.paid_answers_lost_metric = _metric_total(out / "function.log", "PaidAnswersLost")
+        accounting.paid_answers_lost_metric = trail.paid_answers_lost
+        accounting.answers_held_in_memory = trail.held_in_memory
         _print(console, accounting)
     (out / "soak.json").write_text(json.dumps(asdict(accounting), indent=2))
     return accounting
@@ -336,38 +367,119 @@ def _compressed_template(out: Path) -> Path:
     return compressed
 
 
-def _kill_containers(box: Sandbox, kills: list[float], stop: threading.Event) -> None:
+@dataclass(frozen=True)
+class Kill:
+    at: float
+    request_id: str | None  # the invocation it cut short
+    keys: frozenset[str]  # the input keys of that invocation's batch
+
+
+def _keys_of(event: dict[str, Any] | None) -> frozenset[str]:
+    """The S3 keys an SQS batch of S3 notifications is about."""
+    keys = set()
+    for message in (event or {}).get("Records", []):
+        with contextlib.suppress(ValueError, KeyError, TypeError, AttributeError):
+            for record in json.loads(message["body"]).get("Records", []):
+                keys.add(unquote_plus(record["s3"]["object"]["key"]))
+    return frozenset(keys)
+
+
+def _kill_containers(box: Sandbox, kills: list[Kill], stop: threading.Event) -> None:
     """Every so often, SIGKILL a container that is in the middle of an invocation."""
     while not stop.wait(KILL_EVERY_SECONDS):
         while not stop.is_set():
-            if box.mapping.kill_one_busy() is not None:
-                kills.append(time.time())
+            killed = box.mapping.kill_one_busy()
+            if killed is not None:
+                kills.append(Kill(time.time(), killed.request_id, _keys_of(killed.event)))
                 break
             time.sleep(0.2)
 
 
-def _metric_total(log: Path, name: str) -> int:
-    total = 0
+def _fill_tmp(box: Sandbox, filled: list[int], stop: threading.Event) -> None:
+    """Every so often, fill one container's /tmp (its own tmpfs) for a while, then free it."""
+    rng = random.Random(7)
+    while not stop.wait(FILL_TMP_EVERY_SECONDS):
+        running = [c for c in box.mapping.containers() if c.init_seconds is not None]
+        if not running:
+            continue
+        container = rng.choice(running)
+        # The tmpfs is mounted in the container's own namespace: seen from here through its root.
+        ballast = Path(f"/proc/{container.pid}/root") / container.tmpdir.relative_to("/") / "soak-ballast"
+        try:
+            with ballast.open("wb") as out:
+                while out.write(bytes(64 * 1024)):
+                    out.flush()
+        except OSError:
+            pass  # full (ENOSPC), as meant; or the container is gone
+        filled.append(container.pid)
+        stop.wait(FILL_TMP_EVERY_SECONDS)
+        with contextlib.suppress(OSError):
+            ballast.unlink()
+
+
+@dataclass
+class FunctionTrail:
+    """What the function's log says about paid answers, read once."""
+
+    paid_answers_lost: int = 0
+    held_in_memory: int = 0
+    lost_for_want_of_room: Counter[str] = field(default_factory=Counter)  # by image key
+    write_failed: Counter[str] = field(default_factory=Counter)  # output_write, left for a retry
+
+
+def _function_trail(log: Path) -> FunctionTrail:
+    trail = FunctionTrail()
     with log.open(encoding="utf-8", errors="replace") as lines:
         for line in lines:
-            if f'"{name}"' not in line:
+            if not line.startswith("{"):
                 continue
             with contextlib.suppress(ValueError, AttributeError, TypeError):
-                value = json.loads(line).get(name, 0)
-                total += int(sum(value) if isinstance(value, list) else value)
-    return total
+                entry = json.loads(line)
+                trail.paid_answers_lost += _metric_value(entry.get("PaidAnswersLost", 0))
+                if entry.get("message") == HELD_IN_MEMORY:
+                    trail.held_in_memory += 1
+                if entry.get("message") == LOST_FOR_WANT_OF_ROOM:
+                    trail.lost_for_want_of_room[entry["key"]] += 1
+                if entry.get("message") == COMES_BACK and entry.get("error_class") == "output_write":
+                    trail.write_failed[entry["key"]] += 1
+    return trail
+
+
+def _metric_value(value: Any) -> int:
+    return int(sum(value) if isinstance(value, list) else value)
 
 
 def _outage(box: Sandbox, seconds: float, plans: list[Pair], console: Console) -> None:
-    """Mid-run, the API goes away for a while: every call fails, then it comes back."""
-    target, give_up = len(plans) // 3, time.monotonic() + 300
-    while box.emulator.billed_calls < target and time.monotonic() < give_up:
-        time.sleep(0.2)
+    """Mid-run, the API goes away for a while: every call fails, then it comes back. Later, the
+    output bucket refuses every write for a while: paid answers wait in the containers' /tmp."""
+    _wait_for_billed_calls(box, len(plans) // 3)
     console.print(f"[red]API outage[/] for {seconds:.0f} s after {box.emulator.billed_calls} billed calls")
     box.emulator.settings.faults = {"503": 1.0}
     time.sleep(seconds)
     box.emulator.settings.faults = dict(FAULTS)
     console.print("[green]API back[/]")
+    _wait_for_billed_calls(box, 2 * len(plans) // 3)
+    assert box.aws_faults is not None
+    output_bucket = box.stack.output_bucket
+    refused = FaultRule(
+        "s3",
+        "PutObject",
+        1.0,
+        "InternalError",
+        match=lambda request: request.path.split("/")[1] == output_bucket,
+        name="output bucket outage",
+    )
+    console.print(f"[red]Output bucket outage[/] for {OUTPUT_OUTAGE_SECONDS:.0f} s")
+    box.aws_faults.rules = [*AWS_FAULTS, refused]
+    time.sleep(OUTPUT_OUTAGE_SECONDS)
+    box.aws_faults.rules = AWS_FAULTS
+    console.print("[green]Output bucket back[/]")
+
+
+def _wait_for_billed_calls(box: Sandbox, target: int, give_up_seconds: float = 300) -> None:
+    give_up = time.monotonic() + give_up_seconds
+    while box.emulator.billed_calls < target and time.monotonic() < give_up:
+        time.sleep(0.2)
 
 
 def _upload_as_a_stream(box: Sandbox, plans: list[Pair], uploaded: list[int]) -> None:
@@ -430,12 +542,14 @@ def _account(
     letters: list[DeadLetter],
     accounting: Accounting,
     out: Path,
-    kills: list[float],
+    kills: list[Kill],
+    trail: FunctionTrail,
 ) -> None:
-    dead: dict[str, list[str]] = defaultdict(list)
+    dead: dict[str, list[DeadLetter]] = defaultdict(list)
     for letter in letters:
-        dead[letter.key].append(letter.error_class)
+        dead[letter.key].append(letter)
     purchases, faults = _api_trail(box, out)
+    cut_short = {kill.request_id for kill in kills if kill.request_id}
 
     accounting.api_requests = len(box.emulator.requests)
     accounting.billed_calls = box.emulator.billed_calls
@@ -448,20 +562,26 @@ def _account(
     accounting.charged_then_lost = sum(r.charged_then_lost for r in box.emulator.requests)
     accounting.most_purchases_of_one_pair = max((len(bought) for bought in purchases.values()), default=0)
     paid_twice: Counter[str] = Counter()
+    dead_lettered_twice: Counter[str] = Counter()
     rows: dict[str, Counter[str]] = defaultdict(Counter)
     for pair in plans:
         row = rows[pair.kind]
         row["pairs"] += 1
-        outs, deaths = outputs.get(pair.image_key, []), dead.get(pair.image_key, [])
+        outs, letters_of_pair = outputs.get(pair.image_key, []), dead.get(pair.image_key, [])
+        deaths = _one_per_failure(letters_of_pair, cut_short, dead_lettered_twice)
         bought = purchases.get(pair.image_key, [])
         row["outputs"] += len(outs)
         row["billed"] += len(bought)
         for error_class in deaths:
             row[f"dlq:{error_class}"] += 1
-        why = _why_paid_again(bought, kills)
+        killed = [
+            kill for kill in kills if pair.image_key in kill.keys or pair.image_key + ".json" in kill.keys
+        ]
+        why = _why_paid_again(bought, killed, trail, pair.image_key)
         if why:
             paid_twice[why] += 1
-        problem = _judge(pair, outs, deaths, bought, faults[pair.image_key], why)
+        lost = bool(killed) or trail.lost_for_want_of_room[pair.image_key] > 0
+        problem = _judge(pair, outs, deaths, bought, faults[pair.image_key], why, lost_otherwise=lost)
         if problem:
             accounting.problems.append(f"{pair.image_key} ({pair.kind}): {problem}")
         elif not outs and not deaths:
@@ -469,6 +589,7 @@ def _account(
     unknown = set(dead) - {p.image_key for p in plans}
     accounting.problems.extend(f"a DLQ record for no upload: {key}" for key in sorted(unknown))
     accounting.paid_twice = dict(paid_twice)
+    accounting.dead_lettered_twice = dict(dead_lettered_twice)
     accounting.rows = {kind: dict(row) for kind, row in sorted(rows.items())}
 
 
@@ -511,15 +632,41 @@ def _api_trail(box: Sandbox, out: Path) -> tuple[dict[str, list[Purchase]], dict
     return purchases, faults
 
 
-def _why_paid_again(bought: list[Purchase], kills: list[float]) -> str | None:
-    """Why a pair was bought a second time: its first answer was lost, or "unexplained"."""
+def _one_per_failure(letters: list[DeadLetter], cut_short: set[str], twice: Counter[str]) -> list[str]:
+    """The classes of a pair's DLQ records, a record sent again counted once: the one whose sender
+    was killed before its claim recorded the failure, so that the next receive sent it again."""
+    ordered = sorted(letters, key=lambda letter: letter.failed_at)
+    kept: list[str] = []
+    for number, letter in enumerate(ordered):
+        resent = number + 1 < len(ordered) and _request_id(letter) in cut_short
+        if resent:
+            twice["sent again: its sender killed before its claim was completed"] += 1
+        else:
+            kept.append(letter.error_class)
+    if len(kept) > 1:
+        twice["unexplained"] += 1
+    return kept
+
+
+def _request_id(letter: DeadLetter) -> str | None:
+    return (letter.record or {}).get("request_id")
+
+
+def _why_paid_again(bought: list[Purchase], killed: list[Kill], trail: FunctionTrail, key: str) -> str | None:
+    """Why a pair was bought a second time: its first answer was lost, or "unexplained".
+
+    ``killed``: the kills that cut short an invocation of this pair."""
     if len(bought) < 2:
         return None
     first, second = bought[0], bought[1]
     if first.lost:
         return f"first answer lost in delivery ({first.fault})"
-    if any(first.at <= kill <= second.at for kill in kills):
+    if trail.lost_for_want_of_room[key]:
+        return "first answer held in memory (no room in /tmp), and its write failed"
+    if any(first.at <= kill.at <= second.at for kill in killed):
         return "container killed with the first answer"
+    if trail.write_failed[key]:
+        return "first answer kept in a container the retry did not reach (its write failed)"
     return "unexplained"
 
 
@@ -530,6 +677,8 @@ def _judge(
     bought: list[Purchase],
     faults: set[str],
     why_paid_again: str | None,
+    *,
+    lost_otherwise: bool,
 ) -> str | None:
     paid = len(bought)
     if pair.kind == "no_sidecar":
@@ -543,10 +692,11 @@ def _judge(
     if outs:
         return None if paid else "an output, but no billed call"
     if paid:
-        # Paid, then dead-lettered: only when an answer was lost (twice, or over MAX_ANSWER_BYTES).
+        # Paid, then dead-lettered: only when an answer was lost (twice, over MAX_ANSWER_BYTES, or
+        # for want of room in /tmp), or a killed invocation left a purchase the ledger counts.
         return (
             None
-            if why_paid_again or faults & LOST_IN_DELIVERY
+            if why_paid_again or faults & LOST_IN_DELIVERY or lost_otherwise
             else f"paid for, yet dead-lettered as {deaths[0]}"
         )
     expected = EXPECTED_CLASS[pair.kind] | ({"bad_request"} if "gzip_bomb" in faults else set())
@@ -594,7 +744,19 @@ def _print(console: Console, accounting: Accounting) -> None:
     money.add_row("most purchases of one pair (at most 2)", str(accounting.most_purchases_of_one_pair))
     money.add_row("answers charged then lost in delivery (emulator)", str(accounting.charged_then_lost))
     money.add_row("PaidAnswersLost (the function's metric)", str(accounting.paid_answers_lost_metric))
+    money.add_row(
+        f"answers held in memory for want of room in /tmp ({accounting.tmp_filled} times a /tmp was filled)",
+        str(accounting.answers_held_in_memory),
+    )
     console.print(money)
+    records = Table(title="DLQ records sent twice for one failure, and why", title_justify="left")
+    records.add_column("reason")
+    records.add_column("pairs", justify="right")
+    for reason, count in sorted(accounting.dead_lettered_twice.items()):
+        records.add_row(reason, str(count))
+    if not accounting.dead_lettered_twice:
+        records.add_row("none", "0")
+    console.print(records)
     if accounting.held:
         console.print(
             "[bold green]Every upload accounted for; no pair bought again unless its answer was lost, "

@@ -27,3 +27,5 @@ def test_every_upload_is_accounted_for_under_faults(tmp_path: Path):
     assert accounting["api_retries"] > 0  # the faults really happened
     assert accounting["containers_killed"] > 0
     assert sum(accounting["aws_faults"].values()) > 0
+    assert accounting["tmp_filled"] > 0
+    assert accounting["answers_held_in_memory"] > 0  # a full /tmp met answers, and cost nothing more
