@@ -55,6 +55,10 @@ class Settings(BaseModel):
     retry_backoff_seconds: int = Field(60, alias="RETRY_BACKOFF_SECONDS", ge=1)
     # The only buckets an event may name (comma-separated); None: any bucket, for local use only.
     input_buckets: frozenset[str] | None = Field(None, alias="INPUT_BUCKETS")
+    # Caps on the estimated spend of a UTC day and a UTC month, in US dollars; None: no cap, 0: no
+    # call at all.
+    daily_budget_usd: float | None = Field(None, alias="DAILY_BUDGET_USD", ge=0)
+    monthly_budget_usd: float | None = Field(None, alias="MONTHLY_BUDGET_USD", ge=0)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -131,7 +135,7 @@ def _rule(problem: ErrorDetails) -> str:
     context = problem.get("ctx", {})
     words = {
         "int_parsing": f"must be a whole number, not {given!r}",
-        "float_parsing": f"must be a number of seconds, not {given!r}",
+        "float_parsing": f"must be a number, not {given!r}",
         "greater_than_equal": f"must be at least {context.get('ge')}, not {given}",
         "greater_than": f"must be more than {context.get('gt')}, not {given}",
         "value_error": str(context.get("error", problem["msg"])),

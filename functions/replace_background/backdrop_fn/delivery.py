@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from backdrop_fn.errors import BackdropError, NotEnoughTime
+from backdrop_fn.errors import BackdropError, BudgetExceeded, NotEnoughTime
 from backdrop_fn.timing import Deadline
 from backdrop_fn.vocabulary import ATTEMPTS_BEFORE
 
@@ -52,6 +52,8 @@ class Delivery:
             # Not an attempt at all, so a queued message always comes back; a direct event has no
             # later attempt to wait for, and is dead-lettered.
             return self.message_id is not None
+        if isinstance(error, BudgetExceeded):
+            return False  # no receive can fix it before the cap is raised or its period turns
         return error.retryable and not self.is_final
 
 

@@ -78,6 +78,14 @@ class OutputWriteFailed(BackdropError):
     retryable = True
 
 
+class BudgetExceeded(BackdropError):
+    """A call that would pass a spend cap is not made. Retryable, by a redrive once the cap is
+    raised or its period has turned; so it is dead-lettered at once, not retried on the queue."""
+
+    error_class = ErrorClass.BUDGET_EXCEEDED
+    retryable = True
+
+
 class KeptAnswerGone(OutputWriteFailed):
     """The kept answer vanished before it was written: only a new receive (and purchase) can help,
     so it is not written again in the same call."""

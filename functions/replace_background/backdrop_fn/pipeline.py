@@ -41,6 +41,7 @@ from backdrop_fn.ports import (
     ObjectStore,
     OutputOwners,
     PurchaseLedger,
+    SpendGuard,
 )
 from backdrop_fn.purchase import Purchase
 from backdrop_fn.sidecar import SEED_MAX, SEED_MIN
@@ -63,6 +64,7 @@ class Pipeline:
         kept: KeptAnswers,
         owners: OutputOwners,
         ledger: PurchaseLedger,
+        spend: SpendGuard,
         random_seed: Callable[[], int] = lambda: random.randint(SEED_MIN, SEED_MAX),
         budget: TimeBudget | None = None,
         sleep: Callable[[float], None] = time.sleep,
@@ -78,6 +80,7 @@ class Pipeline:
             api=api,
             kept=kept,
             ledger=ledger,
+            spend=spend,
             dead_letters=self._dead_letters,
             metrics=metrics,
             random_seed=random_seed,

@@ -178,6 +178,34 @@ class PurchaseLedger(Protocol):
         """What is counted for the pair now; None when the ledger cannot say."""
 
 
+@dataclass(frozen=True)
+class SpendReservation:
+    """One call's estimated price, reserved against its day's and month's spend (UTC)."""
+
+    month: str  # "2026-12"
+    day: int
+    micro_usd: int
+    rendering_speed: str
+    spent_today_micro_usd: int  # with this call
+    spent_this_month_micro_usd: int
+    used_percent: float | None  # of the closer cap; None without one
+
+    @property
+    def usd(self) -> float:
+        return self.micro_usd / 1_000_000
+
+
+class SpendGuard(Protocol):
+    """The estimated spend of every container, against the caps (docs/REFERENCE.md#budget)."""
+
+    def reserve(self, rendering_speed: str) -> SpendReservation:
+        """Reserve one call's price. Raises BudgetExceeded, reserving nothing, when it would pass
+        a cap; InfrastructureUnavailable when the spend cannot be read."""
+
+    def release(self, reservation: SpendReservation) -> None:
+        """The call was not charged: its price no longer counts."""
+
+
 class FailureSink(Protocol):
     def send(self, body: str, *, error_class: ErrorClass) -> None: ...
 

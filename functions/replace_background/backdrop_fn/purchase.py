@@ -23,7 +23,16 @@ from backdrop_fn.failures import FailureCost, FailureRecord
 from backdrop_fn.outcome import Outcome, Status
 from backdrop_fn.output import Output, output_metadata
 from backdrop_fn.pairing import Pair, PairFinder, sha256
-from backdrop_fn.ports import ApiImage, BackgroundApi, KeptAnswer, KeptAnswers, Metrics, PurchaseLedger
+from backdrop_fn.ports import (
+    ApiImage,
+    BackgroundApi,
+    KeptAnswer,
+    KeptAnswers,
+    Metrics,
+    PurchaseLedger,
+    SpendGuard,
+    SpendReservation,
+)
 from backdrop_fn.pricing import price_of
 from backdrop_fn.timing import Deadline, TimeBudget
 from backdrop_fn.vocabulary import Metric
@@ -44,6 +53,7 @@ class Purchase:
         api: BackgroundApi,
         kept: KeptAnswers,
         ledger: PurchaseLedger,
+        spend: SpendGuard,
         dead_letters: DeadLetters,
         metrics: Metrics,
         random_seed: Callable[[], int],
@@ -56,6 +66,7 @@ class Purchase:
         self._api = api
         self._kept = kept
         self._ledger = ledger
+        self._spend = spend
         self._dead_letters = dead_letters
         self._metrics = metrics
         self._random_seed = random_seed
@@ -256,12 +267,27 @@ class Purchase:
         if unseen > 0:  # an earlier purchase ended with its container, its answer never stored
             self._metrics.add(Metric.PAID_ANSWERS_LOST, unseen)
             self._ledger.count_lost(purchase_id, counted.paid - 1)
+        reservation = self._reserve_spend(purchase_id, str(payload["rendering_speed"]))
         try:
             return self._api.replace_background(payload, delivery.deadline), counted.paid
         except BackdropError as error:
             if error.http_status != 200:  # the API charged nothing for this one
                 self._ledger.release(purchase_id)
+                self._spend.release(reservation)
+                self._metrics.add(Metric.ESTIMATED_SPEND_USD, -reservation.usd)
             raise
+
+    def _reserve_spend(self, purchase_id: str, rendering_speed: str) -> SpendReservation:
+        """The call's estimated price, reserved against the caps before it is made."""
+        try:
+            reservation = self._spend.reserve(rendering_speed)
+        except BackdropError:
+            self._ledger.release(purchase_id)  # no call is made: no purchase to count
+            raise
+        self._metrics.add(Metric.ESTIMATED_SPEND_USD, reservation.usd)
+        if reservation.used_percent is not None:
+            self._metrics.add(Metric.BUDGET_USED_PERCENT, reservation.used_percent)
+        return reservation
 
 
 class _AlreadyStored(Exception):

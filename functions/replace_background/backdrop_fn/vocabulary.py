@@ -57,6 +57,8 @@ class Unit(StrEnum):
     COUNT = "Count"
     MILLISECONDS = "Milliseconds"
     BYTES = "Bytes"
+    NONE = "None"
+    PERCENT = "Percent"
 
 
 class Metric(StrEnum):
@@ -74,10 +76,20 @@ class Metric(StrEnum):
     KEPT_ANSWERS_REUSED = "KeptAnswersReused"
     PAID_ANSWERS_LOST = "PaidAnswersLost"
     RESULTS_SUPERSEDED = "ResultsSuperseded"
+    # The estimated price of each call that may be charged (less the ones released): its Sum over
+    # a period is that period's estimated spend.
+    ESTIMATED_SPEND_USD = "EstimatedSpendUsd"
+    # With a cap: the larger share of today's or this month's cap spent, after each reservation.
+    BUDGET_USED_PERCENT = "BudgetUsedPercent"
 
     @property
     def unit(self) -> Unit:
         return _UNITS.get(self, Unit.COUNT)
 
 
-_UNITS = {Metric.API_LATENCY: Unit.MILLISECONDS, Metric.OUTPUT_BYTES: Unit.BYTES}
+_UNITS = {
+    Metric.API_LATENCY: Unit.MILLISECONDS,
+    Metric.OUTPUT_BYTES: Unit.BYTES,
+    Metric.ESTIMATED_SPEND_USD: Unit.NONE,
+    Metric.BUDGET_USED_PERCENT: Unit.PERCENT,
+}

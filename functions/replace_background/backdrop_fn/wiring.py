@@ -17,6 +17,7 @@ from backdrop_fn.adapters.purchase_ledger import DynamoDbPurchaseLedger
 from backdrop_fn.adapters.s3 import S3ObjectStore
 from backdrop_fn.adapters.secrets import SecretsManagerApiKey
 from backdrop_fn.adapters.segmind import RetryPolicy, SegmindClient
+from backdrop_fn.adapters.spend import DynamoDbSpendGuard
 from backdrop_fn.adapters.work_queue import SqsWorkQueue
 from backdrop_fn.config import Settings
 from backdrop_fn.pipeline import Pipeline
@@ -68,6 +69,12 @@ def build_runtime(metrics: EmfMetrics) -> Runtime:
         owners=DynamoDbOutputOwners(settings.idempotency_table, client=dynamodb),
         ledger=DynamoDbPurchaseLedger(
             settings.idempotency_table, ttl_seconds=settings.idempotency_ttl_seconds, client=dynamodb
+        ),
+        spend=DynamoDbSpendGuard(
+            settings.idempotency_table,
+            client=dynamodb,
+            daily_cap_usd=settings.daily_budget_usd,
+            monthly_cap_usd=settings.monthly_budget_usd,
         ),
         budget=budget,
     )

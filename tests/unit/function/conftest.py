@@ -22,6 +22,7 @@ from tests.unit.function.fakes import (
     InMemoryClaims,
     InMemoryLedger,
     InMemoryOwners,
+    InMemorySpendGuard,
     RecordingMetrics,
 )
 
@@ -59,6 +60,7 @@ class World:
     kept: DiskKeptAnswers
     owners: InMemoryOwners = dataclasses.field(default_factory=InMemoryOwners)
     ledger: InMemoryLedger = dataclasses.field(default_factory=InMemoryLedger)
+    spend: InMemorySpendGuard = dataclasses.field(default_factory=InMemorySpendGuard)
     clock: FakeClock = dataclasses.field(default_factory=FakeClock)
     seed: int = 4242
 
@@ -74,6 +76,7 @@ class World:
             kept=self.kept,
             owners=self.owners,
             ledger=self.ledger,
+            spend=self.spend,
             random_seed=lambda: self.seed,
             sleep=self.clock.sleep,
         )

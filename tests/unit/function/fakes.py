@@ -13,10 +13,11 @@ from typing import Any, BinaryIO
 
 from PIL import Image
 
-from backdrop_fn.errors import BackdropError, ClaimInProgress
+from backdrop_fn.errors import BackdropError, BudgetExceeded, ClaimInProgress
 from backdrop_fn.images import PNG, ImageType
 from backdrop_fn.outcome import Outcome
-from backdrop_fn.ports import ApiImage, ObjectInfo, Purchases, StoredObject
+from backdrop_fn.ports import ApiImage, ObjectInfo, Purchases, SpendReservation, StoredObject
+from backdrop_fn.pricing import price_of
 from backdrop_fn.streams import JsonBody
 from backdrop_fn.timing import Deadline
 from backdrop_fn.vocabulary import ErrorClass, Metric
@@ -254,6 +255,34 @@ class InMemoryLedger:
 
     def paid(self) -> int:
         return sum(purchases.paid for purchases in self.counts.values())
+
+
+class InMemorySpendGuard:
+    """The spend guard with one cap, in a list of what is reserved."""
+
+    def __init__(self, cap_usd: float | None = None) -> None:
+        self.cap_usd = cap_usd
+        self.reserved: list[SpendReservation] = []
+
+    def reserve(self, rendering_speed: str) -> SpendReservation:
+        price = round(price_of(rendering_speed) * 1_000_000)
+        spent = sum(reservation.micro_usd for reservation in self.reserved)
+        if self.cap_usd is not None and spent + price > self.cap_usd * 1_000_000:
+            raise BudgetExceeded(
+                f"the daily budget is spent: ${spent / 1_000_000:.2f} of ${self.cap_usd:.2f}"
+            )
+        reservation = SpendReservation(
+            "2026-12", 1, price, rendering_speed, spent + price, spent + price, None
+        )
+        self.reserved.append(reservation)
+        return reservation
+
+    def release(self, reservation: SpendReservation) -> None:
+        self.reserved.remove(reservation)
+
+    @property
+    def spent_usd(self) -> float:
+        return sum(reservation.usd for reservation in self.reserved)
 
 
 class InMemoryOwners:

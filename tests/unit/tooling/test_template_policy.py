@@ -137,3 +137,20 @@ def test_the_function_may_send_a_message_back_to_its_work_queue():
     assert {"sqs:sendmessage", "sqs:changemessagevisibility"} <= granted_on(
         {"Fn::GetAtt": ["WorkQueue", "Arn"]}
     )
+
+
+def test_the_budget_alarm_watches_the_metric_the_function_emits_only_when_a_cap_is_set():
+    alarm = RESOURCES["BudgetAlarm"]
+    environment = FUNCTION["Properties"]["Environment"]["Variables"]
+    assert alarm["Condition"] == "HasBudget"
+    assert alarm["Properties"]["Namespace"] == environment["POWERTOOLS_METRICS_NAMESPACE"]
+    assert alarm["Properties"]["MetricName"] == "BudgetUsedPercent"
+    assert alarm["Properties"]["Dimensions"] == [
+        {"Name": "service", "Value": environment["POWERTOOLS_SERVICE_NAME"]}
+    ]
+    assert (alarm["Properties"]["Threshold"], alarm["Properties"]["Statistic"]) == (80, "Maximum")
+    either_cap = TEMPLATE["Conditions"]["HasBudget"]["Fn::Or"]
+    assert {str(cap) for cap in either_cap} == {
+        str({"Fn::Not": [{"Fn::Equals": [{"Ref": name}, ""]}]})
+        for name in ("DailyBudgetUsd", "MonthlyBudgetUsd")
+    }

@@ -65,6 +65,15 @@ def test_the_function_environment_resolves_to_local_names():
     assert env["MAX_ATTEMPTS"] == "5"
 
 
+def test_the_spend_caps_reach_the_function_and_are_empty_unless_given():
+    names = {"OutputBucket": "o", "DeadLetterQueue": "d", "WorkQueue": "w", "IdempotencyTable": "t"}
+    names |= {"ApiKeySecret": "s", "InputBucket": "i"}
+    uncapped = resolve_environment(load_spec(TEMPLATE), names)
+    assert (uncapped["DAILY_BUDGET_USD"], uncapped["MONTHLY_BUDGET_USD"]) == ("", "")
+    capped = resolve_environment(load_spec(TEMPLATE, {"DailyBudgetUsd": "7.50"}), names)
+    assert (capped["DAILY_BUDGET_USD"], capped["MONTHLY_BUDGET_USD"]) == ("7.50", "")
+
+
 def test_the_buckets_are_versioned_as_the_template_says():
     spec = load_spec(TEMPLATE)
     assert set(spec.versioned_buckets) == {"InputBucket", "OutputBucket"}

@@ -1,0 +1,141 @@
+"""The spend guard on DynamoDB (moto server): caps that hold across every container at once."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import boto3
+import pytest
+
+from backdrop_fn.adapters.spend import KEY_PREFIX, DynamoDbSpendGuard
+from backdrop_fn.errors import BudgetExceeded, InfrastructureUnavailable
+from tests.integration.conftest import REGION
+from tests.integration.function.test_adapters import claims_table
+
+ROOT = Path(__file__).resolve().parents[3]
+DECEMBER_1 = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def guard(client, clock: Clock, *, daily: float | None = None, monthly: float | None = None):
+    return DynamoDbSpendGuard(
+        "spend", client=client, daily_cap_usd=daily, monthly_cap_usd=monthly, clock=clock
+    )
+
+
+def month_item(client, month: str = "2026-12") -> dict[str, int]:
+    item = client.get_item(TableName="spend", Key={"id": {"S": KEY_PREFIX + month}})["Item"]
+    return {name: int(value["N"]) for name, value in item.items() if "N" in value and name != "expiration"}
+
+
+def test_each_call_is_counted_by_day_month_and_speed_without_a_cap(aws: str):
+    client = claims_table("spend")
+    spend = guard(client, Clock(DECEMBER_1))
+    first = spend.reserve("TURBO")
+    second = spend.reserve("QUALITY")
+    assert (first.micro_usd, second.micro_usd) == (37_000, 113_000)
+    assert (second.spent_today_micro_usd, second.spent_this_month_micro_usd) == (150_000, 150_000)
+    assert second.used_percent is None
+    assert month_item(client) == {
+        "month_total": 150_000,
+        "day01": 150_000,
+        "calls_TURBO": 1,
+        "calls_QUALITY": 1,
+        "day01_calls_TURBO": 1,
+        "day01_calls_QUALITY": 1,
+    }
+
+
+def test_a_call_that_would_pass_the_daily_cap_is_refused_and_reserves_nothing(aws: str):
+    client = claims_table("spend")
+    spend = guard(client, Clock(DECEMBER_1), daily=0.20)
+    assert spend.reserve("DEFAULT").used_percent == 37.5
+    assert spend.reserve("DEFAULT").used_percent == 75.0
+    with pytest.raises(BudgetExceeded, match=r"daily budget is spent: \$0\.15 of \$0\.20 today"):
+        spend.reserve("DEFAULT")
+    assert spend.reserve("TURBO").used_percent == 93.5  # a cheaper call still fits
+    assert month_item(client)["day01"] == 187_000
+
+
+def test_the_monthly_cap_counts_every_day_and_a_new_day_starts_from_nothing(aws: str):
+    client = claims_table("spend")
+    clock = Clock(DECEMBER_1)
+    spend = guard(client, clock, daily=0.10, monthly=0.20)
+    spend.reserve("DEFAULT")
+    with pytest.raises(BudgetExceeded, match="daily budget"):
+        spend.reserve("DEFAULT")
+    clock.now = datetime(2026, 12, 2, 0, 0, 1, tzinfo=UTC)
+    assert spend.reserve("DEFAULT").spent_today_micro_usd == 75_000
+    clock.now = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)
+    with pytest.raises(BudgetExceeded, match=r"monthly budget is spent: \$0\.15 of \$0\.20 this month"):
+        spend.reserve("DEFAULT")
+    clock.now = datetime(2027, 1, 1, 0, 0, 1, tzinfo=UTC)
+    assert spend.reserve("DEFAULT").spent_this_month_micro_usd == 75_000  # January's own item
+
+
+def test_a_released_price_no_longer_counts(aws: str):
+    client = claims_table("spend")
+    spend = guard(client, Clock(DECEMBER_1), daily=0.10)
+    spend.release(spend.reserve("DEFAULT"))
+    assert spend.reserve("DEFAULT").spent_today_micro_usd == 75_000
+    assert month_item(client)["calls_DEFAULT"] == 1
+
+
+def test_a_failing_table_is_passing_trouble_and_a_release_never_raises(aws: str):
+    client = boto3.client("dynamodb", region_name=REGION)
+    spend = DynamoDbSpendGuard("no-such-table", client=client, daily_cap_usd=1.0)
+    with pytest.raises(InfrastructureUnavailable):
+        spend.reserve("DEFAULT")
+    reserved = guard(claims_table("spend"), Clock(DECEMBER_1)).reserve("DEFAULT")
+    spend.release(reserved)  # best effort: the price stays counted, erring on spending less
+
+
+RESERVE_ONE = """
+import os, sys, time
+import boto3
+from backdrop_fn.adapters.spend import DynamoDbSpendGuard
+from backdrop_fn.errors import BudgetExceeded
+guard = DynamoDbSpendGuard("spend", client=boto3.client("dynamodb"), daily_cap_usd=float(sys.argv[1]))
+while not os.path.exists(sys.argv[2]):  # all start together
+    time.sleep(0.005)
+try:
+    guard.reserve("DEFAULT")
+    print("reserved")
+except BudgetExceeded:
+    print("refused")
+"""
+
+
+def test_twenty_containers_at_once_make_exactly_the_calls_the_cap_fits(aws: str, tmp_path: Path):
+    client = claims_table("spend")
+    cap = 7 * 0.075  # exactly seven DEFAULT calls
+    go = tmp_path / "go"
+    environment = {**os.environ, "PYTHONPATH": str(ROOT / "functions" / "replace_background")}
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", RESERVE_ONE, str(cap), str(go)],
+            env=environment,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(20)
+    ]
+    time.sleep(2)  # every process imported and waiting
+    go.touch()
+    answers = [process.communicate(timeout=60)[0].strip() for process in processes]
+    assert sorted(answers) == ["refused"] * 13 + ["reserved"] * 7
+    today = datetime.now(UTC)
+    item = month_item(client, today.strftime("%Y-%m"))
+    assert item[f"day{today.day:02d}"] == 7 * 75_000
