@@ -15,7 +15,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from backdrop import dead_letters, targets
+from backdrop import dead_letters, spend, targets
 from backdrop.emulator import Emulator, EmulatorSettings
 from backdrop.emulator.faults import KINDS as FAULT_KINDS
 
@@ -244,6 +244,12 @@ def _redrive(args: argparse.Namespace) -> int:
     return 0
 
 
+def _spend(args: argparse.Namespace) -> int:
+    where = targets.resolve_spend(args)
+    _console().print(spend.table(spend.read(where), where))
+    return 0
+
+
 def _add_error_class(parser: argparse.ArgumentParser) -> None:
     # A typo is refused, with the list, rather than matching nothing.
     classes = ", ".join(dead_letters.ERROR_CLASSES)
@@ -316,6 +322,10 @@ def build_parser() -> argparse.ArgumentParser:
     redrive.add_argument("--dry-run", action="store_true", help="say what would move, move nothing")
     targets.add_target_arguments(redrive)
     redrive.set_defaults(handler=_redrive)
+
+    spending = commands.add_parser("spend", help="today's and this month's estimated spend, against the caps")
+    targets.add_target_arguments(spending)
+    spending.set_defaults(handler=_spend)
     return parser
 
 

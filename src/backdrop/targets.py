@@ -1,16 +1,19 @@
-"""Where `backdrop dlq` and `backdrop redrive` find the queues: a deployed stack, explicit URLs, or local."""
+"""Where `backdrop dlq`, `redrive` and `spend` find the stack: a deployed one, explicit URLs, or local."""
 
 from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import boto3
 from botocore.exceptions import NoCredentialsError, NoRegionError, ProfileNotFound
 
 from backdrop.local.stack import LOCAL_NAMES, REGION
+
+_Found = TypeVar("_Found")
 
 LOCAL_PORT = 5000
 LOCAL_ENDPOINT = f"http://127.0.0.1:{LOCAL_PORT}"
@@ -25,6 +28,16 @@ class Queues:
     sqs: Any
     dlq_url: str
     work_queue_url: str | None
+
+
+@dataclass(frozen=True)
+class SpendTable:
+    """Where the spend is recorded (the idempotency table), and the caps it is held to."""
+
+    dynamodb: Any
+    table: str
+    daily_cap_usd: float | None
+    monthly_cap_usd: float | None
 
 
 def add_target_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,8 +62,16 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def resolve(args: argparse.Namespace) -> Queues:
+    return _configured(lambda: _local(args) if args.local or args.moto_port else _deployed(args))
+
+
+def resolve_spend(args: argparse.Namespace) -> SpendTable:
+    return _configured(lambda: _local_spend(args) if args.local or args.moto_port else _deployed_spend(args))
+
+
+def _configured(find: Callable[[], _Found]) -> _Found:
     try:
-        return _local(args) if args.local or args.moto_port else _deployed(args)
+        return find()
     except NoRegionError:
         raise TargetError(
             "no AWS region is configured: pass --region REGION (or set AWS_REGION), "
@@ -79,15 +100,25 @@ def local_endpoint(args: argparse.Namespace) -> str:
     return os.environ.get("AWS_ENDPOINT_URL") or LOCAL_ENDPOINT
 
 
-def _local(args: argparse.Namespace) -> Queues:
-    endpoint = local_endpoint(args)
-    sqs = boto3.client(
-        "sqs",
-        endpoint_url=endpoint,
+def _local_client(args: argparse.Namespace, service: str) -> Any:
+    return boto3.client(
+        service,
+        endpoint_url=local_endpoint(args),
         region_name=REGION,
         aws_access_key_id="local",
         aws_secret_access_key="local",  # noqa: S106 (moto takes any credentials)
     )
+
+
+def _no_local_stack(args: argparse.Namespace, error: Exception) -> TargetError:
+    return TargetError(
+        f"no local stack at {local_endpoint(args)}: start one with `backdrop watch DIR`, "
+        f"or pass the --moto-port it prints ({type(error).__name__})"
+    )
+
+
+def _local(args: argparse.Namespace) -> Queues:
+    sqs = _local_client(args, "sqs")
     try:
         return Queues(
             sqs,
@@ -95,17 +126,52 @@ def _local(args: argparse.Namespace) -> Queues:
             sqs.get_queue_url(QueueName=LOCAL_NAMES["WorkQueue"])["QueueUrl"],
         )
     except Exception as error:
-        raise TargetError(
-            f"no local stack at {endpoint}: start one with `backdrop watch DIR`, "
-            f"or pass the --moto-port it prints ({type(error).__name__})"
-        ) from None
+        raise _no_local_stack(args, error) from None
+
+
+def _local_spend(args: argparse.Namespace) -> SpendTable:
+    dynamodb = _local_client(args, "dynamodb")
+    table = LOCAL_NAMES["IdempotencyTable"]
+    try:
+        dynamodb.describe_table(TableName=table)
+    except Exception as error:
+        raise _no_local_stack(args, error) from None
+    return SpendTable(dynamodb, table, None, None)  # `backdrop watch` runs the template's defaults: no cap
 
 
 def _deployed(args: argparse.Namespace) -> Queues:
-    session = boto3.session.Session(profile_name=args.profile, region_name=args.region)
+    session = _session(args)
     sqs = session.client("sqs", endpoint_url=args.endpoint_url)
     if args.dlq_url:
         return Queues(sqs, args.dlq_url, args.work_queue_url)
+    stack = _stack(args, session, "DeadLetterQueueUrl", also="--dlq-url URL")
+    return Queues(sqs, stack.outputs["DeadLetterQueueUrl"], stack.outputs.get("WorkQueueUrl"))
+
+
+def _deployed_spend(args: argparse.Namespace) -> SpendTable:
+    session = _session(args)
+    stack = _stack(args, session, "IdempotencyTableName")
+    return SpendTable(
+        session.client("dynamodb", endpoint_url=args.endpoint_url),
+        stack.outputs["IdempotencyTableName"],
+        _amount(stack.parameters.get("DailyBudgetUsd")),
+        _amount(stack.parameters.get("MonthlyBudgetUsd")),
+    )
+
+
+@dataclass(frozen=True)
+class _Stack:
+    outputs: dict[str, str]
+    parameters: dict[str, str]
+
+
+def _session(args: argparse.Namespace) -> boto3.session.Session:
+    return boto3.session.Session(profile_name=args.profile, region_name=args.region)
+
+
+def _stack(
+    args: argparse.Namespace, session: boto3.session.Session, needed: str, *, also: str = ""
+) -> _Stack:
     try:
         stacks = session.client("cloudformation", endpoint_url=args.endpoint_url).describe_stacks(
             StackName=args.stack
@@ -115,9 +181,17 @@ def _deployed(args: argparse.Namespace) -> Queues:
     except Exception as error:
         raise TargetError(
             f"cannot read stack {args.stack!r} ({type(error).__name__}: {error}); "
-            "pass --stack NAME, --dlq-url URL or --local"
+            f"pass --stack NAME{', ' + also if also else ''} or --local"
         ) from None
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks["Stacks"][0].get("Outputs", [])}
-    if "DeadLetterQueueUrl" not in outputs:
-        raise TargetError(f"stack {args.stack!r} has no DeadLetterQueueUrl output: is it a Backdrop stack?")
-    return Queues(sqs, outputs["DeadLetterQueueUrl"], outputs.get("WorkQueueUrl"))
+    found = stacks["Stacks"][0]
+    stack = _Stack(
+        outputs={o["OutputKey"]: o["OutputValue"] for o in found.get("Outputs", [])},
+        parameters={p["ParameterKey"]: p.get("ParameterValue", "") for p in found.get("Parameters", [])},
+    )
+    if needed not in stack.outputs:
+        raise TargetError(f"stack {args.stack!r} has no {needed} output: is it a Backdrop stack?")
+    return stack
+
+
+def _amount(text: str | None) -> float | None:
+    return float(text) if text else None

@@ -48,20 +48,21 @@ def build_runtime(metrics: EmfMetrics) -> Runtime:
     )
     budget = TimeBudget()
     keys = SecretsManagerApiKey.from_client(settings.api_key_secret_id, aws_client("secretsmanager", session))
+    api = SegmindClient(
+        settings.api_url,
+        keys,
+        metrics,
+        read_timeout_seconds=settings.api_timeout_seconds,
+        max_answer_bytes=settings.max_answer_bytes,
+        policy=RetryPolicy(
+            max_retries=settings.api_max_retries, backoff_base_seconds=settings.api_backoff_seconds
+        ),
+        budget=budget,
+    )
     pipeline = Pipeline(
         settings,
         store=S3ObjectStore(aws_client("s3", session)),
-        api=SegmindClient(
-            settings.api_url,
-            keys,
-            metrics,
-            read_timeout_seconds=settings.api_timeout_seconds,
-            max_answer_bytes=settings.max_answer_bytes,
-            policy=RetryPolicy(
-                max_retries=settings.api_max_retries, backoff_base_seconds=settings.api_backoff_seconds
-            ),
-            budget=budget,
-        ),
+        api=api,
         failures=SqsFailureSink(sqs, settings.dlq_url),
         claims=claims,
         metrics=metrics,
@@ -75,6 +76,7 @@ def build_runtime(metrics: EmfMetrics) -> Runtime:
             client=dynamodb,
             daily_cap_usd=settings.daily_budget_usd,
             monthly_cap_usd=settings.monthly_budget_usd,
+            credits_seen=lambda: api.last_remaining_credits,
         ),
         budget=budget,
     )

@@ -148,6 +148,8 @@ def test_a_finite_credit_count_is_recorded(hostile):
     )
     client.replace_background({"prompt": "p"}, Deadline(300)).body.close()
     assert [value for name, value, _ in metrics.values if name == "RemainingCredits"] == [12.5]
+    assert client.last_remaining_credits is not None  # for the spend record
+    assert client.last_remaining_credits[0] == 12.5
 
 
 # -- item 18: messages say what came, and hold only printable text ------------------------------

@@ -12,8 +12,9 @@ from pathlib import Path
 import boto3
 import pytest
 
-from backdrop_fn.adapters.spend import KEY_PREFIX, DynamoDbSpendGuard
+from backdrop_fn.adapters.spend import DynamoDbSpendGuard
 from backdrop_fn.errors import BudgetExceeded, InfrastructureUnavailable
+from backdrop_fn.spend_record import KEY_PREFIX
 from tests.integration.conftest import REGION
 from tests.integration.function.test_adapters import claims_table
 
@@ -37,7 +38,9 @@ def guard(client, clock: Clock, *, daily: float | None = None, monthly: float | 
 
 def month_item(client, month: str = "2026-12") -> dict[str, int]:
     item = client.get_item(TableName="spend", Key={"id": {"S": KEY_PREFIX + month}})["Item"]
-    return {name: int(value["N"]) for name, value in item.items() if "N" in value and name != "expiration"}
+    return {
+        name: int(float(value["N"])) for name, value in item.items() if "N" in value and name != "expiration"
+    }
 
 
 def test_each_call_is_counted_by_day_month_and_speed_without_a_cap(aws: str):
@@ -91,6 +94,21 @@ def test_a_released_price_no_longer_counts(aws: str):
     spend.release(spend.reserve("DEFAULT"))
     assert spend.reserve("DEFAULT").spent_today_micro_usd == 75_000
     assert month_item(client)["calls_DEFAULT"] == 1
+
+
+def test_the_credits_the_api_last_reported_are_kept_with_the_spend(aws: str):
+    client = claims_table("spend")
+    seen: list[tuple[float, float]] = []
+    spend = DynamoDbSpendGuard(
+        "spend", client=client, clock=Clock(DECEMBER_1), credits_seen=lambda: seen[-1] if seen else None
+    )
+    spend.reserve("TURBO")
+    assert "credits" not in month_item(client)
+    seen.append((41.25, 1796120000.0))
+    spend.reserve("TURBO")
+    assert (month_item(client)["credits"], month_item(client)["credits_at"]) == (41, 1796120000)
+    item = client.get_item(TableName="spend", Key={"id": {"S": KEY_PREFIX + "2026-12"}})["Item"]
+    assert item["credits"]["N"] == "41.25"
 
 
 def test_a_failing_table_is_passing_trouble_and_a_release_never_raises(aws: str):

@@ -82,6 +82,8 @@ class SegmindClient:
         self._sleep = sleep
         self._jitter = jitter
         self._wall_clock = wall_clock
+        # The last `x-remaining-credits` this container saw, and when (epoch seconds).
+        self.last_remaining_credits: tuple[float, float] | None = None
 
     def replace_background(self, payload: dict[str, Any], deadline: Deadline) -> ApiImage:
         key = self._keys.current()
@@ -158,6 +160,7 @@ class SegmindClient:
         credits = _finite(response.headers.get("x-remaining-credits"))
         if credits is not None:
             self._metrics.add(Metric.REMAINING_CREDITS, credits)
+            self.last_remaining_credits = (credits, self._wall_clock())
         return response
 
     def _wait_before_retry(self, answer: requests.Response | BackdropError, retries: int) -> float:

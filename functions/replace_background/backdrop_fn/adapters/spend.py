@@ -1,8 +1,7 @@
-"""The spend guard on DynamoDB: one item per UTC month, in the idempotency table.
+"""The spend guard on DynamoDB: one item per UTC month, in the idempotency table (``spend_record``).
 
-Amounts are whole micro-dollars, so that adding and releasing prices is exact. One conditional
-update reserves a call against both caps at once: however many containers reserve together, the
-sum never passes a cap.
+One conditional update reserves a call against both caps at once: however many containers
+reserve together, the sum never passes a cap.
 """
 
 from __future__ import annotations
@@ -18,14 +17,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 from backdrop_fn.errors import BudgetExceeded, InfrastructureUnavailable
 from backdrop_fn.ports import SpendReservation
 from backdrop_fn.pricing import price_of
+from backdrop_fn.spend_record import MICRO, MONTH_TOTAL, day_calls, day_total, item_id, month_calls
 
 logger = logging.getLogger(__name__)
 
-KEY_PREFIX = "backdrop.spend#"
-MICRO = 1_000_000
-# The attributes of a month's item: its total; each day's total (``day01``); calls by speed, for
-# the month (``calls_TURBO``) and for each day (``day01_calls_TURBO``).
-MONTH_TOTAL = "month_total"
 # A month's record outlives the month by this long, for `backdrop spend` to look back.
 KEPT_AFTER_MONTH_SECONDS = 90 * 24 * 3600
 
@@ -39,12 +34,14 @@ class DynamoDbSpendGuard:
         daily_cap_usd: float | None = None,
         monthly_cap_usd: float | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        credits_seen: Callable[[], tuple[float, float] | None] = lambda: None,
     ) -> None:
         self._table = table_name
         self._dynamodb = client
         self._daily_cap = _micro(daily_cap_usd)
         self._monthly_cap = _micro(monthly_cap_usd)
         self._clock = clock
+        self._credits_seen = credits_seen
 
     def reserve(self, rendering_speed: str) -> SpendReservation:
         now = self._clock()
@@ -60,11 +57,18 @@ class DynamoDbSpendGuard:
             if cap is not None:
                 conditions.append(f"(attribute_not_exists({total}) OR {total} <= :{label}_left)")
                 values[f":{label}_left"] = {"N": str(cap - price)}
+        update = (
+            "ADD #day :price, #month :price, #month_calls :one, #day_calls :one SET expiration = :expires"
+        )
+        credits = self._credits_seen()
+        if credits is not None:  # the API's own count, as last seen here: for `backdrop spend`
+            update += ", credits = :credits, credits_at = :credits_at"
+            values[":credits"] = {"N": repr(credits[0])}
+            values[":credits_at"] = {"N": str(int(credits[1]))}
         request: dict[str, Any] = {
             "TableName": self._table,
             "Key": _key(now),
-            "UpdateExpression": "ADD #day :price, #month :price, #month_calls :one, #day_calls :one "
-            "SET expiration = :expires",
+            "UpdateExpression": update,
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": values,
             "ReturnValues": "ALL_NEW",
@@ -95,7 +99,7 @@ class DynamoDbSpendGuard:
         try:
             self._dynamodb.update_item(
                 TableName=self._table,
-                Key={"id": {"S": KEY_PREFIX + reservation.month}},
+                Key={"id": {"S": item_id(datetime.strptime(reservation.month, "%Y-%m"))}},
                 UpdateExpression=(
                     "ADD #day :minus, #month :minus, #month_calls :minus_one, #day_calls :minus_one"
                 ),
@@ -143,14 +147,14 @@ class DynamoDbSpendGuard:
 def _names(day: int, rendering_speed: str) -> dict[str, str]:
     return {
         "#month": MONTH_TOTAL,
-        "#day": f"day{day:02d}",
-        "#month_calls": f"calls_{rendering_speed}",
-        "#day_calls": f"day{day:02d}_calls_{rendering_speed}",
+        "#day": day_total(day),
+        "#month_calls": month_calls(rendering_speed),
+        "#day_calls": day_calls(day, rendering_speed),
     }
 
 
 def _key(now: datetime) -> dict[str, dict[str, str]]:
-    return {"id": {"S": KEY_PREFIX + now.strftime("%Y-%m")}}
+    return {"id": {"S": item_id(now)}}
 
 
 def _end_of_month(now: datetime) -> int:
