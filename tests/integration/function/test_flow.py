@@ -190,9 +190,11 @@ def test_metrics_are_emitted_in_embedded_metric_format(stack: Stack, capsys: pyt
         "RemainingCredits",
     } <= set(names)
     assert all(doc["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "Backdrop" for doc in documents)
-    failed = next(doc for doc in documents if "ImagesFailed" in doc)
-    assert failed["ErrorClass"] == "invalid_sidecar"
-    assert any("ErrorClass" in dimensions for dimensions in names["ImagesFailed"])
+    by_class = [doc for doc in documents if "ImagesFailed" in doc and "ErrorClass" in doc]
+    assert [(doc["ErrorClass"], doc["ImagesFailed"]) for doc in by_class] == [("invalid_sidecar", [1.0])]
+    in_total = [doc for doc in documents if "ImagesFailed" in doc and "ErrorClass" not in doc]
+    assert sum(sum(doc["ImagesFailed"]) for doc in in_total) == 1  # for the failure-rate alarm
+    assert all(_dimensions(doc) == [["service"]] for doc in in_total)
 
 
 @pytest.mark.parametrize("transfer", ["url", "base64"])
@@ -213,3 +215,8 @@ def test_a_large_image_streams_both_ways_byte_for_byte(stack: Stack, transfer: s
     assert stack.output("big.png")["Body"].read() == picture
     if transfer == "base64":
         assert base64.b64decode(stack.emulator.requests[0].body["image"]) == picture
+
+
+def _dimensions(document: dict) -> list[list[str]]:
+    (directive,) = document["_aws"]["CloudWatchMetrics"]
+    return directive["Dimensions"]

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cfnlint.decode import cfn_yaml
+
+from backdrop_fn.vocabulary import Metric
 
 TEMPLATE_PATH = Path(__file__).resolve().parents[3] / "template.yaml"
 TEMPLATE: dict[str, Any] = cfn_yaml.load(str(TEMPLATE_PATH))
@@ -154,3 +158,43 @@ def test_the_budget_alarm_watches_the_metric_the_function_emits_only_when_a_cap_
         str({"Fn::Not": [{"Fn::Equals": [{"Ref": name}, ""]}]})
         for name in ("DailyBudgetUsd", "MonthlyBudgetUsd")
     }
+
+
+def dashboard_metrics() -> set[tuple[str, str]]:
+    body = RESOURCES["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    text, names = body[0], body[1]
+    for name, value in {"AWS::Region": "us-east-1", **names}.items():
+        text = text.replace("${" + name + "}", value if isinstance(value, str) else "q")
+    found = set()
+    for widget in json.loads(text)["widgets"]:
+        for metric in widget["properties"]["metrics"]:
+            if isinstance(metric[0], str):
+                found.add((metric[0], metric[1]))
+            else:
+                found.update(re.findall(r"\{(\w+),[^}]*\} MetricName=\"(\w+)\"", metric[0]["expression"]))
+    return found
+
+
+def test_the_dashboard_shows_only_metrics_that_exist():
+    emitted = {("Backdrop", metric.value) for metric in Metric}
+    queues = {("AWS/SQS", "ApproximateAgeOfOldestMessage"), ("AWS/SQS", "ApproximateNumberOfMessagesVisible")}
+    shown = dashboard_metrics()
+    assert shown <= emitted | queues
+    assert {"ImagesProcessed", "ImagesFailed", "ApiLatency", "EstimatedSpendUsd", "RemainingCredits"} <= {
+        name for _, name in shown
+    }
+
+
+def test_the_failure_rate_alarm_divides_failed_by_everything_handled():
+    alarm = RESOURCES["FailureRateAlarm"]["Properties"]
+    stats = {query["Id"]: query["MetricStat"] for query in alarm["Metrics"] if "MetricStat" in query}
+    assert {stat["Metric"]["MetricName"] for stat in stats.values()} == {"ImagesFailed", "ImagesProcessed"}
+    assert all(stat["Period"] == 900 and stat["Stat"] == "Sum" for stat in stats.values())
+    (rate,) = [query for query in alarm["Metrics"] if "Expression" in query]
+    assert rate["Expression"] == "100 * FILL(failed, 0) / (FILL(failed, 0) + FILL(processed, 0))"
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (10, "GreaterThanThreshold")
+
+
+def test_the_credits_alarm_exists_only_with_a_threshold():
+    assert RESOURCES["CreditsAlarm"]["Condition"] == "HasCreditsAlarm"
+    assert RESOURCES["CreditsAlarm"]["Properties"]["Threshold"] == {"Ref": "CreditsAlarmThreshold"}

@@ -16,7 +16,9 @@ class EmfMetrics:
         self._metrics.add_metric(name=metric.value, unit=MetricUnit(metric.unit.value), value=value)
 
     def add_failure(self, error_class: ErrorClass) -> None:
-        # Its own EMF document: the ErrorClass dimension must not spread to the other metrics.
+        # Counted twice: in total (for the failure-rate alarm: an alarm cannot add up classes), and
+        # by class in an EMF document of its own, so that ErrorClass spreads to no other metric.
+        self.add(Metric.IMAGES_FAILED, 1)
         with single_metric(
             name=Metric.IMAGES_FAILED.value,
             unit=MetricUnit(Metric.IMAGES_FAILED.unit.value),
