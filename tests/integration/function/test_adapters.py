@@ -37,7 +37,7 @@ from backdrop_fn.ports import ApiKey
 from backdrop_fn.timing import Deadline
 from backdrop_fn.wiring import aws_client
 from tests.integration.conftest import API_KEY, REGION, photo
-from tests.unit.function.fakes import PNG_BYTES, RecordingMetrics
+from tests.unit.function.fakes import PNG_BYTES, FakeClock, RecordingMetrics
 
 PROCESSED = Outcome(status=Status.PROCESSED, image_key="a.jpg", output_key="a.png")
 
@@ -338,24 +338,9 @@ class FixedKey:
         return ApiKey(self.value)
 
 
-class FakeClock:
-    """Time that passes only when the client sleeps: retry timing without waiting."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 @pytest.fixture
 def api(emulator: Emulator):
-    clock = FakeClock()
+    clock = FakeClock(1000.0)  # time that passes only when the client sleeps
     metrics = RecordingMetrics()
     client = SegmindClient(
         emulator.url,

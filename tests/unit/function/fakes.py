@@ -317,13 +317,13 @@ class RecordingMetrics:
 class FakeClock:
     """A monotonic clock that only sleeping moves: waits cost a test no time."""
 
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.slept: list[float] = []
+    def __init__(self, now: float = 0.0) -> None:
+        self.now = now
+        self.sleeps: list[float] = []
 
     def __call__(self) -> float:
         return self.now
 
     def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
+        self.sleeps.append(seconds)
         self.now += seconds

@@ -435,7 +435,7 @@ def test_a_paid_answer_whose_write_fails_for_a_while_is_written_again_in_the_sam
     world.store.fail_writes_with = OutputWriteFailed("SlowDown", retryable=True)
     world.store.writes_to_fail = 3
     assert statuses(world.event("a.jpg", attempt=1, final=False, message_id="m1")) == [Status.PROCESSED]
-    assert world.clock.slept == [2.0, 4.0, 8.0]
+    assert world.clock.sleeps == [2.0, 4.0, 8.0]
     assert world.api.calls == 1
     assert world.output("a.png")["body"] == world.api.image
 
@@ -446,7 +446,7 @@ def test_a_failing_output_write_is_given_up_with_time_left_for_the_message_s_ret
     world.store.fail_writes_with = OutputWriteFailed("SlowDown", retryable=True)
     with pytest.raises(OutputWriteFailed, match="paid for but could not be stored"):
         world.event("a.jpg", attempt=1, final=False, message_id="m1")
-    assert world.clock.slept[:5] == [2.0, 4.0, 8.0, 16.0, 16.0]  # doubling, up to a cap
+    assert world.clock.sleeps[:5] == [2.0, 4.0, 8.0, 16.0, 16.0]  # doubling, up to a cap
     assert 300 - world.clock.now >= TimeBudget().write_retry_reserve_seconds
     assert 300 - world.clock.now < TimeBudget().write_retry_reserve_seconds + 16.0
 
@@ -455,7 +455,7 @@ def test_a_kept_answer_gone_before_its_write_is_not_written_again_in_the_call(wo
     world.upload("a.jpg", JPEG_BYTES)
     world.upload("a.jpg.json", SIDECAR)
     fail_the_first_write(world, message_id="m1")
-    world.clock.slept.clear()
+    world.clock.sleeps.clear()
     world.store.fail_writes_with = None
     (kept_body,) = (tmp_path / "kept-answers").glob("*.body")
     original_find = world.kept.find
@@ -468,7 +468,7 @@ def test_a_kept_answer_gone_before_its_write_is_not_written_again_in_the_call(wo
     world.kept.find = found_then_gone  # type: ignore[method-assign]
     with pytest.raises(OutputWriteFailed, match="the kept answer could not be read"):
         world.event("a.jpg", attempt=2, final=False, message_id="m1")
-    assert world.clock.slept == []
+    assert world.clock.sleeps == []
 
 
 def test_a_write_the_bucket_refuses_is_not_tried_again_in_the_call(world: World):
@@ -476,7 +476,7 @@ def test_a_write_the_bucket_refuses_is_not_tried_again_in_the_call(world: World)
     world.upload("a.jpg.json", SIDECAR)
     world.store.fail_writes_with = OutputWriteFailed("AccessDenied", retryable=False)
     assert statuses(world.event("a.jpg", attempt=1, final=False, message_id="m1")) == [Status.FAILED]
-    assert world.clock.slept == []
+    assert world.clock.sleeps == []
 
 
 def test_a_failed_output_write_is_retried_from_the_kept_answer_without_paying_again(
