@@ -300,7 +300,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--out", default="out", help="where results and the contact sheet go (default: ./out)")
     demo.add_argument("--latency", type=float, default=0.5, help="emulated API seconds per call")
-    demo.add_argument("--settle", type=int, default=2, help="the work queue's delay (PairSettleSeconds)")
+    demo.add_argument(
+        "--settle",
+        type=int,
+        default=2,
+        help="PairSettleSeconds: how long an image without a sidecar waits before DEFAULT_PROMPT is used",
+    )
     demo.set_defaults(handler=_demo)
 
     watch = commands.add_parser("watch", help="process images and sidecars dropped into a folder, offline")

@@ -55,6 +55,8 @@ class Settings(BaseModel):
     retry_backoff_seconds: int = Field(60, alias="RETRY_BACKOFF_SECONDS", ge=1)
     # The only buckets an event may name (comma-separated); None: any bucket, for local use only.
     input_buckets: frozenset[str] | None = Field(None, alias="INPUT_BUCKETS")
+    # How old an image must be before DEFAULT_PROMPT is used for it: its sidecar may still come.
+    pair_settle_seconds: int = Field(0, alias="PAIR_SETTLE_SECONDS", ge=0, le=900)
     # Caps on the estimated spend of a UTC day and a UTC month, in US dollars; None: no cap, 0: no
     # call at all.
     daily_budget_usd: float | None = Field(None, alias="DAILY_BUDGET_USD", ge=0)

@@ -118,6 +118,17 @@ class NotEnoughTime(BackdropError):
 
     error_class = ErrorClass.TIMEOUT
     retryable = True
+    # How long the message waits before it comes back.
+    come_back_after_seconds = 5
+
+
+class PairSettling(NotEnoughTime):
+    """An image that would be paid with DEFAULT_PROMPT is younger than PAIR_SETTLE_SECONDS: its
+    sidecar may still come. Not an attempt either: its message comes back when it is old enough."""
+
+    def __init__(self, message: str, *, seconds: int) -> None:
+        super().__init__(message)
+        self.come_back_after_seconds = seconds
 
 
 class ClaimInProgress(Exception):

@@ -69,12 +69,21 @@ def _handle_message(current: Runtime, record: dict[str, Any], delivery: Delivery
     try:
         for item in items:
             outcomes.extend(current.pipeline.process(item, delivery))
-    except NotEnoughTime:
+    except NotEnoughTime as wait:
         if current.work_queue is None:
             raise
         # Not an attempt: a copy that remembers the attempts made so far replaces this message.
-        current.work_queue.requeue(record["body"], attempts_before=delivery.attempt - 1)
-        logger.info("too little time left: sent back uncounted", extra={"attempt": delivery.attempt})
+        current.work_queue.requeue(
+            record["body"], attempts_before=delivery.attempt - 1, delay_seconds=wait.come_back_after_seconds
+        )
+        logger.info(
+            "sent back uncounted",
+            extra={
+                "reason": wait.message,
+                "attempt": delivery.attempt,
+                "seconds": wait.come_back_after_seconds,
+            },
+        )
     except BackdropError as error:
         if current.work_queue is not None:
             # A claim left "in progress" expires with this invocation: the message must not meet it.

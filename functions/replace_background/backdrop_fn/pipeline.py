@@ -10,9 +10,11 @@ and ``delivery`` decides whether a failure comes back later.
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from backdrop_fn import keys
@@ -26,12 +28,13 @@ from backdrop_fn.errors import (
     ClaimNotReleased,
     MissingObject,
     NotEnoughTime,
+    PairSettling,
 )
 from backdrop_fn.events import UnrecognisedEvent, WorkItem
 from backdrop_fn.failures import FailureSource
 from backdrop_fn.outcome import Outcome, Status
 from backdrop_fn.output import Output
-from backdrop_fn.pairing import NoRoomForSidecar, PairFinder
+from backdrop_fn.pairing import NoRoomForSidecar, Pair, PairFinder
 from backdrop_fn.ports import (
     BackgroundApi,
     Claims,
@@ -68,8 +71,11 @@ class Pipeline:
         random_seed: Callable[[], int] = lambda: random.randint(SEED_MIN, SEED_MAX),
         budget: TimeBudget | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._output_bucket = settings.output_bucket
+        self._settle_seconds = settings.pair_settle_seconds
+        self._wall_clock = wall_clock
         self._budget = budget or TimeBudget()
         self._pairs = PairFinder(store, settings.default_prompt)
         self._dead_letters = DeadLetters(failures, metrics)
@@ -151,6 +157,7 @@ class Pipeline:
             logger.info("image waits for its sidecar", extra={"key": image_key})
             self._metrics.add(Metric.AWAITING_SIDECAR, 1)
             return Outcome(status=Status.AWAITING_SIDECAR, image_key=image_key)
+        self._settle(pair, delivery)
         if delivery.deadline.remaining() < self._budget.min_seconds_to_start:
             # Not an attempt: nothing is claimed or called, and the message comes back whole.
             raise NotEnoughTime(f"{delivery.deadline.remaining():.0f} s left: too little to call the API")
@@ -162,6 +169,19 @@ class Pipeline:
             replay = {**identity, "replay_of": item.replay_of}
             outcome = self._once(replay, lambda: self._purchase.run(pair, item, delivery))
         return outcome
+
+    def _settle(self, pair: Pair, delivery: Delivery) -> None:
+        """Send back, uncounted, an image that would be paid with DEFAULT_PROMPT while its sidecar
+        may still come: until it is PAIR_SETTLE_SECONDS old. A pair with its sidecar never waits;
+        a direct invocation cannot come back, so it goes on at once."""
+        uploaded = pair.image.last_modified
+        if pair.sidecar is not None or delivery.message_id is None or uploaded is None:
+            return
+        wait = self._settle_seconds - (self._wall_clock() - uploaded).total_seconds()
+        if wait > 0:
+            raise PairSettling(
+                f"no sidecar yet, {wait:.0f} s before DEFAULT_PROMPT is used", seconds=math.ceil(wait)
+            )
 
     def _missing_image(self, item: WorkItem, delivery: Delivery) -> Outcome:
         # Deleted between upload and processing: one DLQ record however often the event comes.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, BinaryIO, Protocol
 
 from backdrop_fn.images import ImageType
@@ -23,6 +24,7 @@ class ObjectInfo:
     etag: str
     size: int
     version_id: str | None = None
+    last_modified: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -227,8 +229,9 @@ class WorkQueue(Protocol):
     def delay(self, receipt_handle: str, attempt: int, *, at_least_seconds: float = 0) -> None:
         """Keep a failed work-queue message away for its backoff, and at least ``at_least_seconds``."""
 
-    def requeue(self, body: str, *, attempts_before: int) -> None:
-        """Send the message again as a new one that has made ``attempts_before`` attempts."""
+    def requeue(self, body: str, *, attempts_before: int, delay_seconds: int) -> None:
+        """Send the message again, in ``delay_seconds``, as a new one that has made
+        ``attempts_before`` attempts."""
 
 
 class Metrics(Protocol):

@@ -15,7 +15,7 @@ from backdrop.local.context import LocalLambdaContext
 from backdrop.local.esm import sqs_lambda_event
 from backdrop_fn.adapters.claims import KEY_PREFIX
 from backdrop_fn.adapters.segmind import SegmindClient
-from backdrop_fn.adapters.work_queue import REQUEUE_DELAY_SECONDS
+from backdrop_fn.errors import NotEnoughTime
 from backdrop_fn.vocabulary import ATTEMPTS_BEFORE
 from tests.integration.conftest import REGION, Stack, photo
 
@@ -56,7 +56,7 @@ def test_a_record_without_time_for_a_call_is_not_started_and_comes_back_uncounte
     assert stack.dlq() == []
     assert claims_in_table() == []
 
-    time.sleep(REQUEUE_DELAY_SECONDS + 0.5)
+    time.sleep(NotEnoughTime.come_back_after_seconds + 0.5)
     (copy,) = stack.received()
     assert copy["Body"] == image_message["Body"]
     assert copy["MessageAttributes"][ATTEMPTS_BEFORE]["StringValue"] == "4"  # this receive did not count

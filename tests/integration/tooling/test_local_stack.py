@@ -231,3 +231,26 @@ def test_emulator_settings_reach_the_sandbox(aws: str):
         s3.put_object(Bucket=box.stack.input_bucket, Key="w.png", Body=photo())
         s3.put_object(Bucket=box.stack.input_bucket, Key="w.png.json", Body=b'{"prompt": "p"}')
         assert box.wait_until(lambda: outputs(box) == ["w.webp"], timeout=30)
+
+
+def test_only_an_image_that_would_take_the_default_prompt_waits_for_its_sidecar(aws: str):
+    parameters = {"PairSettleSeconds": "3", "DefaultPrompt": "a white studio"}
+    with sandbox(parameters=parameters, moto_endpoint=aws) as box:
+        s3 = box.stack.client("s3")
+        uploaded = time.time()
+        s3.put_object(Bucket=box.stack.input_bucket, Key="late.png", Body=photo())
+        s3.put_object(Bucket=box.stack.input_bucket, Key="alone.png", Body=photo())
+        time.sleep(1)  # the images' first messages are sent back, uncounted, to settle
+        s3.put_object(
+            Bucket=box.stack.input_bucket, Key="late.png.json", Body=json.dumps({"prompt": "a beach"})
+        )
+        assert box.wait_until(lambda: sorted(outputs(box)) == ["alone.png", "late.png"], timeout=60)
+        assert box.wait_until(lambda: not box.mapping.busy, timeout=10)
+    prompts = {_image_key(request.body): request.body["prompt"] for request in box.emulator.requests}
+    assert prompts == {"late.png": "a beach", "alone.png": "a white studio"}  # one call each
+    (alone,) = [request for request in box.emulator.requests if request.body["prompt"] == "a white studio"]
+    assert alone.at - uploaded >= 3  # not before it was PairSettleSeconds old
+
+
+def _image_key(body: dict) -> str:
+    return body["image"].split("?")[0].rsplit("/", 1)[-1]

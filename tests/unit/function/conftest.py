@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
@@ -15,6 +16,7 @@ from backdrop_fn.outcome import Outcome, Status
 from backdrop_fn.pipeline import Pipeline
 from backdrop_fn.timing import Deadline
 from tests.unit.function.fakes import (
+    UPLOADED,
     FakeApi,
     FakeClock,
     FakeFailureSink,
@@ -79,7 +81,12 @@ class World:
             spend=self.spend,
             random_seed=lambda: self.seed,
             sleep=self.clock.sleep,
+            wall_clock=self.wall_time,
         )
+
+    def wall_time(self) -> datetime:
+        """UTC time, moved on by the same sleeps as the monotonic clock."""
+        return UPLOADED + timedelta(seconds=self.clock.now)
 
     def configure(self, **changes: Any) -> None:
         self.settings = Settings.model_validate({**self.settings.model_dump(), **changes})
@@ -119,7 +126,7 @@ def world(tmp_path: Path) -> World:
         dlq_url="https://sqs.example/dlq",
         idempotency_table="table",
     )
-    return World(
+    made = World(
         FakeStore(),
         FakeApi(),
         FakeFailureSink(),
@@ -128,3 +135,5 @@ def world(tmp_path: Path) -> World:
         settings,
         DiskKeptAnswers(tmp_path / "kept-answers"),
     )
+    made.store.clock = made.wall_time  # uploads are dated by the world's own clock
+    return made

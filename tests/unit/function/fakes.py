@@ -9,6 +9,7 @@ import json
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
 from PIL import Image
@@ -42,6 +43,10 @@ JPEG_BYTES = picture("JPEG")
 WEBP_BYTES = picture("WEBP")
 
 
+# When the fakes' objects were uploaded, unless a test's clock says otherwise.
+UPLOADED = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+
+
 class FakeStore:
     """Buckets as dicts; ETags are content hashes, as S3's are for single-part uploads."""
 
@@ -53,6 +58,8 @@ class FakeStore:
         self.writes_to_fail: int | None = None  # with fail_writes_with: only this many more fail
         # Every version written to each output key, oldest first, as in a versioned bucket.
         self.output_versions: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self.clock: Callable[[], datetime] = lambda: UPLOADED
+        self.modified: dict[tuple[str, str], datetime] = {}
 
     def put(self, bucket: str, key: str, body: bytes | str | dict) -> str:
         if isinstance(body, dict):
@@ -60,6 +67,7 @@ class FakeStore:
         if isinstance(body, str):
             body = body.encode("utf-8")
         self.objects[(bucket, key)] = body
+        self.modified[(bucket, key)] = self.clock()
         return etag_of(body)
 
     def delete(self, bucket: str, key: str) -> None:
@@ -69,7 +77,13 @@ class FakeStore:
         body = self.objects.get((bucket, key))
         if body is None:
             return None
-        return ObjectInfo(bucket=bucket, key=key, etag=etag_of(body), size=len(body))
+        return ObjectInfo(
+            bucket=bucket,
+            key=key,
+            etag=etag_of(body),
+            size=len(body),
+            last_modified=self.modified.get((bucket, key), UPLOADED),
+        )
 
     def peek(self, bucket: str, key: str, *, first_bytes: int) -> tuple[ObjectInfo, bytes] | None:
         info = self.head(bucket, key)

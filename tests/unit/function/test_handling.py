@@ -23,13 +23,13 @@ class RecordingBackoff:
     """The work-queue port: backoffs set and messages sent again, remembered."""
 
     delays: list[tuple[str, int, float]] = field(default_factory=list)
-    requeued: list[tuple[str, int]] = field(default_factory=list)
+    requeued: list[tuple[str, int, int]] = field(default_factory=list)
 
     def delay(self, receipt_handle: str, attempt: int, *, at_least_seconds: float = 0) -> None:
         self.delays.append((receipt_handle, attempt, at_least_seconds))
 
-    def requeue(self, body: str, *, attempts_before: int) -> None:
-        self.requeued.append((body, attempts_before))
+    def requeue(self, body: str, *, attempts_before: int, delay_seconds: int) -> None:
+        self.requeued.append((body, attempts_before, delay_seconds))
 
 
 @dataclass
@@ -172,7 +172,7 @@ def test_a_receive_with_too_little_time_is_sent_back_uncounted_and_acknowledged(
     body = s3_notification("a.jpg")
     answer = handle(runtime, batch(message("m1", body, receive_count=3, attempts_before=1)), Context(10))
     assert answer == {"batchItemFailures": []}  # the copy replaces it
-    assert backoff.requeued == [(json.dumps(body), 3)]  # 1 before, 2 real receives; not this one
+    assert backoff.requeued == [(json.dumps(body), 3, 5)]  # 1 before, 2 real receives; not this one
     assert (world.api.calls, world.dlq.sent) == (0, [])
 
 

@@ -14,7 +14,7 @@ TEMPLATE = Path(__file__).resolve().parents[3] / "template.yaml"
 def test_queue_settings_come_from_the_template():
     spec = load_spec(TEMPLATE)
     work = spec.queues[spec.work_queue]
-    assert work.delay_seconds == 10  # PairSettleSeconds' default
+    assert work.delay_seconds == 0  # a pair starts as soon as both halves exist
     assert work.visibility_timeout >= 6 * spec.function_timeout
     assert work.max_receive_count == 10
     assert work.dead_letter_target == "DeadLetterQueue"
@@ -28,8 +28,12 @@ def test_event_source_settings_come_from_the_template():
 
 
 def test_parameter_overrides_apply_like_sam_deploy():
-    spec = load_spec(TEMPLATE, {"PairSettleSeconds": "0", "MaximumConcurrency": "7"})
-    assert spec.queues[spec.work_queue].delay_seconds == 0
+    spec = load_spec(TEMPLATE, {"PairSettleSeconds": "3", "MaximumConcurrency": "7"})
+    names = {"OutputBucket": "o", "DeadLetterQueue": "d", "WorkQueue": "w", "IdempotencyTable": "t"}
+    assert (
+        resolve_environment(spec, names | {"ApiKeySecret": "s", "InputBucket": "i"})["PAIR_SETTLE_SECONDS"]
+        == "3"
+    )
     assert spec.maximum_concurrency == 7
 
 
@@ -63,6 +67,7 @@ def test_the_function_environment_resolves_to_local_names():
     assert env["DEFAULT_PROMPT"] == "studio"
     assert env["IMAGE_TRANSFER"] == "base64"
     assert env["MAX_ATTEMPTS"] == "5"
+    assert env["PAIR_SETTLE_SECONDS"] == "10"  # only images that would take DEFAULT_PROMPT wait
 
 
 def test_the_spend_caps_reach_the_function_and_are_empty_unless_given():

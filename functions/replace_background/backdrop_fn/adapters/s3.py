@@ -42,6 +42,7 @@ def _info(bucket: str, key: str, response: dict[str, Any]) -> ObjectInfo:
         etag=response["ETag"].strip('"'),
         size=response["ContentLength"],
         version_id=response.get("VersionId"),
+        last_modified=response.get("LastModified"),
     )
 
 

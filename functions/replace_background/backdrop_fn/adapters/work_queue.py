@@ -23,8 +23,7 @@ logger = logging.getLogger(__name__)
 
 MAX_BACKOFF_SECONDS = 900
 MAX_VISIBILITY_SECONDS = 43_200  # SQS's own ceiling
-# A copy sent back for a fresh invocation waits this long: time for the busy one to end.
-REQUEUE_DELAY_SECONDS = 5
+MAX_DELAY_SECONDS = 900  # SQS's ceiling for a message's delay
 
 
 def backoff_seconds(attempt: int, first: int = 60) -> int:
@@ -54,17 +53,19 @@ class SqsWorkQueue:
             # Harmless: the message still comes back, after the queue's own visibility timeout.
             logger.warning("could not set the retry backoff", extra={"error": type(error).__name__})
 
-    def requeue(self, body: str, *, attempts_before: int) -> None:
-        """Send the message again as a new one that remembers the attempts made so far.
+    def requeue(self, body: str, *, attempts_before: int, delay_seconds: int) -> None:
+        """Send the message again, in ``delay_seconds``, as a new one that remembers the attempts
+        made so far.
 
-        SQS counts every receive; a receive that made no attempt (too little time left to start)
-        must not bring the message closer to its last attempt, so its copy starts counting anew.
+        SQS counts every receive; a receive that made no attempt (too little time left to start,
+        or a pair still settling) must not bring the message closer to its last attempt, so its
+        copy starts counting anew.
         """
         try:
             self._sqs().send_message(
                 QueueUrl=self._queue_url,
                 MessageBody=body,
-                DelaySeconds=REQUEUE_DELAY_SECONDS,
+                DelaySeconds=max(0, min(delay_seconds, MAX_DELAY_SECONDS)),
                 MessageAttributes={
                     ATTEMPTS_BEFORE: {"DataType": "Number", "StringValue": str(attempts_before)}
                 },

@@ -1,0 +1,75 @@
+"""Settling: only an image that would be paid with DEFAULT_PROMPT waits for a sidecar that may come."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from backdrop_fn.errors import PairSettling
+from backdrop_fn.handling import handle
+from backdrop_fn.outcome import Status
+from backdrop_fn.runtime import Runtime
+from tests.unit.function.conftest import World, s3_record, statuses
+from tests.unit.function.fakes import JPEG_BYTES
+from tests.unit.function.test_handling import Context, RecordingBackoff, batch, message
+
+SIDECAR = {"prompt": "a sunny beach", "seed": 1234}
+
+
+@pytest.fixture
+def settling(world: World) -> World:
+    world.configure(DEFAULT_PROMPT="a white studio", PAIR_SETTLE_SECONDS=10)
+    return world
+
+
+def test_a_fresh_image_without_a_sidecar_waits_before_the_default_prompt_is_used(settling: World):
+    settling.upload("a.jpg", JPEG_BYTES)
+    settling.clock.sleep(3)
+    with pytest.raises(PairSettling) as waiting:
+        settling.event("a.jpg", attempt=1, final=False, message_id="m1")
+    assert waiting.value.come_back_after_seconds == 7  # until it is 10 s old
+    assert settling.api.calls == 0
+    assert settling.claims.done == {}
+    settling.clock.sleep(7)
+    assert statuses(settling.event("a.jpg", attempt=1, final=False, message_id="m1")) == [Status.PROCESSED]
+    assert settling.api.payloads[0]["prompt"] == "a white studio"
+
+
+def test_a_sidecar_that_comes_while_the_image_settles_is_the_one_paid_for(settling: World):
+    settling.upload("a.jpg", JPEG_BYTES)
+    with pytest.raises(PairSettling):
+        settling.event("a.jpg", attempt=1, final=False, message_id="m1")
+    settling.clock.sleep(2)
+    settling.upload("a.jpg.json", SIDECAR)
+    assert statuses(settling.event("a.jpg.json", attempt=1, final=False, message_id="m2")) == [
+        Status.PROCESSED
+    ]
+    settling.clock.sleep(8)
+    assert statuses(settling.event("a.jpg", attempt=1, final=False, message_id="m1")) == [Status.DUPLICATE]
+    assert [payload["prompt"] for payload in settling.api.payloads] == ["a sunny beach"]
+
+
+def test_a_pair_with_its_sidecar_starts_at_once(settling: World):
+    settling.upload("a.jpg", JPEG_BYTES)
+    settling.upload("a.jpg.json", SIDECAR)
+    assert statuses(settling.event("a.jpg", attempt=1, final=False, message_id="m1")) == [Status.PROCESSED]
+
+
+def test_a_direct_invocation_cannot_come_back_so_it_does_not_wait(settling: World):
+    settling.upload("a.jpg", JPEG_BYTES)
+    assert statuses(settling.event("a.jpg")) == [Status.PROCESSED]
+
+
+def test_a_settling_message_comes_back_uncounted_when_the_image_is_old_enough(settling: World):
+    backoff = RecordingBackoff()
+    runtime = Runtime(
+        settings=settling.settings, pipeline=settling.pipeline, claims=settling.claims, work_queue=backoff
+    )
+    settling.upload("a.jpg", JPEG_BYTES)
+    settling.clock.sleep(4)
+    body = {"Records": [s3_record("a.jpg")]}
+    answer = handle(runtime, batch(message("m1", body, receive_count=2)), Context())
+    assert answer == {"batchItemFailures": []}  # the copy replaces it
+    assert backoff.requeued == [(json.dumps(body), 1, 6)]  # one real receive before; back in 6 s
+    assert backoff.delays == []
