@@ -3,11 +3,13 @@
 50 pairs uploaded together (each image, then its sidecar 100 ms later), through the local stack
 with the template's settings. Today's behaviour runs beside it in the same run: the work queue
 holding every message for PairSettleSeconds, as the template did before settling was made
-selective.
+selective. Each runs in a process of its own (``python -m bench.latency``): moto keeps one state
+per process.
 """
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import statistics
@@ -83,3 +85,16 @@ def _outputs_seen(s3, bucket: str, pairs: int, *, timeout: float) -> dict[str, f
     if len(seen) < pairs:
         raise RuntimeError(f"only {len(seen)} of {pairs} outputs within {timeout:.0f} s")
     return seen
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--pairs", type=int, default=50)
+    parser.add_argument("--api-latency", type=float, default=0.2)
+    parser.add_argument("--queue-held", action="store_true")
+    args = parser.parse_args()
+    print(json.dumps(added_seconds(args.pairs, args.api_latency, queue_held=args.queue_held)))
+
+
+if __name__ == "__main__":
+    main()
