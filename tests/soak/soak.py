@@ -399,10 +399,11 @@ def _fill_tmp(box: Sandbox, filled: list[int], stop: threading.Event) -> None:
     """Every so often, fill one container's /tmp (its own tmpfs) for a while, then free it."""
     rng = random.Random(7)
     while not stop.wait(FILL_TMP_EVERY_SECONDS):
-        running = [c for c in box.mapping.containers() if c.init_seconds is not None]
-        if not running:
+        # A container in the middle of a call: its answer is about to need the room.
+        busy = [c for c in box.mapping.containers() if c.busy and c.init_seconds is not None]
+        if not busy:
             continue
-        container = rng.choice(running)
+        container = rng.choice(busy)
         # The tmpfs is mounted in the container's own namespace: seen from here through its root.
         ballast = Path(f"/proc/{container.pid}/root") / container.tmpdir.relative_to("/") / "soak-ballast"
         try:
