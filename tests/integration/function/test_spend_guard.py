@@ -88,6 +88,15 @@ def test_the_monthly_cap_counts_every_day_and_a_new_day_starts_from_nothing(aws:
     assert spend.reserve("DEFAULT").spent_this_month_micro_usd == 75_000  # January's own item
 
 
+@pytest.mark.parametrize(("daily", "monthly"), [(0.01, None), (None, 0.01), (0.0, None), (None, 0.0)])
+def test_a_cap_below_one_call_refuses_even_the_first_call_of_its_period(aws: str, daily, monthly):
+    client = claims_table("spend")
+    spend = guard(client, Clock(DECEMBER_1), daily=daily, monthly=monthly)
+    with pytest.raises(BudgetExceeded, match=r"budget is spent: \$0\.00 of \$0\.0[01]"):
+        spend.reserve("TURBO")
+    assert "Item" not in client.get_item(TableName="spend", Key={"id": {"S": KEY_PREFIX + "2026-12"}})
+
+
 def test_a_released_price_no_longer_counts(aws: str):
     client = claims_table("spend")
     spend = guard(client, Clock(DECEMBER_1), daily=0.10)

@@ -46,6 +46,10 @@ class DynamoDbSpendGuard:
     def reserve(self, rendering_speed: str) -> SpendReservation:
         now = self._clock()
         price = _micro(price_of(rendering_speed)) or 0
+        if any(cap is not None and price > cap for cap in (self._daily_cap, self._monthly_cap)):
+            # The update's condition passes a period's first call unchecked: one over a cap on its
+            # own (a cap of 0 stops every call) is refused here.
+            raise self._exceeded(now, rendering_speed, price)
         names = _names(now.day, rendering_speed)
         values: dict[str, Any] = {
             ":price": {"N": str(price)},
@@ -137,7 +141,7 @@ class DynamoDbSpendGuard:
 
     def _used_percent(self, today: int, month: int) -> float | None:
         shares = [
-            100.0 * spent / cap
+            100.0 * spent / cap if cap else 100.0
             for spent, cap in ((today, self._daily_cap), (month, self._monthly_cap))
             if cap is not None
         ]
