@@ -157,7 +157,7 @@ class Pipeline:
             logger.info("image waits for its sidecar", extra={"key": image_key})
             self._metrics.add(Metric.AWAITING_SIDECAR, 1)
             return Outcome(status=Status.AWAITING_SIDECAR, image_key=image_key)
-        self._settle(pair, delivery)
+        self._settle(pair, item, delivery)
         if delivery.deadline.remaining() < self._budget.min_seconds_to_start:
             # Not an attempt: nothing is claimed or called, and the message comes back whole.
             raise NotEnoughTime(f"{delivery.deadline.remaining():.0f} s left: too little to call the API")
@@ -170,12 +170,18 @@ class Pipeline:
             outcome = self._once(replay, lambda: self._purchase.run(pair, item, delivery))
         return outcome
 
-    def _settle(self, pair: Pair, delivery: Delivery) -> None:
+    def _settle(self, pair: Pair, item: WorkItem, delivery: Delivery) -> None:
         """Send back, uncounted, an image that would be paid with DEFAULT_PROMPT while its sidecar
         may still come: until it is PAIR_SETTLE_SECONDS old. A pair with its sidecar never waits;
-        a direct invocation cannot come back, so it goes on at once."""
-        uploaded = pair.image.last_modified
-        if pair.sidecar is not None or delivery.message_id is None or uploaded is None:
+        a direct invocation cannot come back, so it goes on at once.
+
+        Its age counts from its event too: S3 dates a multipart upload from when it began.
+        """
+        if pair.sidecar is not None or delivery.message_id is None:
+            return
+        times = [pair.image.last_modified, _event_time(item.event) if item.key == pair.image.key else None]
+        uploaded = max((time for time in times if time is not None), default=None)
+        if uploaded is None:
             return
         wait = self._settle_seconds - (self._wall_clock() - uploaded).total_seconds()
         if wait > 0:
@@ -250,3 +256,11 @@ class Pipeline:
             if tried:
                 raise  # the DLQ itself failed: trying it again at once would only wait twice
             return send()  # the claims themselves fail: a record may repeat, but is never lost
+
+
+def _event_time(event: dict[str, Any]) -> datetime | None:
+    """When S3 (``eventTime``) or EventBridge (``time``) says the object was created."""
+    try:
+        return datetime.fromisoformat(str(event.get("eventTime") or event.get("time")))
+    except ValueError:
+        return None

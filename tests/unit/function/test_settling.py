@@ -6,11 +6,14 @@ import json
 
 import pytest
 
+from backdrop_fn.delivery import Delivery
 from backdrop_fn.errors import PairSettling
+from backdrop_fn.events import WorkItem
 from backdrop_fn.handling import handle
 from backdrop_fn.outcome import Status
 from backdrop_fn.runtime import Runtime
-from tests.unit.function.conftest import World, s3_record, statuses
+from backdrop_fn.timing import Deadline
+from tests.unit.function.conftest import BUCKET, World, s3_record, statuses
 from tests.unit.function.fakes import JPEG_BYTES
 from tests.unit.function.test_handling import Context, RecordingBackoff, batch, message
 
@@ -34,6 +37,19 @@ def test_a_fresh_image_without_a_sidecar_waits_before_the_default_prompt_is_used
     settling.clock.sleep(7)
     assert statuses(settling.event("a.jpg", attempt=1, final=False, message_id="m1")) == [Status.PROCESSED]
     assert settling.api.payloads[0]["prompt"] == "a white studio"
+
+
+def test_a_slow_upload_settles_from_its_event_not_from_when_s3_says_it_began(settling: World):
+    settling.upload("big.jpg", JPEG_BYTES)  # a multipart upload: S3 dates it from its start
+    settling.clock.sleep(9)
+    finished = settling.wall_time().isoformat().replace("+00:00", "Z")
+    item = WorkItem(BUCKET, "big.jpg", None, None, {**s3_record("big.jpg"), "eventTime": finished})
+    delivery = Delivery(
+        Deadline(300, clock=settling.clock), "req-1", attempt=1, max_attempts=5, message_id="m1"
+    )
+    with pytest.raises(PairSettling) as waiting:
+        settling.pipeline.process(item, delivery)
+    assert waiting.value.come_back_after_seconds == 10
 
 
 def test_a_sidecar_that_comes_while_the_image_settles_is_the_one_paid_for(settling: World):
