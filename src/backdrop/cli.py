@@ -15,7 +15,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from backdrop import dead_letters, spend, targets
+from backdrop import dead_letters, figures, spend, targets
 from backdrop.emulator import Emulator, EmulatorSettings
 from backdrop.emulator.faults import KINDS as FAULT_KINDS
 
@@ -108,7 +108,17 @@ def _watch(args: argparse.Namespace) -> int:
             f"{counts['failed']} failed, {counts['api_calls']} API calls"
             + (f", {counts['skipped']} unchanged skipped" if counts.get("skipped") else "")
         )
+        console.print(_figures_table(figures.read(log)))
     return 0
+
+
+def _figures_table(run: figures.RunFigures) -> Table:
+    table = Table(title="This run, as the function counted it", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    for label, value in run.rows():
+        table.add_row(label, value)
+    return table
 
 
 def _busy_port(*ports: tuple[str, int]) -> str | None:

@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from backdrop import figures
 from backdrop.console import function_output_to
 from backdrop.dead_letters import read_all, release
 from backdrop.demo.contact_sheet import SheetEntry, write_contact_sheet
@@ -116,6 +117,7 @@ def run_demo(out: Path, *, latency: float = 0.5, settle_seconds: int = 2, timeou
             report = _collect(box, plan, out)
         elapsed = time.monotonic() - started
         report["duplicates_skipped"] = _metric_total(out / "function.log", "DuplicatesSkipped")
+        report["figures"] = figures.read(out / "function.log")
         _print_summary(console, report, elapsed, finished, out)
         _write_sheet(out, plan, report, elapsed)
     return 0 if finished and report["processed"] == plan.expected_outputs else 1
@@ -210,6 +212,7 @@ def _summary_rows(report: dict[str, Any], elapsed: float) -> list[tuple[str, str
         ("Duplicate events skipped", str(report["duplicates_skipped"])),
         ("API calls (billed)", f"{report['api_calls']} ({report['billed_calls']})"),
         ("Estimated cost at Segmind's prices", f"${report['cost']:.3f}"),
+        *report["figures"].api_rows(),
         ("Wall time", f"{elapsed:.1f} s"),
     ]
 
