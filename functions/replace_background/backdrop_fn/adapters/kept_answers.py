@@ -173,10 +173,6 @@ class _DiskCopy:
         self._written = 0
         self.why_not_kept = ""
 
-    @property
-    def whole(self) -> bool:
-        return not self.why_not_kept
-
     def __enter__(self) -> _DiskCopy:
         try:
             self._directory.mkdir(parents=True, exist_ok=True)
