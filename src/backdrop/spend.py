@@ -42,7 +42,7 @@ class Spend:
 def read(where: SpendTable, now: datetime | None = None) -> Spend:
     now = now or datetime.now(UTC)
     found = where.dynamodb.get_item(
-        TableName=where.table, Key={"id": {"S": _record.item_id(now)}}, ConsistentRead=True
+        TableName=where.table, Key={"id": {"S": _record.item_id(_record.month_of(now))}}, ConsistentRead=True
     )
     item = {name: value.get("N") for name, value in found.get("Item", {}).items()}
     day = now.day

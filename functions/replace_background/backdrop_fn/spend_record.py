@@ -18,8 +18,13 @@ MICRO = 1_000_000
 MONTH_TOTAL = "month_total"
 
 
-def item_id(now: datetime) -> str:
-    return KEY_PREFIX + now.strftime("%Y-%m")
+def month_of(now: datetime) -> str:
+    """The UTC month a moment falls in, as items and reservations name it: ``2026-12``."""
+    return now.strftime("%Y-%m")
+
+
+def item_id(month: str) -> str:
+    return KEY_PREFIX + month
 
 
 def day_total(day: int) -> str:

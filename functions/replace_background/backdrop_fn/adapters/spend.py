@@ -17,7 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from backdrop_fn.errors import BudgetExceeded, InfrastructureUnavailable
 from backdrop_fn.ports import SpendReservation
 from backdrop_fn.pricing import price_of
-from backdrop_fn.spend_record import MICRO, MONTH_TOTAL, day_calls, day_total, item_id, month_calls
+from backdrop_fn.spend_record import MICRO, MONTH_TOTAL, day_calls, day_total, item_id, month_calls, month_of
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ class DynamoDbSpendGuard:
             values[":credits_at"] = {"N": str(int(credits[1]))}
         request: dict[str, Any] = {
             "TableName": self._table,
-            "Key": _key(now),
+            "Key": _key(month_of(now)),
             "UpdateExpression": update,
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": values,
@@ -89,7 +89,7 @@ class DynamoDbSpendGuard:
             raise _unavailable(error) from None
         today, month = _number(item, names["#day"]), _number(item, names["#month"])
         return SpendReservation(
-            month=now.strftime("%Y-%m"),
+            month=month_of(now),
             day=now.day,
             micro_usd=price,
             rendering_speed=rendering_speed,
@@ -103,7 +103,7 @@ class DynamoDbSpendGuard:
         try:
             self._dynamodb.update_item(
                 TableName=self._table,
-                Key={"id": {"S": item_id(datetime.strptime(reservation.month, "%Y-%m"))}},
+                Key=_key(reservation.month),
                 UpdateExpression=(
                     "ADD #day :minus, #month :minus, #month_calls :minus_one, #day_calls :minus_one"
                 ),
@@ -119,7 +119,9 @@ class DynamoDbSpendGuard:
 
     def _exceeded(self, now: datetime, rendering_speed: str, price: int) -> BudgetExceeded:
         try:
-            found = self._dynamodb.get_item(TableName=self._table, Key=_key(now), ConsistentRead=True)
+            found = self._dynamodb.get_item(
+                TableName=self._table, Key=_key(month_of(now)), ConsistentRead=True
+            )
             item = found.get("Item", {})
         except (ClientError, BotoCoreError):
             item = {}
@@ -157,8 +159,8 @@ def _names(day: int, rendering_speed: str) -> dict[str, str]:
     }
 
 
-def _key(now: datetime) -> dict[str, dict[str, str]]:
-    return {"id": {"S": item_id(now)}}
+def _key(month: str) -> dict[str, dict[str, str]]:
+    return {"id": {"S": item_id(month)}}
 
 
 def _end_of_month(now: datetime) -> int:
