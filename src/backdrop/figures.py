@@ -15,6 +15,7 @@ from typing import Any
 @dataclass
 class RunFigures:
     processed: int = 0
+    duplicates_skipped: int = 0
     failed: Counter[str] = field(default_factory=Counter)  # by error class
     latencies_ms: list[float] = field(default_factory=list)
     spend_usd: float = 0.0
@@ -67,6 +68,7 @@ def _add(figures: RunFigures, document: dict[str, Any]) -> None:
         figures.failed[str(document["ErrorClass"])] += int(_total(document.get("ImagesFailed")))
         return
     figures.processed += int(_total(document.get("ImagesProcessed")))
+    figures.duplicates_skipped += int(_total(document.get("DuplicatesSkipped")))
     figures.latencies_ms += _values(document.get("ApiLatency"))
     figures.spend_usd += _total(document.get("EstimatedSpendUsd"))
     credits = _values(document.get("RemainingCredits"))

@@ -116,7 +116,6 @@ def run_demo(out: Path, *, latency: float = 0.5, settle_seconds: int = 2, timeou
             finished = _wait_with_progress(box, plan, console, timeout)
             report = _collect(box, plan, out)
         elapsed = time.monotonic() - started
-        report["duplicates_skipped"] = _metric_total(out / "function.log", "DuplicatesSkipped")
         report["figures"] = figures.read(out / "function.log")
         _print_summary(console, report, elapsed, finished, out)
         _write_sheet(out, plan, report, elapsed)
@@ -195,21 +194,13 @@ def _write(path: Path, data: bytes) -> None:
     path.write_bytes(data)
 
 
-def _metric_total(log: Path, name: str) -> int:
-    total = 0.0
-    for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
-        if '"_aws"' in line and f'"{name}"' in line:
-            total += sum(json.loads(line).get(name, []))
-    return int(total)
-
-
 def _summary_rows(report: dict[str, Any], elapsed: float) -> list[tuple[str, str]]:
     failed = ", ".join(f"{cls}: {n}" for cls, n in sorted(report["failed_by_class"].items())) or "none"
     return [
         ("Uploads (images, sidecars, one repeat)", str(report["uploads"])),
         ("Processed", str(report["processed"])),
         ("Failed, by class (in the DLQ)", failed),
-        ("Duplicate events skipped", str(report["duplicates_skipped"])),
+        ("Duplicate events skipped", str(report["figures"].duplicates_skipped)),
         ("API calls (billed)", f"{report['api_calls']} ({report['billed_calls']})"),
         ("Estimated cost at Segmind's prices", f"${report['cost']:.3f}"),
         *report["figures"].api_rows(),

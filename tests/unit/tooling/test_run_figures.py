@@ -38,6 +38,7 @@ def test_the_figures_are_the_function_s_own_counts(tmp_path: Path, capsys: pytes
         metrics.add(Metric.ESTIMATED_SPEND_USD, 0.037)
         metrics.add(Metric.ESTIMATED_SPEND_USD, -0.037)  # a 503: its price given back
         metrics.add_failure(ErrorClass.SERVER_ERROR)
+        metrics.add(Metric.DUPLICATES_SKIPPED, 1)
 
     for number in range(10):
         invocation(capsys, log, paid(100 + 10 * number, 20.0 - number))
@@ -48,6 +49,7 @@ def test_the_figures_are_the_function_s_own_counts(tmp_path: Path, capsys: pytes
     assert sorted(run.latencies_ms) == [100 + 10 * n for n in range(10)] + [900]
     assert round(run.spend_usd, 3) == 0.75
     assert run.credits == 11.0
+    assert run.duplicates_skipped == 1
     assert dict(run.rows()) == {
         "Processed (the function's count)": "10",
         "Failed, by class (the function's count)": "server_error: 1",
