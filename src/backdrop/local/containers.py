@@ -68,6 +68,14 @@ TMPFS_FAILED = 97
 _MOUNT_TMPFS = f'mount -t tmpfs -o "size=$1" tmpfs "$TMPDIR" || exit {TMPFS_FAILED}; shift; exec "$@"'
 
 
+@dataclass(frozen=True)
+class Invocation:
+    """One invocation of the function: its ``aws_request_id`` and its event."""
+
+    request_id: str
+    event: dict[str, Any]
+
+
 class TmpfsUnavailable(RuntimeError):
     """A size-limited /tmp was asked for and this machine cannot give one."""
 
@@ -157,10 +165,9 @@ class Container:
         tmpdir.mkdir(parents=True)
         self.tmpdir = tmpdir
         self.busy = True
-        # The aws_request_id of the invocation it runs (a cold start's from its init); set and
-        # cleared by `Containers` under its lock, with `busy`.
-        self.request_id: str | None = None
-        self.event: dict[str, Any] | None = None  # the event of that invocation
+        # The invocation it runs (a cold start's from its init); set and cleared by `Containers`
+        # under its lock, with `busy`.
+        self.invocation: Invocation | None = None
         self.invocations = 0
         self.init_seconds: float | None = None
         self._code = code
@@ -190,8 +197,15 @@ class Container:
         self.pid = self._process.pid
 
     def info(self) -> ContainerInfo:
+        running = self.invocation
         return ContainerInfo(
-            self.pid, self.busy, self.invocations, self.tmpdir, self.init_seconds, self.request_id, self.event
+            self.pid,
+            self.busy,
+            self.invocations,
+            self.tmpdir,
+            self.init_seconds,
+            running.request_id if running else None,
+            running.event if running else None,
         )
 
     @property
@@ -214,16 +228,16 @@ class Container:
             return Outcome(error=_describe(ready["error"]))
         return None
 
-    def invoke(self, event: dict[str, Any], timeout: float, request_id: str) -> Outcome:
+    def invoke(self, invocation: Invocation, timeout: float) -> Outcome:
         self.invocations += 1
         context = LocalLambdaContext(
             function_name=self._code.function_name,
             memory_limit_in_mb=self._code.memory_mb,
             timeout_seconds=timeout,
-            aws_request_id=request_id,
+            aws_request_id=invocation.request_id,
         )
         request = {
-            "event": event,
+            "event": invocation.event,
             "deadline_ms": context.deadline_ms(),
             "timeout_seconds": timeout,
             "request_id": context.aws_request_id,
@@ -331,14 +345,14 @@ class Containers:
 
     def invoke(self, event: dict[str, Any], timeout: float) -> Outcome:
         # Made before a container is taken: a cold start's init belongs to the invocation too.
-        request_id = str(uuid.uuid4())
+        invocation = Invocation(str(uuid.uuid4()), event)
         try:
-            container = self._take(request_id, event)
+            container = self._take(invocation)
         except ContainersClosed:
             return Outcome(error="the function's containers were shut down")
         if container is None:
             try:
-                container = self._start(request_id, event)
+                container = self._start(invocation)
             except OSError as error:
                 self._release_slot()
                 return Outcome(error=f"the container could not be started: {error}", cold_start=True)
@@ -346,8 +360,8 @@ class Containers:
             if failed is not None:
                 self._give_back(container)
                 return replace(failed, cold_start=True)
-            return replace(self._run(container, event, timeout, request_id), cold_start=True)
-        return self._run(container, event, timeout, request_id)
+            return replace(self._run(container, invocation, timeout), cold_start=True)
+        return self._run(container, invocation, timeout)
 
     def containers(self) -> list[ContainerInfo]:
         with self._changed:
@@ -393,20 +407,20 @@ class Containers:
 
     # -- the pool -----------------------------------------------------------------------------
 
-    def _run(self, container: Container, event: dict[str, Any], timeout: float, request_id: str) -> Outcome:
+    def _run(self, container: Container, invocation: Invocation, timeout: float) -> Outcome:
         try:
-            return container.invoke(event, timeout, request_id)
+            return container.invoke(invocation, timeout)
         finally:
             self._give_back(container)
 
-    def _take(self, request_id: str, event: dict[str, Any]) -> Container | None:
+    def _take(self, invocation: Invocation) -> Container | None:
         """An idle container, marked busy with the invocation; or None, with a slot reserved to start one."""
         with self._changed:
             while not self._closed:
                 while self._idle:
                     container = self._idle.pop()
                     if container.alive:
-                        container.busy, container.request_id, container.event = True, request_id, event
+                        container.busy, container.invocation = True, invocation
                         return container
                     self._forget(container)
                 if self._count < self._limit:
@@ -415,20 +429,20 @@ class Containers:
                 self._changed.wait()
         raise ContainersClosed
 
-    def _start(self, request_id: str, event: dict[str, Any]) -> Container:
+    def _start(self, invocation: Invocation) -> Container:
         with self._changed:
             if self._root is None:
                 self._root = Path(tempfile.mkdtemp(prefix="backdrop-lambda-"))
             tmpdir = self._root / f"container-{next(self._numbers)}"
         container = Container(self._code, self._environment, tmpdir, tmpfs=self._tmpfs)
         with self._changed:
-            container.request_id, container.event = request_id, event
+            container.invocation = invocation
             self._all[container.pid] = container
         return container
 
     def _give_back(self, container: Container) -> None:
         with self._changed:
-            container.busy, container.request_id, container.event = False, None, None
+            container.busy, container.invocation = False, None
             if container.alive and not self._closed:
                 self._idle.append(container)
                 self._changed.notify()
