@@ -61,6 +61,11 @@ class DeadLetter:
     def failed_at(self) -> str:
         return str((self.record or {}).get("failed_at", ""))
 
+    @property
+    def request_id(self) -> str | None:
+        """The invocation that sent the record; None for a message that is not a Backdrop record."""
+        return (self.record or {}).get("request_id")
+
 
 def classify(message: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
     """The error class of a DLQ message, and its Backdrop record when it is one."""

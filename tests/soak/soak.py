@@ -639,7 +639,7 @@ def _one_per_failure(letters: list[DeadLetter], cut_short: set[str], twice: Coun
     ordered = sorted(letters, key=lambda letter: letter.failed_at)
     kept: list[str] = []
     for number, letter in enumerate(ordered):
-        resent = number + 1 < len(ordered) and _request_id(letter) in cut_short
+        resent = number + 1 < len(ordered) and letter.request_id in cut_short
         if resent:
             twice["sent again: its sender killed before its claim was completed"] += 1
         else:
@@ -647,10 +647,6 @@ def _one_per_failure(letters: list[DeadLetter], cut_short: set[str], twice: Coun
     if len(kept) > 1:
         twice["unexplained"] += 1
     return kept
-
-
-def _request_id(letter: DeadLetter) -> str | None:
-    return (letter.record or {}).get("request_id")
 
 
 def _why_paid_again(bought: list[Purchase], killed: list[Kill], trail: FunctionTrail, key: str) -> str | None:

@@ -115,3 +115,10 @@ def test_one_class_asked_for_lists_every_key():
     text = render(cli._failure_table([letter(n) for n in range(25)], "25 failures", limit=None))
     assert all(f"shop/item-{n:03}.jpg" in text for n in range(25))
     assert "more" not in text
+
+
+def test_a_record_names_the_invocation_that_sent_it_and_a_raw_message_names_none():
+    sent = letter(1)
+    sent.record["request_id"] = "req-7"  # type: ignore[index]
+    raw = DeadLetter("m2", "r2", '{"Records": []}', "unprocessed", None)
+    assert (sent.request_id, raw.request_id) == ("req-7", None)
