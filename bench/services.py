@@ -75,7 +75,18 @@ def services(
     moto_port, api_port = free_port(), free_port()
     endpoint = f"http://127.0.0.1:{moto_port}"
     with (
-        running([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(moto_port)], endpoint),
+        running(
+            [
+                str(BIN / "python"),
+                "-m",
+                "backdrop.local.moto_server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                str(moto_port),
+            ],
+            endpoint,
+        ),
         running(
             [str(BIN / "backdrop"), "emulator", "--port", str(api_port), "--key", API_KEY, *emulator_args],
             f"http://127.0.0.1:{api_port}/_emulator/stats",

@@ -12,13 +12,13 @@ from typing import Any
 import boto3
 import pytest
 import requests
-from moto.server import ThreadedMotoServer
 from PIL import Image
 
 from backdrop import dead_letters
 from backdrop.emulator import Emulator, EmulatorSettings
 from backdrop.local.context import LocalLambdaContext
 from backdrop.local.esm import sqs_lambda_event
+from backdrop.local.moto_server import moto_server
 from backdrop.local.stack import create_resources
 from backdrop.local.template import load_spec
 
@@ -40,11 +40,8 @@ def photo(fmt: str = "PNG", size: tuple[int, int] = (64, 48)) -> bytes:
 
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture

@@ -12,8 +12,9 @@ from backdrop.emulator import Emulator, EmulatorSettings
 from backdrop.local.aws_faults import AwsFaultProxy, FaultRule
 from backdrop.local.containers import Containers, FunctionCode
 from backdrop.local.invocation import Function, Handler
+from backdrop.local.moto_server import moto_server
 from backdrop.local.poller import EventSourceMapping, load_handler
-from backdrop.local.stack import LOCAL_API_KEY, LocalStack, create_resources, environment, moto_server
+from backdrop.local.stack import LOCAL_API_KEY, LocalStack, create_resources, environment
 from backdrop.local.template import DEFAULT_TEMPLATE, StackSpec, load_spec
 
 

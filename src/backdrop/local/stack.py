@@ -8,7 +8,6 @@ work against a running local stack; everything else (queue delay, visibility tim
 from __future__ import annotations
 
 import json
-import logging
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -16,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
-from moto.server import ThreadedMotoServer
 
 from backdrop.local.template import StackSpec, resolve_environment
 
@@ -174,19 +172,6 @@ def create_resources(spec: StackSpec, endpoint: str, *, api_key: str = LOCAL_API
         table=table,
         secret_id=secret_id,
     )
-
-
-@contextmanager
-def moto_server(port: int = 0) -> Iterator[str]:
-    """moto in server mode on loopback; yields its endpoint URL."""
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # it would log every request
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    host, bound_port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{bound_port}"
-    finally:
-        server.stop()
 
 
 @contextmanager
