@@ -61,6 +61,9 @@ class Settings(BaseModel):
     # call at all.
     daily_budget_usd: float | None = Field(None, alias="DAILY_BUDGET_USD", ge=0)
     monthly_budget_usd: float | None = Field(None, alias="MONTHLY_BUDGET_USD", ge=0)
+    # The API plan's rate (5 a minute on Segmind's free plan, 50 on Pro), shared by every
+    # container; None: requests are not paced.
+    requests_per_minute: int | None = Field(None, alias="REQUESTS_PER_MINUTE", ge=1)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -121,14 +121,20 @@ class NotEnoughTime(BackdropError):
     # How long the message waits before it comes back.
     come_back_after_seconds = 5
 
+    def __init__(self, message: str, *, come_back_after_seconds: int | None = None) -> None:
+        super().__init__(message)
+        if come_back_after_seconds is not None:
+            self.come_back_after_seconds = come_back_after_seconds
+
 
 class PairSettling(NotEnoughTime):
     """An image that would be paid with DEFAULT_PROMPT is younger than PAIR_SETTLE_SECONDS: its
     sidecar may still come. Not an attempt either: its message comes back when it is old enough."""
 
-    def __init__(self, message: str, *, seconds: int) -> None:
-        super().__init__(message)
-        self.come_back_after_seconds = seconds
+
+class NoTurnInTime(NotEnoughTime):
+    """Every container shares the plan's REQUESTS_PER_MINUTE, and this one's next turn to call the
+    API is too far off to wait for. Not an attempt: its message comes back about when turns free up."""
 
 
 class ClaimInProgress(Exception):

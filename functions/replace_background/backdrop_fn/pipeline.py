@@ -186,7 +186,8 @@ class Pipeline:
         wait = self._settle_seconds - (self._wall_clock() - uploaded).total_seconds()
         if wait > 0:
             raise PairSettling(
-                f"no sidecar yet, {wait:.0f} s before DEFAULT_PROMPT is used", seconds=math.ceil(wait)
+                f"no sidecar yet, {wait:.0f} s before DEFAULT_PROMPT is used",
+                come_back_after_seconds=math.ceil(wait),
             )
 
     def _missing_image(self, item: WorkItem, delivery: Delivery) -> Outcome:

@@ -208,6 +208,14 @@ class SpendGuard(Protocol):
         """The call was not charged: its price no longer counts."""
 
 
+class RequestPace(Protocol):
+    """Turns to send a request to the API, shared by every container (docs/REFERENCE.md#pacing)."""
+
+    def take_turn(self, max_wait_seconds: float) -> None:
+        """Wait for this container's next turn. Raises NoTurnInTime, taking no turn, when it is
+        more than ``max_wait_seconds`` away; InfrastructureUnavailable when turns cannot be read."""
+
+
 class FailureSink(Protocol):
     def send(self, body: str, *, error_class: ErrorClass) -> None: ...
 

@@ -47,6 +47,9 @@ class TimeBudget:
     # A server-requested wait (Retry-After, reset time) longer than this is not waited for in the
     # call: the message goes back to the queue rather than holding a Lambda idle.
     max_server_wait_seconds: float = 65.0
+    # A turn to call the API (REQUESTS_PER_MINUTE) further off than this is not waited for: the
+    # message goes back to the queue rather than holding a Lambda idle.
+    max_turn_wait_seconds: float = 60.0
     connect_timeout_seconds: float = 5.0
     # A presigned input URL must outlive the API call, and no more (at most 15 min).
     presigned_url_seconds: int = 600

@@ -13,6 +13,7 @@ from backdrop_fn.adapters.dlq import SqsFailureSink
 from backdrop_fn.adapters.kept_answers import DiskKeptAnswers
 from backdrop_fn.adapters.metrics import EmfMetrics
 from backdrop_fn.adapters.output_owners import DynamoDbOutputOwners
+from backdrop_fn.adapters.pace import DynamoDbPace, Unpaced
 from backdrop_fn.adapters.purchase_ledger import DynamoDbPurchaseLedger
 from backdrop_fn.adapters.s3 import S3ObjectStore
 from backdrop_fn.adapters.secrets import SecretsManagerApiKey
@@ -58,6 +59,13 @@ def build_runtime(metrics: EmfMetrics) -> Runtime:
             max_retries=settings.api_max_retries, backoff_base_seconds=settings.api_backoff_seconds
         ),
         budget=budget,
+        pace=(
+            DynamoDbPace(
+                settings.idempotency_table, client=dynamodb, requests_per_minute=settings.requests_per_minute
+            )
+            if settings.requests_per_minute
+            else Unpaced()
+        ),
     )
     pipeline = Pipeline(
         settings,

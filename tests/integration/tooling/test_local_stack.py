@@ -254,3 +254,37 @@ def test_only_an_image_that_would_take_the_default_prompt_waits_for_its_sidecar(
 
 def _image_key(body: dict) -> str:
     return body["image"].split("?")[0].rsplit("/", 1)[-1]
+
+
+def test_after_an_outage_the_backlog_drains_at_the_plan_s_rate_without_429s(aws: str):
+    """The plan allows 8 requests in any 4 s (2 a second, RequestsPerMinute 120). The API is down
+    while 16 pairs arrive; when it comes back, four containers share the turns."""
+    api = EmulatorSettings(
+        api_keys={LOCAL_API_KEY}, requests_per_minute=8, rate_window_seconds=4.0, latency_seconds=0.2
+    )
+    api.faults = {"503": 1.0}
+    parameters = {"PairSettleSeconds": "0", "RequestsPerMinute": "120", "MaximumConcurrency": "4"}
+    quick_retries = {"RETRY_BACKOFF_SECONDS": "2", "API_BACKOFF_SECONDS": "0.5"}
+    with sandbox(
+        parameters=parameters, emulator_settings=api, function_environment=quick_retries, moto_endpoint=aws
+    ) as box:
+        s3 = box.stack.client("s3")
+        for number in range(16):
+            s3.put_object(Bucket=box.stack.input_bucket, Key=f"p{number}.png", Body=photo())
+            sidecar = json.dumps({"prompt": "a pale studio", "seed": 100 + number})
+            s3.put_object(Bucket=box.stack.input_bucket, Key=f"p{number}.png.json", Body=sidecar)
+        time.sleep(4)
+        api.faults = {}
+        back = time.time()
+        busy_at_once: list[int] = []
+
+        def all_stored() -> bool:
+            busy_at_once.append(sum(1 for container in box.mapping.containers() if container.busy))
+            return len(outputs(box)) == 16
+
+        assert box.wait_until(all_stored, timeout=90, poll=0.1)
+    after = [request for request in box.emulator.requests if request.at >= back]
+    assert [request.status for request in after].count(429) <= 1  # a storm would be dozens
+    billed = sorted(request.at for request in after if request.billed)
+    assert (len(billed) - 1) / (billed[-1] - billed[0]) <= 2.0  # the plan's rate, not more
+    assert max(busy_at_once) >= 2

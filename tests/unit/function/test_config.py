@@ -20,6 +20,7 @@ def test_contract_defaults():
     assert settings.max_image_bytes == 10_485_760
     assert settings.image_transfer == "url"
     assert settings.max_attempts == 5
+    assert settings.requests_per_minute is None  # unpaced
 
 
 def test_blank_default_prompt_means_wait_for_the_sidecar():
@@ -39,6 +40,8 @@ def test_missing_variables_are_all_named():
         ("MAX_IMAGE_BYTES", "0", "MAX_IMAGE_BYTES must be at least 1"),
         ("API_BACKOFF_SECONDS", "-1", "API_BACKOFF_SECONDS must be more than 0"),
         ("DEFAULT_RENDERING_SPEED", "FAST", "DEFAULT_RENDERING_SPEED must be one of TURBO"),
+        ("REQUESTS_PER_MINUTE", "0", "REQUESTS_PER_MINUTE must be at least 1"),
+        ("REQUESTS_PER_MINUTE", "4.5", "REQUESTS_PER_MINUTE must be a whole number"),
     ],
 )
 def test_wrong_values_are_explained(name: str, value: str, message: str):

@@ -79,6 +79,14 @@ def test_the_spend_caps_reach_the_function_and_are_empty_unless_given():
     assert (capped["DAILY_BUDGET_USD"], capped["MONTHLY_BUDGET_USD"]) == ("7.50", "")
 
 
+def test_the_plan_s_rate_reaches_the_function_and_no_pacing_is_the_default():
+    names = {"OutputBucket": "o", "DeadLetterQueue": "d", "WorkQueue": "w", "IdempotencyTable": "t"}
+    names |= {"ApiKeySecret": "s", "InputBucket": "i"}
+    assert resolve_environment(load_spec(TEMPLATE), names)["REQUESTS_PER_MINUTE"] == ""
+    paced = resolve_environment(load_spec(TEMPLATE, {"RequestsPerMinute": "50"}), names)
+    assert paced["REQUESTS_PER_MINUTE"] == "50"
+
+
 def test_the_buckets_are_versioned_as_the_template_says():
     spec = load_spec(TEMPLATE)
     assert set(spec.versioned_buckets) == {"InputBucket", "OutputBucket"}

@@ -23,6 +23,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import InvalidHeader
 from urllib3.util.retry import Retry
 
+from backdrop_fn.adapters.pace import Unpaced
 from backdrop_fn.adapters.segmind_answer import AnswerLimits, interpret
 from backdrop_fn.errors import (
     ApiTimeout,
@@ -31,7 +32,7 @@ from backdrop_fn.errors import (
     NotEnoughTime,
     ServerError,
 )
-from backdrop_fn.ports import ApiImage, ApiKey, ApiKeySource, Metrics
+from backdrop_fn.ports import ApiImage, ApiKey, ApiKeySource, Metrics, RequestPace
 from backdrop_fn.streams import JsonBody
 from backdrop_fn.timing import Deadline, TimeBudget
 from backdrop_fn.vocabulary import Metric
@@ -64,6 +65,7 @@ class SegmindClient:
         max_answer_bytes: int = 50 * 1024 * 1024,
         policy: RetryPolicy | None = None,
         budget: TimeBudget | None = None,
+        pace: RequestPace | None = None,
         session: requests.Session | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
@@ -77,6 +79,7 @@ class SegmindClient:
         self._max_answer_bytes = max_answer_bytes
         self._policy = policy or RetryPolicy()
         self._budget = budget or TimeBudget()
+        self._pace = pace or Unpaced()
         self._session = session or pooled_session()
         self._clock = clock
         self._sleep = sleep
@@ -108,10 +111,12 @@ class SegmindClient:
         }
         retries = 0
         while True:
-            time_left = deadline.remaining() - self._budget.write_reserve_seconds
-            if time_left <= self._budget.connect_timeout_seconds:
+            try:
+                self._take_turn(deadline)
+            except BackdropError:
                 self._metrics.add(Metric.API_RETRIES, retries)
-                raise NotEnoughTime("not enough Lambda time left to call the API")
+                raise
+            time_left = deadline.remaining() - self._budget.write_reserve_seconds
             timeout = (self._budget.connect_timeout_seconds, min(self._read_timeout, time_left))
             # A new body each attempt: its inline images are streams, read once.
             answer = self._attempt(JsonBody(payload), headers, timeout)
@@ -129,6 +134,15 @@ class SegmindClient:
         if isinstance(answer, BackdropError):
             raise answer
         return answer  # a retryable status is turned into its error class by the caller
+
+    def _take_turn(self, deadline: Deadline) -> None:
+        """Every request, a retry too, waits for its turn under REQUESTS_PER_MINUTE, if one comes
+        while a request would still have time; it is sent only with time left for it."""
+        time_left = deadline.remaining() - self._budget.write_reserve_seconds
+        if time_left <= self._budget.connect_timeout_seconds:
+            raise NotEnoughTime("not enough Lambda time left to call the API")
+        room = time_left - self._budget.min_attempt_seconds
+        self._pace.take_turn(max(0.0, min(room, self._budget.max_turn_wait_seconds)))
 
     def _may_retry(self, deadline: Deadline, wait: float, retries: int) -> bool:
         time_after_wait = deadline.remaining() - wait - self._budget.write_reserve_seconds
