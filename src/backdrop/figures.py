@@ -12,6 +12,16 @@ from pathlib import Path
 from typing import Any
 
 
+@dataclass(frozen=True)
+class Moment:
+    """What one flush of the function's metrics added: API calls answered, pairs failed, spend."""
+
+    at: float  # Unix seconds
+    calls: int
+    failed: int
+    spend_usd: float
+
+
 @dataclass
 class RunFigures:
     processed: int = 0
@@ -20,6 +30,7 @@ class RunFigures:
     latencies_ms: list[float] = field(default_factory=list)
     spend_usd: float = 0.0
     credits: float | None = None  # the last the API reported
+    timeline: list[Moment] = field(default_factory=list)  # in the order the log has them
 
     def rows(self) -> list[tuple[str, str]]:
         """One line a figure, as the summary tables print them."""
@@ -58,7 +69,7 @@ def read(log: Path) -> RunFigures:
             if '"_aws"' in line:
                 try:
                     _add(figures, json.loads(line))
-                except (ValueError, TypeError, AttributeError):
+                except (ValueError, TypeError, AttributeError, KeyError):
                     continue  # a line cut short, or not ours
     return figures
 
@@ -67,13 +78,24 @@ def _add(figures: RunFigures, document: dict[str, Any]) -> None:
     if "ErrorClass" in document:  # by class; the same failure is also counted in total
         figures.failed[str(document["ErrorClass"])] += int(_total(document.get("ImagesFailed")))
         return
+    at = float(document["_aws"]["Timestamp"]) / 1000.0
     figures.processed += int(_total(document.get("ImagesProcessed")))
     figures.duplicates_skipped += int(_total(document.get("DuplicatesSkipped")))
-    figures.latencies_ms += _values(document.get("ApiLatency"))
-    figures.spend_usd += _total(document.get("EstimatedSpendUsd"))
+    latencies = _values(document.get("ApiLatency"))
+    figures.latencies_ms += latencies
+    spend = _total(document.get("EstimatedSpendUsd"))
+    figures.spend_usd += spend
     credits = _values(document.get("RemainingCredits"))
     if credits:
         figures.credits = credits[-1]
+    moment = Moment(
+        at=at,
+        calls=len(latencies),
+        failed=int(_total(document.get("ImagesFailed"))),
+        spend_usd=spend,
+    )
+    if moment.calls or moment.failed or moment.spend_usd:
+        figures.timeline.append(moment)
 
 
 def _values(value: Any) -> list[float]:

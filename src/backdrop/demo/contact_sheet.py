@@ -8,9 +8,13 @@ from disk. Every text on it (keys, prompts, error messages) is user data and is 
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
+
+from backdrop.demo.run_chart import CHART_CSS, render_run_chart
+from backdrop.figures import Moment
 
 
 @dataclass(frozen=True)
@@ -30,16 +34,30 @@ class SheetEntry:
 
 
 def write_contact_sheet(
-    folder: Path, entries: list[SheetEntry], *, title: str, summary: list[tuple[str, str]]
+    folder: Path,
+    entries: list[SheetEntry],
+    *,
+    title: str,
+    summary: list[tuple[str, str]],
+    timeline: Sequence[Moment] = (),
 ) -> Path:
     """Write ``folder/index.html`` and return its path."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "index.html"
-    path.write_text(render_contact_sheet(entries, title=title, summary=summary), encoding="utf-8")
+    page = render_contact_sheet(entries, title=title, summary=summary, timeline=timeline)
+    path.write_text(page, encoding="utf-8")
     return path
 
 
-def render_contact_sheet(entries: list[SheetEntry], *, title: str, summary: list[tuple[str, str]]) -> str:
+def render_contact_sheet(
+    entries: list[SheetEntry],
+    *,
+    title: str,
+    summary: list[tuple[str, str]],
+    timeline: Sequence[Moment] = (),
+) -> str:
+    """The page; ``timeline`` (the function's own counts, over the run) adds a chart of calls,
+    failures and spend below the summary."""
     failed = sum(entry.failed for entry in entries)
     plural = "" if len(entries) == 1 else "s"
     counts = f"{len(entries)} input{plural} · {len(entries) - failed} done · {failed} failed"
@@ -54,7 +72,7 @@ def render_contact_sheet(entries: list[SheetEntry], *, title: str, summary: list
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{_text(title)}</title>
-<style>{_CSS}</style>
+<style>{_CSS}{CHART_CSS}</style>
 </head>
 <body>
 <main>
@@ -67,6 +85,7 @@ def render_contact_sheet(entries: list[SheetEntry], *, title: str, summary: list
 {rows}
     </tbody>
   </table>
+{render_run_chart(timeline)}
   <div class="cards">
 {cards}
   </div>

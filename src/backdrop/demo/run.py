@@ -248,4 +248,10 @@ def _write_sheet(out: Path, plan: Plan, report: dict[str, Any], elapsed: float) 
                 error_message=failure.get("message"),
             )
         )
-    write_contact_sheet(out, entries, title="Backdrop demo", summary=_summary_rows(report, elapsed))
+    write_contact_sheet(
+        out,
+        entries,
+        title="Backdrop demo",
+        summary=_summary_rows(report, elapsed),
+        timeline=report["figures"].timeline,
+    )

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,6 +16,7 @@ from backdrop_fn.errors import InfrastructureUnavailable, NoTurnInTime
 from backdrop_fn.spend_record import KEY_PREFIX as SPEND
 from backdrop_fn.timing import Deadline
 from tests.integration.conftest import REGION, Stack, photo
+from tests.integration.function.at_once import WAIT_FOR_THE_MOMENT, run_at_once
 from tests.integration.function.test_adapters import FixedKey, claims_table, payload
 from tests.unit.function.fakes import FakeClock, RecordingMetrics
 
@@ -102,36 +100,28 @@ def test_a_failing_table_is_passing_trouble(aws: str):
         DynamoDbPace("no-such-table", client=client, requests_per_minute=5).take_turn(60)
 
 
-TAKE_ONE = """
-import sys, time
+TAKE_ONE = (
+    """
+import sys
 import boto3
 from backdrop_fn.adapters.pace import DynamoDbPace
 waits = []
 pace = DynamoDbPace("pace", client=boto3.client("dynamodb"), requests_per_minute=600,
                     clock=lambda: float(sys.argv[1]), sleep=waits.append)
-while time.time() < float(sys.argv[2]):  # all start together
-    time.sleep(0.002)
+"""
+    + WAIT_FOR_THE_MOMENT
+    + """
 pace.take_turn(max_wait_seconds=60)
 print(round(waits[0], 3) if waits else 0.0)
 """
+)
 
 
 def test_containers_taking_turns_at_once_each_get_a_turn_of_their_own(aws: str):
     """Twelve processes ask at the same moment (one frozen clock): each is given a different turn,
     one interval (60 / (600 × 0.97) s) after the other, with none shared and none skipped."""
     claims_table("pace")
-    environment = {**os.environ, "PYTHONPATH": str(ROOT / "functions" / "replace_background")}
-    start_at = time.time() + 3  # every process imported and waiting
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-c", TAKE_ONE, str(START), str(start_at)],
-            env=environment,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(12)
-    ]
-    waits = sorted(float(process.communicate(timeout=60)[0]) for process in processes)
+    waits = sorted(float(printed) for printed in run_at_once(TAKE_ONE, str(START), copies=12))
     interval = 60 / (600 * HEADROOM)
     assert waits == pytest.approx([turn * interval for turn in range(12)], abs=1e-3)
 

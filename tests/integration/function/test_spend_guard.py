@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,6 +12,7 @@ from backdrop_fn.adapters.spend import DynamoDbSpendGuard
 from backdrop_fn.errors import BudgetExceeded, InfrastructureUnavailable
 from backdrop_fn.spend_record import KEY_PREFIX
 from tests.integration.conftest import REGION
+from tests.integration.function.at_once import WAIT_FOR_THE_MOMENT, run_at_once
 from tests.integration.function.test_adapters import claims_table
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -129,39 +126,29 @@ def test_a_failing_table_is_passing_trouble_and_a_release_never_raises(aws: str)
     spend.release(reserved)  # best effort: the price stays counted, erring on spending less
 
 
-RESERVE_ONE = """
-import os, sys, time
+RESERVE_ONE = (
+    """
+import sys
 import boto3
 from backdrop_fn.adapters.spend import DynamoDbSpendGuard
 from backdrop_fn.errors import BudgetExceeded
 guard = DynamoDbSpendGuard("spend", client=boto3.client("dynamodb"), daily_cap_usd=float(sys.argv[1]))
-while not os.path.exists(sys.argv[2]):  # all start together
-    time.sleep(0.005)
+"""
+    + WAIT_FOR_THE_MOMENT
+    + """
 try:
     guard.reserve("DEFAULT")
     print("reserved")
 except BudgetExceeded:
     print("refused")
 """
+)
 
 
-def test_twenty_containers_at_once_make_exactly_the_calls_the_cap_fits(aws: str, tmp_path: Path):
+def test_twenty_containers_at_once_make_exactly_the_calls_the_cap_fits(aws: str):
     client = claims_table("spend")
     cap = 7 * 0.075  # exactly seven DEFAULT calls
-    go = tmp_path / "go"
-    environment = {**os.environ, "PYTHONPATH": str(ROOT / "functions" / "replace_background")}
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-c", RESERVE_ONE, str(cap), str(go)],
-            env=environment,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(20)
-    ]
-    time.sleep(2)  # every process imported and waiting
-    go.touch()
-    answers = [process.communicate(timeout=60)[0].strip() for process in processes]
+    answers = run_at_once(RESERVE_ONE, str(cap), copies=20)
     assert sorted(answers) == ["refused"] * 13 + ["reserved"] * 7
     today = datetime.now(UTC)
     item = month_item(client, today.strftime("%Y-%m"))

@@ -21,6 +21,7 @@ import pytest
 from PIL import Image
 
 from backdrop.demo.contact_sheet import SheetEntry, write_contact_sheet
+from backdrop.figures import Moment
 
 BROWSERS = (
     "chromium-headless-shell",
@@ -92,7 +93,10 @@ def sheet(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ("Failed, by class (in the DLQ)", "invalid_image: 1, invalid_sidecar: 1, rate_limited: 12"),
         ("Estimated cost at Segmind's prices", "$0.525"),
     ]
-    page = write_contact_sheet(folder, entries, title="Backdrop demo", summary=summary)
+    run = [
+        Moment(at=1_796_000_000.0 + 0.5 * n, calls=1, failed=n % 5 == 0, spend_usd=0.075) for n in range(40)
+    ]
+    page = write_contact_sheet(folder, entries, title="Backdrop demo", summary=summary, timeline=run)
     measured = folder / "measured.html"
     measured.write_text(page.read_text(encoding="utf-8").replace("</body>", MEASURE), encoding="utf-8")
     return measured

@@ -65,6 +65,19 @@ def test_the_contact_sheet_shows_inputs_outputs_and_failures(demo_out: Path):
     assert "Estimated cost" in page
 
 
+def test_the_contact_sheet_charts_the_run_as_the_function_counted_it(demo_out: Path):
+    manifest = json.loads((SAMPLES / "manifest.json").read_text())
+    page = (demo_out / "index.html").read_text()
+    # One paid call a sample, the two bad uploads failed before any call, and the spend they add up to.
+    spend = sum(
+        {"TURBO": 0.037, "DEFAULT": 0.075, "QUALITY": 0.113}[s.get("rendering_speed", "DEFAULT")]
+        for s in manifest
+    )
+    assert f'aria-label="API calls over the run: {len(manifest)} in ' in page
+    assert 'aria-label="Failures over the run: 2 in ' in page
+    assert f'aria-label="Estimated spend over the run: ${spend:.3f} in ' in page
+
+
 def test_the_function_logs_went_to_a_file_and_the_terminal_got_a_summary(demo_out: Path):
     log = (demo_out / "function.log").read_text()
     assert '"message":"processed"' in log

@@ -15,6 +15,7 @@ from PIL import Image
 import backdrop.demo
 from backdrop.demo.contact_sheet import SheetEntry, write_contact_sheet
 from backdrop.emulator.request_rules import PRESETS, check_body
+from backdrop.figures import Moment
 
 DONE = SheetEntry(
     name="shop/coffee.jpg",
@@ -67,8 +68,21 @@ class Collector(HTMLParser):
         return [attrs[name] or "" for t, attrs in self.tags if t == tag and name in attrs]
 
 
-def sheet(tmp_path, entries=(DONE, SPACED, TYPO, FAKE), summary=SUMMARY) -> tuple[str, Collector]:
-    path = write_contact_sheet(tmp_path / "out", list(entries), title="Backdrop <demo>", summary=summary)
+# The function's counts over a 12-second run: three calls (one a 503, its price given back), and
+# one pair failed.
+RUN = [
+    Moment(at=1_796_000_000.0, calls=1, failed=0, spend_usd=0.075),
+    Moment(at=1_796_000_004.5, calls=1, failed=1, spend_usd=0.0),
+    Moment(at=1_796_000_012.0, calls=1, failed=0, spend_usd=0.113),
+]
+
+
+def sheet(
+    tmp_path, entries=(DONE, SPACED, TYPO, FAKE), summary=SUMMARY, timeline=RUN
+) -> tuple[str, Collector]:
+    path = write_contact_sheet(
+        tmp_path / "out", list(entries), title="Backdrop <demo>", summary=summary, timeline=timeline
+    )
     assert path == tmp_path / "out" / "index.html"
     page = path.read_text(encoding="utf-8")
     parsed = Collector()
@@ -124,6 +138,35 @@ def test_the_page_is_self_contained(tmp_path):
     assert "http://" not in page
     assert "https://" not in page
     assert "Backdrop &lt;demo&gt;" in page
+
+
+def test_a_chart_shows_calls_failures_and_spend_over_the_run(tmp_path):
+    page, parsed = sheet(tmp_path)
+    labels = parsed.attribute("svg", "aria-label")
+    assert labels == [
+        "API calls over the run: 3 in 12.0 s",
+        "Failures over the run: 1 in 12.0 s",
+        "Estimated spend over the run: $0.188 in 12.0 s",
+    ]
+    assert page.index('class="summary"') < page.index('class="chart"') < page.index('class="cards"')
+    text = " ".join(parsed.text)
+    assert "0 s" in text
+    assert "12.0 s" in text
+
+
+def test_each_line_is_its_running_total_stepping_up_when_it_changed(tmp_path):
+    _, parsed = sheet(tmp_path)
+    calls, failures, _ = [d for d in parsed.attribute("path", "d") if not d.endswith("Z")]
+    # Calls: 1 at 0 s, 2 at 4.5 s (112.5 of 300 units), 3 at 12 s; a third, two thirds, all of the
+    # 60 units above the floor at 64.
+    assert calls == "M0.0,64.0 L0.0,44.0 L112.5,44.0 L112.5,24.0 L300.0,24.0 L300.0,4.0"
+    assert failures == "M0.0,64.0 L112.5,64.0 L112.5,4.0 L300.0,4.0"
+
+
+def test_a_run_that_counted_nothing_has_no_chart(tmp_path):
+    page, parsed = sheet(tmp_path, timeline=[])
+    assert 'class="chart"' not in page
+    assert parsed.attribute("svg", "aria-label") == []
 
 
 def test_an_empty_sheet_is_still_a_page(tmp_path):

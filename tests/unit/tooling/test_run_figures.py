@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -57,6 +58,31 @@ def test_the_figures_are_the_function_s_own_counts(tmp_path: Path, capsys: pytes
         "Estimated spend (the function's count)": "$0.750",
         "Credits left (as the API said last)": "11.00",
     }
+
+
+def test_the_timeline_has_what_each_flush_added_and_when(tmp_path: Path, capsys: pytest.CaptureFixture):
+    log = tmp_path / "function.log"
+
+    def paid(metrics: EmfMetrics) -> None:
+        metrics.add(Metric.API_LATENCY, 120)
+        metrics.add(Metric.ESTIMATED_SPEND_USD, 0.075)
+        metrics.add(Metric.IMAGES_PROCESSED, 1)
+
+    def refused(metrics: EmfMetrics) -> None:
+        metrics.add(Metric.API_LATENCY, 40)
+        metrics.add(Metric.API_LATENCY, 60)
+        metrics.add_failure(ErrorClass.RATE_LIMITED)
+
+    def duplicate(metrics: EmfMetrics) -> None:
+        metrics.add(Metric.DUPLICATES_SKIPPED, 1)
+
+    for record in (paid, duplicate, refused):
+        invocation(capsys, log, record)
+    run = figures.read(log)
+    assert [(m.calls, m.failed, m.spend_usd) for m in run.timeline] == [(1, 0, 0.075), (2, 1, 0.0)]
+    first, second = (moment.at for moment in run.timeline)
+    assert abs(first - time.time()) < 60
+    assert first <= second
 
 
 def test_a_run_with_no_log_yet_has_nothing_to_show(tmp_path: Path):
