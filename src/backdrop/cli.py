@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.prompt import Confirm
 from rich.table import Table
 
 from backdrop import dead_letters, figures, spend, targets
@@ -260,6 +261,39 @@ def _spend(args: argparse.Namespace) -> int:
     return 0
 
 
+def _backfill(args: argparse.Namespace) -> int:
+    from backdrop.backfill.manifest import ManifestError  # the function's parser: only for this command
+    from backdrop.backfill.run import Request, backfill
+
+    console = _console()
+    target = targets.resolve_deployment(args, connections=args.concurrency + 2)
+    request = Request(
+        prefix=args.prefix,
+        manifest=Path(args.manifest) if args.manifest else None,
+        dry_run=args.dry_run,
+        yes=args.yes,
+        max_cost_usd=args.max_cost,
+        resend=args.resend,
+        concurrency=args.concurrency,
+        ledger_path=Path(args.ledger) if args.ledger else None,
+    )
+    try:
+        return backfill(target, request, console, ask=lambda question: _confirm(console, question)).code
+    except ManifestError as error:
+        Console(stderr=True).print(f"[red]{error}[/]")
+        return 2
+
+
+def _confirm(console: Console, question: str) -> bool | None:
+    """The answer of the person at the terminal; None when there is none to ask (a pipe, a CI job)."""
+    if not sys.stdin.isatty():
+        return None
+    try:
+        return Confirm.ask(question, console=console, default=False)
+    except (KeyboardInterrupt, EOFError):
+        return False
+
+
 def _add_error_class(parser: argparse.ArgumentParser) -> None:
     # A typo is refused, with the list, rather than matching nothing.
     classes = ", ".join(dead_letters.ERROR_CLASSES)
@@ -341,7 +375,66 @@ def build_parser() -> argparse.ArgumentParser:
     spending = commands.add_parser("spend", help="today's and this month's estimated spend, against the caps")
     targets.add_target_arguments(spending)
     spending.set_defaults(handler=_spend)
+    _add_backfill(commands)
     return parser
+
+
+def _add_backfill(commands: Any) -> None:
+    backfill = commands.add_parser(
+        "backfill",
+        help="send what is already in the input bucket (or named by a manifest) to be processed",
+        description="Pair the images already in the input bucket with their sidecars (or take a "
+        "manifest's rows), show the plan and its estimated cost, then send the pairs that are "
+        "not yet processed to the work queue. Running it again sends only what is left.",
+    )
+    backfill.add_argument("--prefix", default="", help="only the keys under this prefix (default: all)")
+    backfill.add_argument(
+        "--manifest",
+        metavar="FILE",
+        help="a .csv or .jsonl of image keys and their sidecar fields, instead of the bucket's own "
+        "sidecars (each is written beside its image as K.json, where no sidecar is)",
+    )
+    backfill.add_argument("--dry-run", action="store_true", help="show the plan, send and write nothing")
+    backfill.add_argument("--yes", action="store_true", help="do not ask before sending more than 50 pairs")
+    backfill.add_argument(
+        "--max-cost", type=_amount, metavar="USD", help="refuse (exit 3) when the estimate is above this"
+    )
+    backfill.add_argument(
+        "--resend",
+        action="store_true",
+        help="send again what an earlier run sent and is not processed yet (lost messages, say)",
+    )
+    backfill.add_argument(
+        "--concurrency", type=_positive, default=16, help="S3 reads at once while planning (default: 16)"
+    )
+    backfill.add_argument(
+        "--ledger",
+        metavar="FILE",
+        help="the record of what was sent (default: one per stack and bucket under "
+        "$XDG_STATE_HOME/backdrop/backfill/)",
+    )
+    targets.add_target_arguments(backfill, queue_urls=False)
+    backfill.set_defaults(handler=_backfill)
+
+
+def _amount(text: str) -> float:
+    try:
+        amount = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an amount in US dollars") from None
+    if not amount >= 0:  # NaN too
+        raise argparse.ArgumentTypeError(f"{text!r}: the amount must be 0 or more")
+    return amount
+
+
+def _positive(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: at least 1")
+    return number
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,4 +1,5 @@
-"""Where `backdrop dlq`, `redrive` and `spend` find the stack: a deployed one, explicit URLs, or local."""
+"""Where `backdrop dlq`, `redrive`, `spend` and `backfill` find the stack: a deployed one, explicit
+URLs, or local."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import boto3
+from botocore.config import Config
 from botocore.exceptions import NoCredentialsError, NoRegionError, ProfileNotFound
 
 from backdrop.local.stack import LOCAL_NAMES, REGION
@@ -40,11 +42,29 @@ class SpendTable:
     monthly_cap_usd: float | None
 
 
-def add_target_arguments(parser: argparse.ArgumentParser) -> None:
+@dataclass(frozen=True)
+class Deployment:
+    """A stack's buckets and work queue, and the settings of its function that decide what a pair
+    is, where its output goes and what it costs: what `backdrop backfill` reasons with."""
+
+    s3: Any
+    sqs: Any
+    region: str
+    name: str  # for people: "stack backdrop", "the local stack at http://…"
+    work_queue_url: str
+    input_bucket: str
+    output_bucket: str
+    output_prefix: str = ""
+    default_prompt: str | None = None
+    default_rendering_speed: str = "DEFAULT"
+
+
+def add_target_arguments(parser: argparse.ArgumentParser, *, queue_urls: bool = True) -> None:
     where = parser.add_argument_group("where the queues are (standard boto3 configuration otherwise)")
     where.add_argument("--stack", default="backdrop", help="a deployed stack's name (default: backdrop)")
-    where.add_argument("--dlq-url", help="the dead-letter queue's URL, instead of --stack")
-    where.add_argument("--work-queue-url", help="the work queue's URL, instead of --stack")
+    if queue_urls:
+        where.add_argument("--dlq-url", help="the dead-letter queue's URL, instead of --stack")
+        where.add_argument("--work-queue-url", help="the work queue's URL, instead of --stack")
     where.add_argument(
         "--local",
         action="store_true",
@@ -67,6 +87,16 @@ def resolve(args: argparse.Namespace) -> Queues:
 
 def resolve_spend(args: argparse.Namespace) -> SpendTable:
     return _configured(lambda: _local_spend(args) if args.local or args.moto_port else _deployed_spend(args))
+
+
+def resolve_deployment(args: argparse.Namespace, *, connections: int = 10) -> Deployment:
+    """``connections``: the HTTP connections each client may hold, one for each thread that uses it."""
+    config = Config(max_pool_connections=connections, retries={"mode": "standard"})
+    return _configured(
+        lambda: (
+            _local_deployment(args, config) if args.local or args.moto_port else _deployed_stack(args, config)
+        )
+    )
 
 
 def _configured(find: Callable[[], _Found]) -> _Found:
@@ -100,13 +130,14 @@ def local_endpoint(args: argparse.Namespace) -> str:
     return os.environ.get("AWS_ENDPOINT_URL") or LOCAL_ENDPOINT
 
 
-def _local_client(args: argparse.Namespace, service: str) -> Any:
+def _local_client(args: argparse.Namespace, service: str, config: Config | None = None) -> Any:
     return boto3.client(
         service,
         endpoint_url=local_endpoint(args),
         region_name=REGION,
         aws_access_key_id="local",
         aws_secret_access_key="local",  # noqa: S106 (moto takes any credentials)
+        config=config,
     )
 
 
@@ -137,6 +168,65 @@ def _local_spend(args: argparse.Namespace) -> SpendTable:
     except Exception as error:
         raise _no_local_stack(args, error) from None
     return SpendTable(dynamodb, table, None, None)  # `backdrop watch` runs the template's defaults: no cap
+
+
+def _local_deployment(args: argparse.Namespace, config: Config) -> Deployment:
+    """The stack of `backdrop watch`: the local names, and the template's defaults, which it runs."""
+    from backdrop.local.template import load_spec  # cfn-lint's loader: only for this command
+
+    sqs = _local_client(args, "sqs", config)
+    s3 = _local_client(args, "s3", config)
+    try:
+        work_queue_url = sqs.get_queue_url(QueueName=LOCAL_NAMES["WorkQueue"])["QueueUrl"]
+        s3.head_bucket(Bucket=LOCAL_NAMES["InputBucket"])
+    except Exception as error:
+        raise _no_local_stack(args, error) from None
+    return _deployment(
+        s3,
+        sqs,
+        region=REGION,
+        name=f"the local stack at {local_endpoint(args)}",
+        outputs={
+            "WorkQueueUrl": work_queue_url,
+            "InputBucketName": LOCAL_NAMES["InputBucket"],
+            "OutputBucketName": LOCAL_NAMES["OutputBucket"],
+        },
+        parameters=load_spec().parameters,
+    )
+
+
+def _deployed_stack(args: argparse.Namespace, config: Config) -> Deployment:
+    session = _session(args)
+    stack = _stack(args, session, "WorkQueueUrl")
+    for needed in ("InputBucketName", "OutputBucketName"):
+        if needed not in stack.outputs:
+            raise TargetError(f"stack {args.stack!r} has no {needed} output: is it a Backdrop stack?")
+    return _deployment(
+        session.client("s3", endpoint_url=args.endpoint_url, config=config),
+        session.client("sqs", endpoint_url=args.endpoint_url, config=config),
+        region=session.region_name or REGION,
+        name=f"stack {args.stack}",
+        outputs=stack.outputs,
+        parameters=stack.parameters,
+    )
+
+
+def _deployment(
+    s3: Any, sqs: Any, *, region: str, name: str, outputs: dict[str, str], parameters: dict[str, str]
+) -> Deployment:
+    """The function's settings as the template turns the parameters into its variables."""
+    return Deployment(
+        s3=s3,
+        sqs=sqs,
+        region=region,
+        name=name,
+        work_queue_url=outputs["WorkQueueUrl"],
+        input_bucket=outputs["InputBucketName"],
+        output_bucket=outputs["OutputBucketName"],
+        output_prefix=parameters.get("OutputPrefix", ""),
+        default_prompt=parameters.get("DefaultPrompt", "").strip() or None,
+        default_rendering_speed=(parameters.get("DefaultRenderingSpeed") or "DEFAULT").upper(),
+    )
 
 
 def _deployed(args: argparse.Namespace) -> Queues:

@@ -1,0 +1,306 @@
+"""One backfill run: plan, show, ask, send, sum up (docs/REFERENCE.md#backfill).
+
+Ctrl-C (or SIGTERM) while planning or sending sets a flag that the work checks between images
+and between batches: the batch on its way is finished and recorded, the summary is printed,
+and the ledger holds exactly what SQS accepted. A second Ctrl-C stops at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from botocore.exceptions import BotoCoreError, ClientError
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    SpinnerColumn,
+    Task,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+
+from backdrop.backfill import bucket, ledger, manifest
+from backdrop.backfill.assess import Assessor, StackSettings
+from backdrop.backfill.ledger import Ledger, Work
+from backdrop.backfill.plan import Plan, make_plan
+from backdrop.backfill.report import Summary, plan_view, summary_view
+from backdrop.backfill.send import BATCH, Sender
+from backdrop.backfill.walk import PairingWalk
+from backdrop.targets import Deployment
+from backdrop_fn.adapters.s3 import S3ObjectStore
+
+OK = 0
+NOT_ALL_SENT = 1  # entries SQS refused, or a call that failed: a run again sends them
+OVER_MAX_COST = 3
+NOT_CONFIRMED = 4
+INTERRUPTED = 130  # 128 + SIGINT, as a shell reports it
+CONFIRM_ABOVE = 50  # pairs sent without asking
+# The work queue's retention when it cannot be read: the template's 14 days.
+_RETENTION_SECONDS = 14 * 24 * 3600
+_PROGRESS_EVERY = 200  # verdicts between two updates of the planning line
+
+
+@dataclass(frozen=True)
+class Request:
+    prefix: str = ""
+    manifest: Path | None = None
+    dry_run: bool = False
+    yes: bool = False
+    max_cost_usd: float | None = None
+    resend: bool = False
+    concurrency: int = 16
+    ledger_path: Path | None = None
+
+
+Ask = Callable[[str], "bool | None"]  # the question's answer; None when no one can be asked
+
+
+@dataclass(frozen=True)
+class Finished:
+    code: int  # the command's exit code
+    plan: Plan
+    summary: Summary | None  # None when nothing was to be sent: refused, dry run, interrupted
+
+
+def backfill(stack: Deployment, request: Request, console: Console, *, ask: Ask) -> Finished:
+    """The whole run. A manifest that cannot be used raises ManifestError before anything else."""
+    rows = manifest.read_rows(request.manifest) if request.manifest else None
+    path = request.ledger_path or ledger.default_path(stack.work_queue_url, stack.input_bucket)
+    book = Ledger(path, remember_seconds=_retention(stack))
+    try:
+        return _run(stack, request, rows, console, ask, book)
+    finally:
+        book.close()
+
+
+def _run(
+    stack: Deployment,
+    request: Request,
+    rows: Iterator[manifest.Row] | None,
+    console: Console,
+    ask: Ask,
+    book: Ledger,
+) -> Finished:
+    stop = threading.Event()
+    started = time.monotonic()
+    plan = Plan()
+    try:
+        with _stopped_by_signals(stop):
+            _plan(stack, request, rows, book, plan, console, stop)
+    except KeyboardInterrupt:  # a second Ctrl-C: what was judged so far is shown
+        plan.complete = False
+    plan.seconds = time.monotonic() - started
+    console.print(plan_view(plan, _source(stack, request), book.path))
+    if not plan.complete:
+        console.print("[yellow]Interrupted while planning: nothing was sent.[/]")
+        return Finished(INTERRUPTED, plan, None)
+    refusal = _refusal(plan, request, ask)
+    if refusal is not None:
+        code, message = refusal
+        console.print(message)
+        return Finished(code, plan, None)
+    summary = _send(stack, plan, book, console, stop)
+    console.print(summary_view(summary))
+    if summary.interrupted:
+        return Finished(INTERRUPTED, plan, summary)
+    return Finished(NOT_ALL_SENT if summary.failed or summary.not_sent else OK, plan, summary)
+
+
+def _source(stack: Deployment, request: Request) -> str:
+    where = f"s3://{stack.input_bucket}/{request.prefix}"
+    read = f"manifest {request.manifest} for {where}" if request.manifest else where
+    return f"{read} → work queue of {stack.name}"
+
+
+def _refusal(plan: Plan, request: Request, ask: Ask) -> tuple[int, str] | None:
+    """Why not to send (an exit code and what to say), or None to go on."""
+    cost = plan.cost_usd()
+    if plan.to_send == 0:
+        return OK, "Nothing to send."
+    if request.max_cost_usd is not None and cost > request.max_cost_usd:
+        return OVER_MAX_COST, (
+            f"[red]Refused: the estimated cost ${cost:,.3f} is over "
+            f"--max-cost ${request.max_cost_usd:,.2f}.[/] "
+            "Nothing was sent. Send less (--prefix, a shorter manifest) or raise --max-cost."
+        )
+    if request.dry_run:
+        return OK, "Dry run: nothing was sent."
+    if plan.to_send <= CONFIRM_ABOVE or request.yes:
+        return None
+    answer = ask(f"Send {plan.to_send:,} pairs (estimated ${cost:,.3f}) to the work queue?")
+    if answer is None:
+        return NOT_CONFIRMED, (
+            f"[red]Not sent: {plan.to_send:,} pairs is more than {CONFIRM_ABOVE}, and there is no terminal "
+            "to ask.[/] Pass --yes to send them (and --max-cost USD to cap what that may cost)."
+        )
+    return None if answer else (NOT_CONFIRMED, "Not sent.")
+
+
+def _retention(stack: Deployment) -> float:
+    """How long a message can wait in the work queue: the ledger's memory of what was sent."""
+    try:
+        attributes = stack.sqs.get_queue_attributes(
+            QueueUrl=stack.work_queue_url, AttributeNames=["MessageRetentionPeriod"]
+        )["Attributes"]
+        return float(attributes["MessageRetentionPeriod"])
+    except (ClientError, BotoCoreError, KeyError, ValueError):
+        return _RETENTION_SECONDS
+
+
+# -- planning -------------------------------------------------------------------------------------
+
+
+def _plan(
+    stack: Deployment,
+    request: Request,
+    rows: Iterator[manifest.Row] | None,
+    book: Ledger,
+    plan: Plan,
+    console: Console,
+    stop: threading.Event,
+) -> Plan:
+    settings = _settings(stack)
+    store = S3ObjectStore(stack.s3)
+    with _progress(console) as shown:
+        line = shown.add_task("Planning", total=None)
+
+        def progress(plan: Plan) -> None:
+            judged = sum(plan.outcomes.values())
+            if judged % _PROGRESS_EVERY == 0:
+                shown.update(line, description=_planning_line(plan, judged))
+
+        if rows is not None:
+            assessor = Assessor(store, settings, book, outputs_indexed=False, resend=request.resend)
+            return make_plan(
+                _counted(rows, plan),
+                assessor.row,
+                book,
+                plan,
+                workers=request.concurrency,
+                stop=stop,
+                progress=progress,
+            )
+        shown.update(line, description=f"Listing the outputs in s3://{settings.output_bucket}")
+        book.index_outputs(
+            bucket.keys_under(stack.s3, settings.output_bucket, _outputs_prefix(settings, request.prefix))
+        )
+        walk = PairingWalk()
+        plan.walk = walk.counts
+        assessor = Assessor(store, settings, book, outputs_indexed=True, resend=request.resend)
+        found = walk.pairs(bucket.listing(stack.s3, settings.bucket, request.prefix))
+        return make_plan(
+            found, assessor.listed, book, plan, workers=request.concurrency, stop=stop, progress=progress
+        )
+
+
+def _settings(stack: Deployment) -> StackSettings:
+    return StackSettings(
+        bucket=stack.input_bucket,
+        output_bucket=stack.output_bucket,
+        output_prefix=stack.output_prefix,
+        default_prompt=stack.default_prompt,
+        default_speed=stack.default_rendering_speed,
+    )
+
+
+def _outputs_prefix(settings: StackSettings, prefix: str) -> str:
+    """Where the outputs of the images under ``prefix`` can be: its folder, under OUTPUT_PREFIX (a
+    prefix that ends inside an image's extension would not be the start of its output's key)."""
+    return settings.output_prefix + prefix[: prefix.rfind("/") + 1]
+
+
+def _planning_line(plan: Plan, judged: int) -> str:
+    listed = f"{plan.walk.objects:,} objects listed, " if plan.walk else f"{plan.rows:,} rows read, "
+    return f"Planning: {listed}{judged:,} images judged, {plan.to_send:,} to send (${plan.cost_usd():,.3f})"
+
+
+def _counted(rows: Iterable[manifest.Row], plan: Plan) -> Iterator[manifest.Row]:
+    for row in rows:
+        plan.rows += 1
+        yield row
+
+
+# -- sending ---------------------------------------------------------------------------------------
+
+
+def _send(stack: Deployment, plan: Plan, book: Ledger, console: Console, stop: threading.Event) -> Summary:
+    sender = Sender(stack.sqs, stack.work_queue_url, stack.s3, stack.input_bucket, stack.region)
+    summary = Summary(plan)
+    started = time.monotonic()
+    with _stopped_by_signals(stop), _progress(console, bar=True) as shown:
+        line = shown.add_task("Sending", total=plan.to_send)
+        try:
+            for batch in _batches(book.planned(), BATCH):
+                if stop.is_set():
+                    summary.interrupted = True
+                    break
+                result = sender.send(batch)
+                book.record_sent(result.sent)
+                summary.add(result.sent, result.failed)
+                shown.advance(line, len(batch))
+        except (ClientError, BotoCoreError) as error:
+            summary.stopped = f"stopped: {error}"
+        except KeyboardInterrupt:  # the second Ctrl-C: the batch on its way may be sent, unrecorded
+            summary.interrupted = True
+            summary.stopped = "interrupted at once: the last batch may be sent again next time (at no cost)"
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+def _batches(works: Iterable[Work], size: int) -> Iterator[list[Work]]:
+    batch: list[Work] = []
+    for work in works:
+        batch.append(work)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _progress(console: Console, *, bar: bool = False) -> Progress:
+    columns = [SpinnerColumn(), TextColumn("{task.description}")]
+    if bar:
+        columns += [
+            BarColumn(),
+            MofNCompleteColumn(),
+            _Rate(),
+            TimeRemainingColumn(),
+        ]
+    # Piped into a file, a live bar would print nothing useful: the summary says it all.
+    return Progress(*columns, console=console, disable=not console.is_terminal, transient=not bar)
+
+
+class _Rate(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        return Text(f"{task.speed or 0:,.0f} pairs/s", style="progress.data.speed")
+
+
+@contextlib.contextmanager
+def _stopped_by_signals(stop: threading.Event) -> Iterator[None]:
+    """Ctrl-C and SIGTERM set ``stop``; a second one raises KeyboardInterrupt, to stop at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals reach only the main thread: whoever runs us there decides
+        return
+
+    def handle(number: int, frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    previous = {number: signal.signal(number, handle) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
