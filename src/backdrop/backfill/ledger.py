@@ -49,6 +49,8 @@ CREATE TEMP TABLE plan (
 """
 # Rows of the plan written, or keys of the output index, before each commit.
 _CHUNK = 1000
+# Each database's page cache (the file's, and the temporary tables'), in KiB.
+_CACHE_KIB = 1024
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,9 @@ class Ledger:
         # batches on a power cut, which a re-run then sends again at no cost.
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        # The page caches are all the memory the ledger takes, whatever its size on disk: fixed.
+        for database in ("main", "temp"):
+            self._db.execute(f"PRAGMA {database}.cache_size = -{_CACHE_KIB}")
         self._planned = 0
 
     def close(self) -> None:

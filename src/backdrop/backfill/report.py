@@ -149,7 +149,8 @@ def summary_view(summary: Summary) -> RenderableType:
     table.add_column("")
     table.add_column("pairs", justify="right")
     table.add_column("", style="dim")
-    by_speed = ", ".join(f"{speed} {count:,}" for speed, count in summary.sent.items() if count)
+    speeds = sorted(summary.sent, key=lambda speed: price_of(speed))
+    by_speed = ", ".join(f"{speed} {summary.sent[speed]:,}" for speed in speeds if summary.sent[speed])
     table.add_row(
         "sent to the work queue",
         f"{summary.sent_total:,}",

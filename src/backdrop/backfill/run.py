@@ -243,6 +243,7 @@ def _send(stack: Deployment, plan: Plan, book: Ledger, console: Console, stop: t
             for batch in _batches(book.planned(), BATCH):
                 if stop.is_set():
                     summary.interrupted = True
+                    summary.stopped = "interrupted (Ctrl-C): a run again sends them"
                     break
                 result = sender.send(batch)
                 book.record_sent(result.sent)
