@@ -38,6 +38,16 @@ def photo(fmt: str = "PNG", size: tuple[int, int] = (64, 48)) -> bytes:
     return out.getvalue()
 
 
+def table_rows(shown: str) -> dict[str, list[str]]:
+    """A rich table printed by a command, as its rows by their first cell: the cells after it."""
+    cells = [
+        [cell.strip() for cell in line.split("│")[1:-1]]
+        for line in shown.splitlines()
+        if line.startswith("│")
+    ]
+    return {row[0]: row[1:] for row in cells}
+
+
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
     with moto_server() as endpoint:

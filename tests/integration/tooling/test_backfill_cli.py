@@ -23,6 +23,7 @@ from backdrop_fn.pairing import Pair
 from backdrop_fn.ports import ObjectInfo, StoredObject
 from backdrop_fn.sidecar import parse_sidecar
 from tests.integration.conftest import REGION, photo
+from tests.integration.conftest import table_rows as rows
 
 IN, OUT = LOCAL_NAMES["InputBucket"], LOCAL_NAMES["OutputBucket"]
 
@@ -98,16 +99,6 @@ def shop(
     session.events.register("before-parameter-build", record, unique_id="backfill-test")
     yield shop
     session.events.unregister("before-parameter-build", unique_id="backfill-test")
-
-
-def rows(shown: str) -> dict[str, list[str]]:
-    """The plan's table rows by their first cell."""
-    cells = [
-        [cell.strip() for cell in line.split("│")[1:-1]]
-        for line in shown.splitlines()
-        if line.startswith("│")
-    ]
-    return {row[0]: row[1:] for row in cells}
 
 
 def many(shop: Shop, count: int, prefix: str = "shop/") -> list[str]:

@@ -11,16 +11,7 @@ import pytest
 from backdrop.cli import main
 from backdrop.local.stack import LOCAL_NAMES
 from tests.integration.conftest import REGION, Stack, photo
-
-
-def rows(shown: str) -> dict[str, list[str]]:
-    """The table's rows by period: the cells after the period's name."""
-    cells = [
-        [cell.strip() for cell in line.split("│")[1:-1]]
-        for line in shown.splitlines()
-        if line.startswith("│")
-    ]
-    return {row[0]: row[1:] for row in cells}
+from tests.integration.conftest import table_rows as rows
 
 
 def spent(stack: Stack, pairs: dict[str, str]) -> None:
