@@ -387,8 +387,9 @@ def _add_backfill(commands: Any) -> None:
         "manifest's rows), show the plan and its estimated cost, then send the pairs that are "
         "not yet processed to the work queue. Running it again sends only what is left.",
     )
-    backfill.add_argument("--prefix", default="", help="only the keys under this prefix (default: all)")
-    backfill.add_argument(
+    source = backfill.add_mutually_exclusive_group()
+    source.add_argument("--prefix", default="", help="only the keys under this prefix (default: all)")
+    source.add_argument(
         "--manifest",
         metavar="FILE",
         help="a .csv or .jsonl of image keys and their sidecar fields, instead of the bucket's own "

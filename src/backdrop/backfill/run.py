@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -94,13 +94,21 @@ def _run(
     stop = threading.Event()
     started = time.monotonic()
     plan = Plan()
+    failure = None
     try:
         with _stopped_by_signals(stop):
             _plan(stack, request, rows, book, plan, console, stop)
     except KeyboardInterrupt:  # a second Ctrl-C: what was judged so far is shown
         plan.complete = False
+    except (ClientError, BotoCoreError) as error:  # a listing refused or failed, after boto3's retries
+        if isinstance(error, NoCredentialsError):
+            raise
+        failure = error
     plan.seconds = time.monotonic() - started
     console.print(plan_view(plan, _source(stack, request), book.path))
+    if failure is not None:
+        console.print(f"[red]Planning stopped: {failure}[/]\nNothing was sent.")
+        return Finished(NOT_ALL_SENT, plan, None)
     if not plan.complete:
         console.print("[yellow]Interrupted while planning: nothing was sent.[/]")
         return Finished(INTERRUPTED, plan, None)

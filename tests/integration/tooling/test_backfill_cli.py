@@ -341,6 +341,23 @@ def test_a_deployed_stack_is_found_by_name_with_its_output_prefix_and_default_sp
     assert shop.queued() == ["a.png"]
 
 
+def test_a_bucket_that_cannot_be_listed_stops_the_plan_and_nothing_is_sent(shop: Shop):
+    template = json.loads(json.dumps(STACK_TEMPLATE).replace("WORK_QUEUE_URL", shop.work_queue_url))
+    template["Outputs"]["OutputBucketName"]["Value"] = "no-such-output-bucket"
+    template["Parameters"] = {}
+    boto3.client("cloudformation", region_name=REGION).create_stack(
+        StackName="broken", TemplateBody=json.dumps(template)
+    )
+    many(shop, 3)
+    code = main(
+        ["backfill", "--stack", "broken", "--endpoint-url", shop.endpoint, "--region", REGION, "--yes"]
+    )
+    shown = " ".join(shop.capsys.readouterr().out.split())
+    assert code == 1
+    assert "Planning stopped: An error occurred (NoSuchBucket)" in shown
+    assert shop.queued() == []
+
+
 def test_without_a_local_stack_it_says_how_to_start_one(capsys: pytest.CaptureFixture[str]):
     assert main(["backfill", "--local", "--endpoint-url", "http://127.0.0.1:9"]) == 2
     assert "backdrop watch" in capsys.readouterr().err
