@@ -97,9 +97,6 @@ class Assessor:
             return Verdict(
                 Outcome.INVALID, row.key or f"line {row.line}", detail=f"line {row.line}: {row.problem}"
             )
-        first = self._ledger.first_line_of(row.key, row.line)
-        if first is not None:
-            return Verdict(Outcome.INVALID, row.key, detail=f"line {row.line} repeats line {first}")
         body = row.sidecar_body()
         try:
             wanted = parse_sidecar(body)

@@ -12,7 +12,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
@@ -190,7 +190,7 @@ def _plan(
         if rows is not None:
             assessor = Assessor(store, settings, book, outputs_indexed=False, resend=request.resend)
             return make_plan(
-                _counted(rows, plan),
+                _counted(rows, plan, book),
                 assessor.row,
                 book,
                 plan,
@@ -232,10 +232,13 @@ def _planning_line(plan: Plan, judged: int) -> str:
     return f"Planning: {listed}{judged:,} images judged, {plan.to_send:,} to send (${plan.cost_usd():,.3f})"
 
 
-def _counted(rows: Iterable[manifest.Row], plan: Plan) -> Iterator[manifest.Row]:
+def _counted(rows: Iterable[manifest.Row], plan: Plan, book: Ledger) -> Iterator[manifest.Row]:
+    """The rows, counted; a row naming a key an earlier row named is made a problem here, in the
+    file's order, before the rows are judged on several threads at once."""
     for row in rows:
         plan.rows += 1
-        yield row
+        first = book.first_line_of(row.key, row.line) if row.key else None
+        yield row if first is None else replace(row, fields=None, problem=f"repeats line {first}")
 
 
 # -- sending ---------------------------------------------------------------------------------------

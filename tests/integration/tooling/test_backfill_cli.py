@@ -250,12 +250,13 @@ def test_a_manifest_writes_missing_sidecars_beside_their_images_and_sends_them(s
                 {"key": "shop/d.png", "prompt": "something else"},
                 {"key": "shop/gone.png", "prompt": "p"},
                 {"key": "shop/e.png", "prompt": "p", "sead": 4242},
+                {"key": "shop/a.png", "prompt": "on marble, again"},
             )
         )
     )
     code, shown = shop.backfill("--yes", "--manifest", str(manifest))
     assert code == 0
-    assert rows(shown)["all"][:4] == ["5", "0", "0", "3"]
+    assert rows(shown)["all"][:4] == ["6", "0", "0", "3"]  # the repeated row is an invalid pair
     assert sorted(shop.queued()) == ["shop/a.png", "shop/b.png", "shop/c.png"]
     written = json.loads(shop.s3.get_object(Bucket=IN, Key="shop/a.png.json")["Body"].read())
     assert written == {"prompt": "on marble", "metadata": {"sku": "A-1"}}
@@ -265,9 +266,10 @@ def test_a_manifest_writes_missing_sidecars_beside_their_images_and_sends_them(s
     assert "shop/d.png: shop/d.png.json is already there with other fields" in flat
     assert "image not in the bucket" in flat
     assert "sead: unknown field" in flat
+    assert "shop/a.png: line 7: repeats line 1" in flat
 
     code, shown = shop.backfill("--yes", "--manifest", str(manifest))
-    assert rows(shown)["all"][:4] == ["5", "0", "3", "0"]  # the sidecars written are the pairs sent
+    assert rows(shown)["all"][:4] == ["6", "0", "3", "0"]  # the sidecars written are the pairs sent
 
 
 def test_a_manifest_with_a_column_that_is_no_field_is_refused_before_anything(shop: Shop, tmp_path: Path):
