@@ -91,7 +91,7 @@ def _others_table(plan: Plan) -> Table:
     else:
         table.add_row("manifest rows", f"{plan.rows:,}", "")
     for outcome in (Outcome.WAITING, Outcome.MISSING_IMAGE, Outcome.UNREADABLE):
-        if plan.outcomes[outcome] or outcome is Outcome.WAITING:
+        if plan.outcomes[outcome] or (outcome is Outcome.WAITING and plan.walk is not None):
             table.add_row(outcome.value, f"{plan.outcomes[outcome]:,}", _ADVICE[outcome])
     if plan.walk is not None:
         table.add_row("sidecars without an image", f"{plan.walk.sidecars_without_image:,}", "ignored")
