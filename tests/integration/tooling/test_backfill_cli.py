@@ -304,9 +304,6 @@ def test_only_the_named_buckets_are_read_and_only_sidecars_are_written(shop: Sho
 
 
 STACK_TEMPLATE = {
-    "Parameters": {
-        name: {"Type": "String"} for name in ("OutputPrefix", "DefaultPrompt", "DefaultRenderingSpeed")
-    },
     "Resources": {"Nothing": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
     "Outputs": {
         "InputBucketName": {"Value": IN},
@@ -316,16 +313,23 @@ STACK_TEMPLATE = {
 }
 
 
-def test_a_deployed_stack_is_found_by_name_with_its_output_prefix_and_default_speed(shop: Shop):
+def deploy(shop: Shop, name: str, parameters: dict[str, str], output_bucket: str = OUT) -> None:
+    """A stack in moto's CloudFormation with a Backdrop stack's outputs and these parameters."""
     template = json.loads(json.dumps(STACK_TEMPLATE).replace("WORK_QUEUE_URL", shop.work_queue_url))
+    template["Outputs"]["OutputBucketName"]["Value"] = output_bucket
+    template["Parameters"] = {parameter: {"Type": "String"} for parameter in parameters}
     boto3.client("cloudformation", region_name=REGION).create_stack(
-        StackName="shop",
+        StackName=name,
         TemplateBody=json.dumps(template),
-        Parameters=[
-            {"ParameterKey": "OutputPrefix", "ParameterValue": "processed/"},
-            {"ParameterKey": "DefaultPrompt", "ParameterValue": "  "},
-            {"ParameterKey": "DefaultRenderingSpeed", "ParameterValue": "quality"},
-        ],
+        Parameters=[{"ParameterKey": key, "ParameterValue": value} for key, value in parameters.items()],
+    )
+
+
+def test_a_deployed_stack_is_found_by_name_with_its_output_prefix_and_default_speed(shop: Shop):
+    deploy(
+        shop,
+        "shop",
+        {"OutputPrefix": "processed/", "DefaultPrompt": "  ", "DefaultRenderingSpeed": "quality"},
     )
     shop.pair("a.png", "a.png.json", {"prompt": "p"})
     shop.pair("b.png", "b.png.json", {"prompt": "p", "rendering_speed": "QUALITY"})
@@ -344,12 +348,7 @@ def test_a_deployed_stack_is_found_by_name_with_its_output_prefix_and_default_sp
 
 
 def test_a_bucket_that_cannot_be_listed_stops_the_plan_and_nothing_is_sent(shop: Shop):
-    template = json.loads(json.dumps(STACK_TEMPLATE).replace("WORK_QUEUE_URL", shop.work_queue_url))
-    template["Outputs"]["OutputBucketName"]["Value"] = "no-such-output-bucket"
-    template["Parameters"] = {}
-    boto3.client("cloudformation", region_name=REGION).create_stack(
-        StackName="broken", TemplateBody=json.dumps(template)
-    )
+    deploy(shop, "broken", {}, output_bucket="no-such-output-bucket")
     many(shop, 3)
     code = main(
         ["backfill", "--stack", "broken", "--endpoint-url", shop.endpoint, "--region", REGION, "--yes"]
