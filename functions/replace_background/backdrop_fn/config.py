@@ -97,6 +97,21 @@ class Settings(BaseModel):
         kept = frozenset(name.strip() for name in names if isinstance(name, str) and name.strip())
         return kept or None
 
+    @model_validator(mode="after")
+    def _outputs_apart_from_inputs(self) -> Settings:
+        """Outputs in an input bucket are told apart by OUTPUT_PREFIX alone: without one, every
+        result would be taken for an input and paid for again, without end."""
+        if self.outputs_share_an_input_bucket and not self.output_prefix:
+            raise ValueError(
+                f"OUTPUT_BUCKET {self.output_bucket!r} is one of INPUT_BUCKETS, so OUTPUT_PREFIX "
+                "may not be empty: results would be processed as inputs"
+            )
+        return self
+
+    @property
+    def outputs_share_an_input_bucket(self) -> bool:
+        return self.input_buckets is not None and self.output_bucket in self.input_buckets
+
     @field_validator("image_transfer", mode="before")
     @classmethod
     def _lower(cls, value: Any) -> Any:
@@ -131,7 +146,10 @@ def _explained(error: ValidationError) -> str:
     missing = [str(problem["loc"][0]) for problem in problems if problem["type"] == "missing"]
     if missing:
         return f"missing environment variable(s): {', '.join(missing)}"
-    return "; ".join(f"{problem['loc'][0]} {_rule(problem)}" for problem in problems)
+    # A rule of the whole model (no field of its own) speaks for itself: its message names them.
+    return "; ".join(
+        f"{problem['loc'][0]} {_rule(problem)}" if problem["loc"] else _rule(problem) for problem in problems
+    )
 
 
 def _rule(problem: ErrorDetails) -> str:

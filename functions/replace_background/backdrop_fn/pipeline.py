@@ -74,6 +74,8 @@ class Pipeline:
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._output_bucket = settings.output_bucket
+        self._output_prefix = settings.output_prefix
+        self._outputs_among_inputs = settings.outputs_share_an_input_bucket
         self._settle_seconds = settings.pair_settle_seconds
         self._wall_clock = wall_clock
         self._budget = budget or TimeBudget()
@@ -102,10 +104,9 @@ class Pipeline:
         Returns what became of each image it concerns. Raises a transient BackdropError when the
         delivery should come back later (``Delivery.comes_back``).
         """
-        if item.bucket == self._output_bucket:
-            # Our own output, seen because the buckets were wired wrong: answering it would call
-            # the API on every result, forever. Nothing here can be right, so nothing is done.
-            logger.error("ignored: an event from the OUTPUT bucket", extra={"key": item.key})
+        if self._is_own_output(item):
+            # Answering it would call the API on every result, forever.
+            self._metrics.add(Metric.OUTPUT_EVENTS_IGNORED, 1)
             return [Outcome(status=Status.IGNORED)]
         kind = keys.classify(item.key)
         if kind is keys.KeyKind.IGNORED:
@@ -114,6 +115,21 @@ class Pipeline:
         if kind is keys.KeyKind.IMAGE:
             return [self._image_event(item, delivery)]
         return self._sidecar_event(item, delivery)
+
+    def _is_own_output(self, item: WorkItem) -> bool:
+        """Whether the event is about one of our results: in the output bucket, and, when that
+        bucket holds inputs too (OUTPUT_BUCKET in INPUT_BUCKETS), under OUTPUT_PREFIX."""
+        if item.bucket != self._output_bucket:
+            return False
+        if not self._outputs_among_inputs:
+            # Seen only because the buckets were wired wrong: nothing here can be right.
+            logger.error("ignored: an event from the OUTPUT bucket", extra={"key": item.key})
+            return True
+        if item.key.startswith(self._output_prefix):
+            # Expected now and then: the input rule cannot keep out outputs under InputPrefix.
+            logger.info("ignored: one of our own outputs", extra={"key": item.key})
+            return True
+        return False
 
     def reject(self, error: UnrecognisedEvent, raw: str, delivery: Delivery) -> Outcome:
         """An event that is not work: dead-lettered once, as ``invalid_event``."""

@@ -76,6 +76,8 @@ class Metric(StrEnum):
     KEPT_ANSWERS_REUSED = "KeptAnswersReused"
     PAID_ANSWERS_LOST = "PaidAnswersLost"
     RESULTS_SUPERSEDED = "ResultsSuperseded"
+    # An event for one of the function's own results (under OUTPUT_PREFIX), acknowledged unprocessed.
+    OUTPUT_EVENTS_IGNORED = "OutputEventsIgnored"
     # The estimated price of each call that may be charged (less the ones released): its Sum over
     # a period is that period's estimated spend.
     ESTIMATED_SPEND_USD = "EstimatedSpendUsd"

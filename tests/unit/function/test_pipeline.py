@@ -798,6 +798,32 @@ def test_an_event_from_the_output_bucket_never_makes_a_call(world: World):
     assert statuses(world.event("result.png")) == [Status.IGNORED]
     assert world.api.calls == 0
     assert world.dlq.sent == []
+    assert world.metrics.total("OutputEventsIgnored") == 1
+
+
+def test_in_a_bucket_shared_with_inputs_an_event_under_the_output_prefix_is_acknowledged_unprocessed(
+    world: World,
+):
+    world.configure(output_bucket=BUCKET, input_buckets={BUCKET}, output_prefix="backdrop/")
+    world.configure(default_prompt="anything")  # a result taken for an input would be paid for
+    world.upload("backdrop/shop/a.png", PNG_BYTES)
+    world.upload("backdrop/shop/a.png.json", SIDECAR)
+    outcomes = [*world.event("backdrop/shop/a.png"), *world.event("backdrop/shop/a.png.json")]
+    assert statuses(outcomes) == [Status.IGNORED, Status.IGNORED]
+    assert world.api.calls == 0
+    assert world.dlq.sent == []
+    assert world.metrics.total("OutputEventsIgnored") == 2
+
+
+def test_in_a_bucket_shared_with_inputs_an_input_is_processed_and_its_result_goes_under_the_prefix(
+    world: World,
+):
+    world.configure(output_bucket=BUCKET, input_buckets={BUCKET}, output_prefix="backdrop/")
+    world.upload("shop/a.jPg", JPEG_BYTES)
+    world.upload("shop/a.jPg.json", SIDECAR)
+    assert statuses(world.event("shop/a.jPg")) == [Status.PROCESSED]
+    assert (BUCKET, "backdrop/shop/a.png") in world.store.outputs
+    assert world.metrics.total("OutputEventsIgnored") == 0
 
 
 def test_an_empty_image_is_an_invalid_image(world: World):
