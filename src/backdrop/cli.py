@@ -12,10 +12,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import ClientError
 from rich.console import Console
 from rich.table import Table
 
-from backdrop import dead_letters, figures, spend, targets
+from backdrop import bucket_events, dead_letters, figures, spend, targets
 from backdrop.emulator import Emulator, EmulatorSettings
 from backdrop.emulator.faults import KINDS as FAULT_KINDS
 
@@ -260,6 +261,25 @@ def _spend(args: argparse.Namespace) -> int:
     return 0
 
 
+def _enable_eventbridge(args: argparse.Namespace) -> int:
+    console = _console()
+    try:
+        done = bucket_events.enable_eventbridge(targets.client(args, "s3"), args.bucket, dry_run=args.dry_run)
+    except ClientError as error:
+        console.print(f"[red]bucket {args.bucket}: {error}[/]")
+        return 2
+    kept = ", ".join(f"{count} {kind}" for kind, count in sorted(done.kept.items())) or "none"
+    if done.already_on:
+        console.print(f"EventBridge delivery is already on for {done.bucket}: nothing written.")
+    elif done.written:
+        console.print(f"EventBridge delivery is on for {done.bucket}. Its other notifications, kept: {kept}.")
+    else:
+        console.print(
+            f"Would turn EventBridge delivery on for {done.bucket}, keeping its other notifications: {kept}."
+        )
+    return 0
+
+
 def _add_error_class(parser: argparse.ArgumentParser) -> None:
     # A typo is refused, with the list, rather than matching nothing.
     classes = ", ".join(dead_letters.ERROR_CLASSES)
@@ -341,6 +361,17 @@ def build_parser() -> argparse.ArgumentParser:
     spending = commands.add_parser("spend", help="today's and this month's estimated spend, against the caps")
     targets.add_target_arguments(spending)
     spending.set_defaults(handler=_spend)
+
+    enable = commands.add_parser(
+        "enable-eventbridge",
+        help="turn on an existing bucket's EventBridge delivery, keeping its other notifications",
+    )
+    enable.add_argument("bucket")
+    enable.add_argument("--dry-run", action="store_true", help="say what would be written, write nothing")
+    targets.add_aws_arguments(
+        enable.add_argument_group("where the bucket is (standard boto3 configuration otherwise)")
+    )
+    enable.set_defaults(handler=_enable_eventbridge)
     return parser
 
 

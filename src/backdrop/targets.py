@@ -45,6 +45,11 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
     where.add_argument("--stack", default="backdrop", help="a deployed stack's name (default: backdrop)")
     where.add_argument("--dlq-url", help="the dead-letter queue's URL, instead of --stack")
     where.add_argument("--work-queue-url", help="the work queue's URL, instead of --stack")
+    add_aws_arguments(where)
+
+
+def add_aws_arguments(where: argparse._ActionsContainer) -> None:
+    """Which AWS: the local stack, an endpoint, a region and a profile."""
     where.add_argument(
         "--local",
         action="store_true",
@@ -59,6 +64,13 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
     where.add_argument("--endpoint-url", help="an AWS endpoint (AWS_ENDPOINT_URL works too)")
     where.add_argument("--region", help="AWS region (default: your configuration's)")
     where.add_argument("--profile", help="AWS profile")
+
+
+def client(args: argparse.Namespace, service: str) -> Any:
+    """A ``service`` client: the local stack's with --local or --moto-port, else your configuration's."""
+    if args.local or args.moto_port:
+        return _local_client(args, service)
+    return _configured(lambda: _session(args).client(service, endpoint_url=args.endpoint_url))
 
 
 def resolve(args: argparse.Namespace) -> Queues:
