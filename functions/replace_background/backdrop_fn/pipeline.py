@@ -14,7 +14,7 @@ import math
 import random
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from backdrop_fn import keys
@@ -196,7 +196,7 @@ class Pipeline:
         if pair.sidecar is not None or delivery.message_id is None:
             return
         times = [pair.image.last_modified, _event_time(item.event) if item.key == pair.image.key else None]
-        uploaded = max((time for time in times if time is not None), default=None)
+        uploaded = max((_latest_within(time) for time in times if time is not None), default=None)
         if uploaded is None:
             return
         wait = self._settle_seconds - (self._wall_clock() - uploaded).total_seconds()
@@ -273,6 +273,13 @@ class Pipeline:
             if tried:
                 raise  # the DLQ itself failed: trying it again at once would only wait twice
             return send()  # the claims themselves fail: a record may repeat, but is never lost
+
+
+def _latest_within(moment: datetime) -> datetime:
+    """The latest instant a time may stand for. S3's LastModified and EventBridge's ``time`` are
+    given to the whole second, so ``12:00:05`` may be any instant before ``12:00:06``: an image is
+    taken to be as young as it may be, and never settles for less than PAIR_SETTLE_SECONDS."""
+    return moment if moment.microsecond else moment + timedelta(seconds=1)
 
 
 def _event_time(event: dict[str, Any]) -> datetime | None:
