@@ -193,7 +193,7 @@ class Pipeline:
 
         Its age counts from its event too: S3 dates a multipart upload from when it began.
         """
-        if pair.sidecar is not None or delivery.message_id is None:
+        if pair.sidecar is not None or delivery.message_id is None or not self._settle_seconds:
             return
         times = [pair.image.last_modified, _event_time(item.event) if item.key == pair.image.key else None]
         uploaded = max((_latest_within(time) for time in times if time is not None), default=None)

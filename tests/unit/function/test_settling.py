@@ -104,3 +104,9 @@ def test_a_settling_message_comes_back_uncounted_when_the_image_is_old_enough(se
     assert answer == {"batchItemFailures": []}  # the copy replaces it
     assert backoff.requeued == [(json.dumps(body), 1, 7)]  # one real receive before; back in 7 s
     assert backoff.delays == []
+
+
+def test_with_no_settling_an_image_just_uploaded_is_processed_at_once(world: World):
+    world.configure(DEFAULT_PROMPT="a white studio", PAIR_SETTLE_SECONDS=0)
+    world.upload("a.jpg", JPEG_BYTES)  # dated to this very second: it may be up to 1 s younger
+    assert statuses(world.event("a.jpg", attempt=1, final=False, message_id="m1")) == [Status.PROCESSED]
