@@ -207,24 +207,28 @@ def _picture(rng: random.Random, key: str) -> bytes:
 
 
 def _duplicate_event(box: Sandbox, key: str) -> None:
-    """What S3's at-least-once delivery sometimes does: the same notification a second time."""
+    """What at-least-once delivery sometimes does: the input rule's event a second time."""
     s3, sqs = box.stack.client("s3"), box.stack.client("sqs")
     head = s3.head_object(Bucket=box.stack.input_bucket, Key=key)
-    record = {
-        "eventVersion": "2.1",
-        "eventSource": "aws:s3",
-        "awsRegion": "us-east-1",
-        "eventName": "ObjectCreated:Put",
-        "s3": {
+    event = {
+        "version": "0",
+        "source": "aws.s3",
+        "detail-type": "Object Created",
+        "time": head["LastModified"].strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": "us-east-1",
+        "resources": [f"arn:aws:s3:::{box.stack.input_bucket}"],
+        "detail": {
+            "version": "0",
             "bucket": {"name": box.stack.input_bucket},
             "object": {
                 "key": quote_plus(key, safe="/"),
-                "eTag": head["ETag"].strip('"'),
+                "etag": head["ETag"].strip('"'),
                 "size": head["ContentLength"],
             },
+            "reason": "PutObject",
         },
     }
-    sqs.send_message(QueueUrl=box.stack.work_queue_url, MessageBody=json.dumps({"Records": [record]}))
+    sqs.send_message(QueueUrl=box.stack.work_queue_url, MessageBody=json.dumps(event))
 
 
 def upload(box: Sandbox, pair: Pair) -> int:
@@ -375,11 +379,15 @@ class Kill:
 
 
 def _keys_of(event: dict[str, Any] | None) -> frozenset[str]:
-    """The S3 keys an SQS batch of S3 notifications is about."""
+    """The S3 keys an SQS batch is about: of EventBridge events (the input rule's), or of S3
+    notifications (a message of an older stack)."""
     keys = set()
     for message in (event or {}).get("Records", []):
         with contextlib.suppress(ValueError, KeyError, TypeError, AttributeError):
-            for record in json.loads(message["body"]).get("Records", []):
+            body = json.loads(message["body"])
+            if "detail" in body:
+                keys.add(unquote_plus(body["detail"]["object"]["key"]))
+            for record in body.get("Records", []):
                 keys.add(unquote_plus(record["s3"]["object"]["key"]))
     return frozenset(keys)
 
