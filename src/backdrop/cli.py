@@ -77,9 +77,12 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _watch(args: argparse.Namespace) -> int:
     from backdrop.console import function_output_to
-    from backdrop.watch import watch
+    from backdrop.watch import ExistingBucket, watch
 
     problem = _busy_port(("--moto-port", args.moto_port), ("--api-port", args.api_port))
+    if args.outputs_in_bucket and not (args.existing_bucket and args.output_prefix):
+        # As the template's Rules refuse it: results among the inputs would be taken for inputs.
+        problem = "--outputs-in-bucket needs --existing-bucket and a non-empty --output-prefix"
     if problem:
         Console(stderr=True).print(f"[red]cannot start the local stack:[/] {problem}")
         return 2
@@ -98,6 +101,11 @@ def _watch(args: argparse.Namespace) -> int:
                     moto_port=args.moto_port,
                     api_port=args.api_port,
                     function_log=log,
+                    existing=ExistingBucket(
+                        args.existing_bucket, args.input_prefix, args.output_prefix, args.outputs_in_bucket
+                    )
+                    if args.existing_bucket
+                    else None,
                 ),
                 stop,
             )
@@ -345,6 +353,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--moto-port", type=int, default=5000, help="local AWS endpoint port (events/env.json: 5000)"
     )
     watch.add_argument("--api-port", type=int, default=8080, help="emulator port (events/env.json: 8080)")
+    mine = watch.add_argument_group("your own bucket (the template's ExistingInputBucket), locally")
+    mine.add_argument("--existing-bucket", metavar="NAME", help="take inputs from a stand-in for this bucket")
+    mine.add_argument("--input-prefix", default="", help="upload under this prefix (InputPrefix)")
+    mine.add_argument("--output-prefix", default="", help="results under this prefix (OutputPrefix)")
+    mine.add_argument(
+        "--outputs-in-bucket",
+        action="store_true",
+        help="results into that same bucket, under --output-prefix (OutputToInputBucket=true)",
+    )
     watch.set_defaults(handler=_watch)
 
     dlq = commands.add_parser("dlq", help="summarise the dead-letter queue by error class")

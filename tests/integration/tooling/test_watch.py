@@ -10,7 +10,7 @@ import requests
 from rich.console import Console
 
 from backdrop.local.sandbox import sandbox
-from backdrop.watch import FolderSync
+from backdrop.watch import ExistingBucket, FolderSync
 from tests.integration.conftest import photo
 
 
@@ -120,3 +120,25 @@ def test_a_restart_uploads_again_what_has_no_result(aws: str, tmp_path: Path):
     assert counts["uploaded"] == 1
     counts, _ = run_watch_steps(aws, folder, console)
     assert (counts["uploaded"], counts["skipped"]) == (1, 0)
+
+
+def test_with_an_existing_bucket_files_go_under_the_prefix_and_results_come_back_from_beside_them(
+    aws: str, tmp_path: Path
+):
+    folder, out = tmp_path / "drop", tmp_path / "drop" / "out"
+    (folder / "shoes").mkdir(parents=True)
+    console = Console(file=open(tmp_path / "console.txt", "w"), width=200)  # noqa: SIM115
+    existing = ExistingBucket("shop-assets", "backdrop/in/", "backdrop/out/", outputs_in_bucket=True)
+    existing.stand_in(aws, console)
+    with sandbox(parameters={"PairSettleSeconds": "0", **existing.parameters()}, moto_endpoint=aws) as box:
+        sync = FolderSync(box, folder, out, console)
+        (folder / "shoes" / "red.jPg").write_bytes(photo("JPEG"))
+        (folder / "shoes" / "red.jPg.json").write_text(json.dumps({"prompt": "a beach"}))
+        assert sync_until(sync, (out / "shoes" / "red.png").exists)  # laid out as the folder is
+        listed = box.stack.client("s3").list_objects_v2(Bucket="shop-assets")["Contents"]
+    assert sorted(item["Key"] for item in listed) == [
+        "backdrop/in/shoes/red.jPg",
+        "backdrop/in/shoes/red.jPg.json",
+        "backdrop/out/backdrop/in/shoes/red.png",
+    ]
+    assert (sync.counts["uploaded"], sync.counts["processed"]) == (2, 1)  # the inputs are not results
