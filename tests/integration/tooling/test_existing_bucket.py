@@ -37,6 +37,13 @@ def shop_bucket() -> Any:
     return s3
 
 
+def upload_pair(box: Sandbox, image_key: str, image: bytes) -> None:
+    """The sidecar first, then the image: the image's event starts the pair."""
+    s3 = box.stack.client("s3")
+    s3.put_object(Bucket=SHOP, Key=image_key + ".json", Body=SIDECAR)
+    s3.put_object(Bucket=SHOP, Key=image_key, Body=image)
+
+
 def outputs(box: Sandbox, prefix: str = "") -> list[str]:
     s3 = box.stack.client("s3")
     listed = s3.list_objects_v2(Bucket=box.stack.output_bucket, Prefix=prefix).get("Contents", [])
@@ -62,38 +69,43 @@ PREFIXED = {"ExistingInputBucket": SHOP, "InputPrefix": "backdrop/in/", "PairSet
 
 
 @pytest.fixture
-def prefixed(aws: str) -> Iterator[Sandbox]:
+def shop_stack(aws: str, request: pytest.FixtureRequest) -> Iterator[Sandbox]:
+    """The local stack on the shop's bucket, deployed with the parameters the test gives."""
     shop_bucket()
-    with sandbox(parameters=PREFIXED, moto_endpoint=aws) as running:
+    with sandbox(parameters=request.param, moto_endpoint=aws) as running:
         yield running
 
 
-def test_an_image_in_any_letter_case_under_the_prefix_is_processed(prefixed: Sandbox):
-    s3 = prefixed.stack.client("s3")
-    s3.put_object(Bucket=SHOP, Key="backdrop/in/shoe.jPg", Body=photo("JPEG"))
-    s3.put_object(Bucket=SHOP, Key="backdrop/in/shoe.jPg.json", Body=SIDECAR)
-    assert prefixed.wait_until(lambda: outputs(prefixed) == ["backdrop/in/shoe.png"], timeout=30)
-    assert len(prefixed.emulator.requests) == 1
+prefixed = pytest.mark.parametrize("shop_stack", [PREFIXED], indirect=True, ids=["inputs under a prefix"])
 
 
-def test_a_pair_outside_the_prefix_never_reaches_the_function(prefixed: Sandbox):
-    s3 = prefixed.stack.client("s3")
-    for key, body in [("other/hat.jpg", photo("JPEG")), ("other/hat.jpg.json", SIDECAR)]:
-        s3.put_object(Bucket=SHOP, Key=key, Body=body)  # the function would process these: moto has no IAM
-    s3.put_object(Bucket=SHOP, Key="backdrop/in/shoe.png", Body=photo())
-    s3.put_object(Bucket=SHOP, Key="backdrop/in/shoe.png.json", Body=SIDECAR)
-    assert prefixed.wait_until(lambda: outputs(prefixed) == ["backdrop/in/shoe.png"], timeout=30)
-    settled(prefixed)
-    assert prefixed.mapping.stats.messages == 2  # the two halves under the prefix, nothing else
-    assert outputs(prefixed) == ["backdrop/in/shoe.png"]
-    assert (len(prefixed.emulator.requests), dlq_depth(prefixed)) == (1, 0)
+@prefixed
+def test_an_image_in_any_letter_case_under_the_prefix_is_processed(shop_stack: Sandbox):
+    upload_pair(shop_stack, "backdrop/in/shoe.jPg", photo("JPEG"))
+    assert shop_stack.wait_until(lambda: outputs(shop_stack) == ["backdrop/in/shoe.png"], timeout=30)
+    assert len(shop_stack.emulator.requests) == 1
 
 
-def test_the_stack_creates_no_input_bucket_and_reads_the_existing_one(prefixed: Sandbox):
-    buckets = {bucket["Name"] for bucket in prefixed.stack.client("s3").list_buckets()["Buckets"]}
+@prefixed
+def test_a_pair_outside_the_prefix_never_reaches_the_function(shop_stack: Sandbox):
+    upload_pair(shop_stack, "other/hat.jpg", photo("JPEG"))  # the function would process it: moto has no IAM
+    upload_pair(shop_stack, "backdrop/in/shoe.png", photo())
+    assert shop_stack.wait_until(lambda: outputs(shop_stack) == ["backdrop/in/shoe.png"], timeout=30)
+    settled(shop_stack)
+    assert shop_stack.mapping.stats.messages == 2  # the two halves under the prefix, nothing else
+    assert outputs(shop_stack) == ["backdrop/in/shoe.png"]
+    assert (len(shop_stack.emulator.requests), dlq_depth(shop_stack)) == (1, 0)
+
+
+@prefixed
+def test_the_stack_creates_no_input_bucket_and_reads_the_existing_one(shop_stack: Sandbox):
+    buckets = {bucket["Name"] for bucket in shop_stack.stack.client("s3").list_buckets()["Buckets"]}
     assert buckets == {SHOP, LOCAL_NAMES["OutputBucket"]}
-    assert (prefixed.stack.input_bucket, prefixed.stack.output_bucket) == (SHOP, LOCAL_NAMES["OutputBucket"])
-    assert prefixed.stack.function_environment("http://api")["INPUT_BUCKETS"] == SHOP
+    assert (shop_stack.stack.input_bucket, shop_stack.stack.output_bucket) == (
+        SHOP,
+        LOCAL_NAMES["OutputBucket"],
+    )
+    assert shop_stack.stack.function_environment("http://api")["INPUT_BUCKETS"] == SHOP
 
 
 def test_a_stack_on_a_bucket_that_is_not_there_does_not_start(aws: str):
@@ -113,30 +125,28 @@ SAME_BUCKET = {
 }
 
 
-@pytest.fixture
-def same_bucket(aws: str) -> Iterator[Sandbox]:
-    shop_bucket()
-    with sandbox(parameters=SAME_BUCKET, moto_endpoint=aws) as running:
-        yield running
+same_bucket = pytest.mark.parametrize(
+    "shop_stack", [SAME_BUCKET], indirect=True, ids=["results beside the inputs"]
+)
 
 
-def test_a_result_written_under_the_output_prefix_triggers_nothing(same_bucket: Sandbox):
-    s3 = same_bucket.stack.client("s3")
-    s3.put_object(Bucket=SHOP, Key="shoes/shoe.jpg.json", Body=SIDECAR)
-    s3.put_object(Bucket=SHOP, Key="shoes/shoe.jpg", Body=photo("JPEG"))
-    assert same_bucket.wait_until(
-        lambda: outputs(same_bucket, "backdrop/out/") == ["backdrop/out/shoes/shoe.png"], timeout=30
+@same_bucket
+def test_a_result_written_under_the_output_prefix_triggers_nothing(shop_stack: Sandbox):
+    upload_pair(shop_stack, "shoes/shoe.jpg", photo("JPEG"))
+    assert shop_stack.wait_until(
+        lambda: outputs(shop_stack, "backdrop/out/") == ["backdrop/out/shoes/shoe.png"], timeout=30
     )
-    settled(same_bucket)
-    assert same_bucket.mapping.stats.messages == 2  # the two halves; the result's event was never sent
-    assert len(same_bucket.emulator.requests) == 1
-    assert same_bucket.stack.output_bucket == SHOP
-    buckets = {bucket["Name"] for bucket in s3.list_buckets()["Buckets"]}
+    settled(shop_stack)
+    assert shop_stack.mapping.stats.messages == 2  # the two halves; the result's event was never sent
+    assert len(shop_stack.emulator.requests) == 1
+    assert shop_stack.stack.output_bucket == SHOP
+    buckets = {bucket["Name"] for bucket in shop_stack.stack.client("s3").list_buckets()["Buckets"]}
     assert buckets == {SHOP}  # neither an input nor an output bucket of the stack's own
 
 
-def test_an_event_for_a_result_forced_onto_the_queue_is_acknowledged_and_ignored(same_bucket: Sandbox):
-    s3 = same_bucket.stack.client("s3")
+@same_bucket
+def test_an_event_for_a_result_forced_onto_the_queue_is_acknowledged_and_ignored(shop_stack: Sandbox):
+    s3 = shop_stack.stack.client("s3")
     s3.put_object(Bucket=SHOP, Key="backdrop/out/shoes/boot.png", Body=photo())  # as if a result
     forced = {
         "version": "0",
@@ -145,10 +155,10 @@ def test_an_event_for_a_result_forced_onto_the_queue_is_acknowledged_and_ignored
         "time": "2026-12-01T12:00:00Z",
         "detail": {"bucket": {"name": SHOP}, "object": {"key": "backdrop/out/shoes/boot.png"}},
     }
-    sqs = same_bucket.stack.client("sqs")
-    sqs.send_message(QueueUrl=same_bucket.stack.work_queue_url, MessageBody=json.dumps(forced))
-    assert same_bucket.wait_until(lambda: same_bucket.mapping.stats.deleted >= 1, timeout=30)
-    settled(same_bucket)
-    assert same_bucket.emulator.requests == []  # DefaultPrompt would have paid for it
-    assert dlq_depth(same_bucket) == 0
-    assert outputs(same_bucket, "backdrop/out/") == ["backdrop/out/shoes/boot.png"]
+    sqs = shop_stack.stack.client("sqs")
+    sqs.send_message(QueueUrl=shop_stack.stack.work_queue_url, MessageBody=json.dumps(forced))
+    assert shop_stack.wait_until(lambda: shop_stack.mapping.stats.deleted >= 1, timeout=30)
+    settled(shop_stack)
+    assert shop_stack.emulator.requests == []  # DefaultPrompt would have paid for it
+    assert dlq_depth(shop_stack) == 0
+    assert outputs(shop_stack, "backdrop/out/") == ["backdrop/out/shoes/boot.png"]
