@@ -28,6 +28,7 @@ LOCAL_NAMES = {
     "DeadLetterQueue": "backdrop-dlq",
     "IdempotencyTable": "backdrop-idempotency",
     "ApiKeySecret": "backdrop/segmind-api-key",
+    "WebhookDeadLetterQueue": "backdrop-webhook-dlq",
 }
 # What boto3 needs to talk to moto: any credentials, one region, the local endpoint.
 _FAKE_CREDENTIALS = {

@@ -71,7 +71,8 @@ def load_spec(path: Path = DEFAULT_TEMPLATE, parameters: Mapping[str, str] | Non
     resources = template["Resources"]
     by_type: dict[str, list[str]] = {}
     for logical_id, resource in resources.items():
-        by_type.setdefault(resource["Type"], []).append(logical_id)
+        if conditions.get(resource.get("Condition", ""), True):  # as CloudFormation: not made when false
+            by_type.setdefault(resource["Type"], []).append(logical_id)
 
     function = resources[FUNCTION]["Properties"]
     globals_ = template.get("Globals", {}).get("Function", {})
