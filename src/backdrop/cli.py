@@ -97,6 +97,8 @@ def _watch(args: argparse.Namespace) -> int:
                     moto_port=args.moto_port,
                     api_port=args.api_port,
                     function_log=log,
+                    webhook=args.webhook,
+                    webhook_authorization=args.webhook_authorization,
                 ),
                 stop,
             )
@@ -105,7 +107,8 @@ def _watch(args: argparse.Namespace) -> int:
             return 1
         console.print(
             f"stopped: {counts['uploaded']} uploaded, {counts['processed']} processed, "
-            f"{counts['failed']} failed, {counts['api_calls']} API calls"
+            f"{counts['failed']} failed, {counts['api_calls']} API calls, "
+            f"{counts['events']} completion events"
             + (f", {counts['skipped']} unchanged skipped" if counts.get("skipped") else "")
         )
         console.print(_figures_table(figures.read(log)))
@@ -325,6 +328,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--moto-port", type=int, default=5000, help="local AWS endpoint port (events/env.json: 5000)"
     )
     watch.add_argument("--api-port", type=int, default=8080, help="emulator port (events/env.json: 8080)")
+    watch.add_argument(
+        "--webhook",
+        metavar="URL",
+        help="POST each completion event's detail here, as the stack's WebhookUrl would get it",
+    )
+    watch.add_argument(
+        "--webhook-authorization",
+        default="Backdrop",
+        metavar="VALUE",
+        help="the webhook's Authorization header, as WebhookSecretArn's value on the stack "
+        "(default: Backdrop)",
+    )
     watch.set_defaults(handler=_watch)
 
     dlq = commands.add_parser("dlq", help="summarise the dead-letter queue by error class")

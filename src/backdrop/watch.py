@@ -27,6 +27,7 @@ from urllib.parse import unquote, urlparse
 from rich.console import Console
 from rich.markup import escape
 
+from backdrop import completion_events
 from backdrop.dead_letters import DeadLetter, read_all, release
 from backdrop.emulator import EmulatorSettings
 from backdrop.local.sandbox import Sandbox, sandbox
@@ -140,6 +141,9 @@ class FolderSync:
     out: Path
     console: Console
     function_log: Path | None = None
+    # A developer's own endpoint: each completion event's detail is POSTed to it.
+    webhook: str | None = None
+    webhook_authorization: str = completion_events.DEFAULT_AUTHORIZATION
     _seen_sizes: dict[Path, tuple[int, int]] = field(default_factory=dict)
     _uploaded: dict[Path, tuple[int, int]] = field(default_factory=dict)
     _in_bucket: dict[str, set[str]] = field(default_factory=dict)  # key → every MD5 uploaded this run
@@ -148,7 +152,7 @@ class FolderSync:
     _downloaded: dict[str, str] = field(default_factory=dict)
     _failures_seen: set[str] = field(default_factory=set)
     counts: dict[str, int] = field(
-        default_factory=lambda: {"uploaded": 0, "processed": 0, "failed": 0, "skipped": 0}
+        default_factory=lambda: {"uploaded": 0, "processed": 0, "failed": 0, "skipped": 0, "events": 0}
     )
 
     def __post_init__(self) -> None:
@@ -160,6 +164,7 @@ class FolderSync:
         self._download_results()
         self._record_failures()
         self._report_function_log()
+        self._report_events()
         self.state.save()
 
     # -- uploads ----------------------------------------------------------------------------------
@@ -290,6 +295,17 @@ class FolderSync:
                 said.add(line)
                 self.console.print(line)
 
+    def _report_events(self) -> None:
+        for event in completion_events.take(self.box.stack.client("sqs"), self.box.stack.events_queue_url):
+            self.counts["events"] += 1
+            line = event.line()
+            if self.webhook:
+                delivered = completion_events.post(
+                    self.webhook, event, authorization=self.webhook_authorization
+                )
+                line += f" → webhook: {escape(delivered)}"
+            self.console.print(line)
+
     def _was_redropped(self, image_key: str) -> bool:
         stem = pair_stem(image_key)
         if stem in self._redropped:
@@ -315,6 +331,8 @@ def watch(
     settle_seconds: int = 2,
     interval: float = 0.5,
     function_log: Path | None = None,
+    webhook: str | None = None,
+    webhook_authorization: str = completion_events.DEFAULT_AUTHORIZATION,
 ) -> dict[str, Any]:
     folder.mkdir(parents=True, exist_ok=True)
     settings = EmulatorSettings(api_keys={LOCAL_API_KEY})
@@ -330,7 +348,9 @@ def watch(
         )
         console.print(f"Failures: {dlq_commands(box.stack.endpoint)}", soft_wrap=True)
         console.print("Ctrl-C to stop.")
-        sync = FolderSync(box, folder, out, console, function_log)
+        if webhook:
+            console.print(f"Each completion event's detail is POSTed to [bold]{escape(webhook)}[/].")
+        sync = FolderSync(box, folder, out, console, function_log, webhook, webhook_authorization)
         while not stop.wait(interval):
             sync.sync()
         sync.sync()
