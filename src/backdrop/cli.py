@@ -263,6 +263,19 @@ def _spend(args: argparse.Namespace) -> int:
     return 0
 
 
+def _status(args: argparse.Namespace) -> int:
+    from backdrop.status import standing
+
+    found = standing(targets.resolve_catalog(args), args.image_key)
+    table = Table(title=f"{args.image_key}: {found.state}", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    for label, value in [*found.facts, ("next", found.next_step)]:
+        table.add_row(label, value)
+    _console().print(table)
+    return 0
+
+
 def _add_error_class(parser: argparse.ArgumentParser) -> None:
     # A typo is refused, with the list, rather than matching nothing.
     classes = ", ".join(dead_letters.ERROR_CLASSES)
@@ -356,6 +369,11 @@ def build_parser() -> argparse.ArgumentParser:
     spending = commands.add_parser("spend", help="today's and this month's estimated spend, against the caps")
     targets.add_target_arguments(spending)
     spending.set_defaults(handler=_spend)
+
+    status = commands.add_parser("status", help="where one image stands, and what to do next")
+    status.add_argument("image_key", metavar="KEY", help="the image's key in the input bucket")
+    targets.add_target_arguments(status)
+    status.set_defaults(handler=_status)
     return parser
 
 
