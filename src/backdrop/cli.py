@@ -101,6 +101,8 @@ def _watch(args: argparse.Namespace) -> int:
                     moto_port=args.moto_port,
                     api_port=args.api_port,
                     function_log=log,
+                    webhook=args.webhook,
+                    webhook_authorization=args.webhook_authorization,
                     existing=ExistingBucket(
                         args.existing_bucket, args.input_prefix, args.output_prefix, args.outputs_in_bucket
                     )
@@ -114,7 +116,8 @@ def _watch(args: argparse.Namespace) -> int:
             return 1
         console.print(
             f"stopped: {counts['uploaded']} uploaded, {counts['processed']} processed, "
-            f"{counts['failed']} failed, {counts['api_calls']} API calls"
+            f"{counts['failed']} failed, {counts['api_calls']} API calls, "
+            f"{counts['events']} completion events"
             + (f", {counts['skipped']} unchanged skipped" if counts.get("skipped") else "")
         )
         console.print(_figures_table(figures.read(log)))
@@ -269,6 +272,19 @@ def _spend(args: argparse.Namespace) -> int:
     return 0
 
 
+def _status(args: argparse.Namespace) -> int:
+    from backdrop.status import standing
+
+    found = standing(targets.resolve_catalog(args), args.image_key)
+    table = Table(title=f"{args.image_key}: {found.state}", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    for label, value in [*found.facts, ("next", found.next_step)]:
+        table.add_row(label, value)
+    _console().print(table)
+    return 0
+
+
 def _enable_eventbridge(args: argparse.Namespace) -> int:
     console = _console()
     try:
@@ -362,6 +378,18 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="results into that same bucket, under --output-prefix (OutputToInputBucket=true)",
     )
+    watch.add_argument(
+        "--webhook",
+        metavar="URL",
+        help="POST each completion event's detail here, as the stack's WebhookUrl would get it",
+    )
+    watch.add_argument(
+        "--webhook-authorization",
+        default="Backdrop",
+        metavar="VALUE",
+        help="the webhook's Authorization header, as WebhookSecretArn's value on the stack "
+        "(default: Backdrop)",
+    )
     watch.set_defaults(handler=_watch)
 
     dlq = commands.add_parser("dlq", help="summarise the dead-letter queue by error class")
@@ -389,6 +417,11 @@ def build_parser() -> argparse.ArgumentParser:
         enable.add_argument_group("where the bucket is (standard boto3 configuration otherwise)")
     )
     enable.set_defaults(handler=_enable_eventbridge)
+
+    status = commands.add_parser("status", help="where one image stands, and what to do next")
+    status.add_argument("image_key", metavar="KEY", help="the image's key in the input bucket")
+    targets.add_target_arguments(status)
+    status.set_defaults(handler=_status)
     return parser
 
 

@@ -40,6 +40,21 @@ class SpendTable:
     monthly_cap_usd: float | None
 
 
+@dataclass(frozen=True)
+class Catalog:
+    """Where a stack's images, results and failures are: what `backdrop status` looks at."""
+
+    s3: Any
+    sqs: Any
+    input_bucket: str
+    output_bucket: str
+    output_prefix: str
+    dlq_url: str
+    work_queue_url: str | None
+    # With DefaultPrompt, an image without a sidecar is processed, not left waiting.
+    default_prompt: bool
+
+
 def add_target_arguments(parser: argparse.ArgumentParser) -> None:
     where = parser.add_argument_group("where the queues are (standard boto3 configuration otherwise)")
     where.add_argument("--stack", default="backdrop", help="a deployed stack's name (default: backdrop)")
@@ -79,6 +94,12 @@ def resolve(args: argparse.Namespace) -> Queues:
 
 def resolve_spend(args: argparse.Namespace) -> SpendTable:
     return _configured(lambda: _local_spend(args) if args.local or args.moto_port else _deployed_spend(args))
+
+
+def resolve_catalog(args: argparse.Namespace) -> Catalog:
+    return _configured(
+        lambda: _local_catalog(args) if args.local or args.moto_port else _deployed_catalog(args)
+    )
 
 
 def _configured(find: Callable[[], _Found]) -> _Found:
@@ -149,6 +170,36 @@ def _local_spend(args: argparse.Namespace) -> SpendTable:
     except Exception as error:
         raise _no_local_stack(args, error) from None
     return SpendTable(dynamodb, table, None, None)  # `backdrop watch` runs the template's defaults: no cap
+
+
+def _local_catalog(args: argparse.Namespace) -> Catalog:
+    queues = _local(args)
+    # `backdrop watch` runs the template's defaults: no output prefix, no default prompt.
+    return Catalog(
+        _local_client(args, "s3"),
+        queues.sqs,
+        LOCAL_NAMES["InputBucket"],
+        LOCAL_NAMES["OutputBucket"],
+        "",
+        queues.dlq_url,
+        queues.work_queue_url,
+        default_prompt=False,
+    )
+
+
+def _deployed_catalog(args: argparse.Namespace) -> Catalog:
+    session = _session(args)
+    stack = _stack(args, session, "OutputBucketName")
+    return Catalog(
+        session.client("s3", endpoint_url=args.endpoint_url),
+        session.client("sqs", endpoint_url=args.endpoint_url),
+        stack.outputs["InputBucketName"],
+        stack.outputs["OutputBucketName"],
+        stack.parameters.get("OutputPrefix", ""),
+        stack.outputs["DeadLetterQueueUrl"],
+        stack.outputs.get("WorkQueueUrl"),
+        default_prompt=bool(stack.parameters.get("DefaultPrompt", "").strip()),
+    )
 
 
 def _deployed(args: argparse.Namespace) -> Queues:

@@ -34,6 +34,7 @@ import boto3
 from rich.console import Console
 from rich.markup import escape
 
+from backdrop import completion_events
 from backdrop.bucket_events import enable_eventbridge
 from backdrop.dead_letters import DeadLetter, read_all, release
 from backdrop.emulator import EmulatorSettings
@@ -149,6 +150,9 @@ class FolderSync:
     out: Path
     console: Console
     function_log: Path | None = None
+    # A developer's own endpoint: each completion event's detail is POSTed to it.
+    webhook: str | None = None
+    webhook_authorization: str = completion_events.DEFAULT_AUTHORIZATION
     _seen_sizes: dict[Path, tuple[int, int]] = field(default_factory=dict)
     _uploaded: dict[Path, tuple[int, int]] = field(default_factory=dict)
     _in_bucket: dict[str, set[str]] = field(default_factory=dict)  # key → every MD5 uploaded this run
@@ -157,7 +161,7 @@ class FolderSync:
     _downloaded: dict[str, str] = field(default_factory=dict)
     _failures_seen: set[str] = field(default_factory=set)
     counts: dict[str, int] = field(
-        default_factory=lambda: {"uploaded": 0, "processed": 0, "failed": 0, "skipped": 0}
+        default_factory=lambda: {"uploaded": 0, "processed": 0, "failed": 0, "skipped": 0, "events": 0}
     )
 
     def __post_init__(self) -> None:
@@ -169,6 +173,7 @@ class FolderSync:
         self._download_results()
         self._record_failures()
         self._report_function_log()
+        self._report_events()
         self.state.save()
 
     # -- uploads ----------------------------------------------------------------------------------
@@ -310,6 +315,17 @@ class FolderSync:
                 said.add(line)
                 self.console.print(line)
 
+    def _report_events(self) -> None:
+        for event in completion_events.take(self.box.stack.client("sqs"), self.box.stack.events_queue_url):
+            self.counts["events"] += 1
+            line = event.line()
+            if self.webhook:
+                delivered = completion_events.post(
+                    self.webhook, event, authorization=self.webhook_authorization
+                )
+                line += f" → webhook: {escape(delivered)}"
+            self.console.print(line)
+
     def _was_redropped(self, image_key: str) -> bool:
         stem = pair_stem(image_key)
         if stem in self._redropped:
@@ -369,6 +385,8 @@ def watch(
     settle_seconds: int = 2,
     interval: float = 0.5,
     function_log: Path | None = None,
+    webhook: str | None = None,
+    webhook_authorization: str = completion_events.DEFAULT_AUTHORIZATION,
     existing: ExistingBucket | None = None,
 ) -> dict[str, Any]:
     folder.mkdir(parents=True, exist_ok=True)
@@ -380,28 +398,21 @@ def watch(
         with sandbox(
             parameters=parameters, emulator_settings=settings, moto_endpoint=endpoint, emulator_port=api_port
         ) as box:
-            return _watch_folder(
-                box, folder, out, console, stop=stop, interval=interval, function_log=function_log
-            )
+            sync = FolderSync(box, folder, out, console, function_log, webhook, webhook_authorization)
+            return _watch_folder(sync, stop=stop, interval=interval)
 
 
-def _watch_folder(
-    box: Sandbox,
-    folder: Path,
-    out: Path,
-    console: Console,
-    *,
-    stop: threading.Event,
-    interval: float,
-    function_log: Path | None,
-) -> dict[str, Any]:
+def _watch_folder(sync: FolderSync, *, stop: threading.Event, interval: float) -> dict[str, Any]:
+    box, console = sync.box, sync.console
     console.print(
-        f"Watching [bold]{folder}[/]: drop an image and its .json sidecar; results in [bold]{out}[/]. "
-        f"Local stack on {box.stack.endpoint}, offline Segmind emulator on {box.emulator.url}."
+        f"Watching [bold]{sync.folder}[/]: drop an image and its .json sidecar; results in "
+        f"[bold]{sync.out}[/]. Local stack on {box.stack.endpoint}, offline Segmind emulator on "
+        f"{box.emulator.url}."
     )
     console.print(f"Failures: {dlq_commands(box.stack.endpoint)}", soft_wrap=True)
     console.print("Ctrl-C to stop.")
-    sync = FolderSync(box, folder, out, console, function_log)
+    if sync.webhook:
+        console.print(f"Each completion event's detail is POSTed to [bold]{escape(sync.webhook)}[/].")
     while not stop.wait(interval):
         sync.sync()
     sync.sync()

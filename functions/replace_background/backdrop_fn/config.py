@@ -64,6 +64,9 @@ class Settings(BaseModel):
     # The API plan's rate (5 a minute on Segmind's free plan, 50 on Pro), shared by every
     # container; None: requests are not paced.
     requests_per_minute: int | None = Field(None, alias="REQUESTS_PER_MINUTE", ge=1)
+    # Where each outcome's completion event goes (CONTRACT.md §8): the account's default bus
+    # unless a bus is named.
+    event_bus_name: str = Field("default", alias="EVENT_BUS_NAME")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -26,7 +26,8 @@ def handle(current: Runtime, event: Any, context: Any) -> dict[str, Any]:
     if _is_sqs_batch(event):
         return {"batchItemFailures": _failed_messages(current, event["Records"], context)}
     outcomes = _handle_direct(current, event, Delivery.direct(context))
-    return {"outcomes": [outcome.model_dump(mode="json") for outcome in outcomes]}
+    # A pending event's id is the claim's bookkeeping, not part of the answer.
+    return {"outcomes": [outcome.model_dump(mode="json", exclude={"event_pending"}) for outcome in outcomes]}
 
 
 def _is_sqs_batch(event: Any) -> bool:

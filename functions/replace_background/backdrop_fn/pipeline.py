@@ -19,6 +19,7 @@ from typing import Any
 
 from backdrop_fn import keys
 from backdrop_fn.api_request import ApiRequest
+from backdrop_fn.completion import CompletionEvents
 from backdrop_fn.config import Settings
 from backdrop_fn.dead_lettering import DeadLetters
 from backdrop_fn.delivery import Delivery
@@ -26,6 +27,7 @@ from backdrop_fn.errors import (
     BackdropError,
     ClaimInProgress,
     ClaimNotReleased,
+    EventNotPublished,
     MissingObject,
     NotEnoughTime,
     PairSettling,
@@ -38,11 +40,13 @@ from backdrop_fn.pairing import NoRoomForSidecar, Pair, PairFinder
 from backdrop_fn.ports import (
     BackgroundApi,
     Claims,
+    EventBus,
     FailureSink,
     KeptAnswers,
     Metrics,
     ObjectStore,
     OutputOwners,
+    PendingEvents,
     PurchaseLedger,
     SpendGuard,
 )
@@ -68,6 +72,8 @@ class Pipeline:
         owners: OutputOwners,
         ledger: PurchaseLedger,
         spend: SpendGuard,
+        bus: EventBus,
+        pending_events: PendingEvents,
         random_seed: Callable[[], int] = lambda: random.randint(SEED_MIN, SEED_MAX),
         budget: TimeBudget | None = None,
         sleep: Callable[[float], None] = time.sleep,
@@ -80,7 +86,8 @@ class Pipeline:
         self._wall_clock = wall_clock
         self._budget = budget or TimeBudget()
         self._pairs = PairFinder(store, settings.default_prompt)
-        self._dead_letters = DeadLetters(failures, metrics)
+        self._events = CompletionEvents(bus, pending_events, metrics)
+        self._dead_letters = DeadLetters(failures, metrics, self._events)
         self._purchase = Purchase(
             ApiRequest(settings, store, self._budget),
             Output(settings, store, owners),
@@ -90,6 +97,7 @@ class Pipeline:
             ledger=ledger,
             spend=spend,
             dead_letters=self._dead_letters,
+            events=self._events,
             metrics=metrics,
             random_seed=random_seed,
             budget=self._budget,
@@ -178,12 +186,12 @@ class Pipeline:
             # Not an attempt: nothing is claimed or called, and the message comes back whole.
             raise NotEnoughTime(f"{delivery.deadline.remaining():.0f} s left: too little to call the API")
         identity = pair.identity()
-        outcome = self._once(identity, lambda: self._purchase.run(pair, item, delivery))
+        outcome = self._once(identity, lambda: self._purchase.run(pair, item, delivery), delivery)
         if item.replay_of and outcome.status is Status.DUPLICATE and outcome.error_class is not None:
             # A redrive of a failure of these very versions: the user asks for it again, once per
             # DLQ record. Had the pair been fixed and processed since, it stays a duplicate.
             replay = {**identity, "replay_of": item.replay_of}
-            outcome = self._once(replay, lambda: self._purchase.run(pair, item, delivery))
+            outcome = self._once(replay, lambda: self._purchase.run(pair, item, delivery), delivery)
         return outcome
 
     def _settle(self, pair: Pair, item: WorkItem, delivery: Delivery) -> None:
@@ -216,16 +224,20 @@ class Pipeline:
         }
         error = MissingObject(f"the image {item.key!r} is no longer in bucket {item.bucket!r}")
         source = FailureSource(bucket=item.bucket, key=item.key, etag=item.etag)
-        return self._once(identity, lambda: self._dead_letters.send(error, source, item.event, delivery))
+        return self._once(
+            identity, lambda: self._dead_letters.send(error, source, item.event, delivery), delivery
+        )
 
     def _never_paired(self, error: NoRoomForSidecar, item: WorkItem, delivery: Delivery) -> Outcome:
         # No sidecar can ever be uploaded for it: one DLQ record however often the event comes.
         return self._once(
             error.identity(item.replay_of),
             lambda: self._dead_letters.send(error, error.failure_source(), item.event, delivery),
+            delivery,
         )
 
-    def _once(self, identity: dict[str, Any], work: Callable[[], Outcome]) -> Outcome:
+    def _once(self, identity: dict[str, Any], work: Callable[[], Outcome], delivery: Delivery) -> Outcome:
+        """The work done once per identity; its completion event published, at least once."""
         try:
             outcome = self._claims.run_once(identity, work)
         except ClaimInProgress:
@@ -237,6 +249,9 @@ class Pipeline:
         if outcome.status is Status.DUPLICATE:
             logger.info("duplicate: this pair was handled before", extra={"image_key": outcome.image_key})
             self._metrics.add(Metric.DUPLICATES_SKIPPED, 1)
+        if outcome.event_pending is not None:
+            # Done and remembered, its event not yet on the bus: only the event is tried again.
+            self._events.settle(outcome.event_pending, delivery)
         return outcome
 
     def _fail_unclaimed(
@@ -266,9 +281,11 @@ class Pipeline:
             return self._dead_letters.send(error, source, item.event, delivery)
 
         try:
-            return self._once(identity, send)
-        except ClaimNotReleased:
-            raise  # recorded and sent, but the claim stays: the message must not come back early
+            return self._once(identity, send, delivery)
+        except (ClaimNotReleased, EventNotPublished):
+            # Recorded and sent: the claim stays, or only its event is missing. Either way the
+            # message comes back later, and sends no second record.
+            raise
         except BackdropError:
             if tried:
                 raise  # the DLQ itself failed: trying it again at once would only wait twice

@@ -83,6 +83,9 @@ class Metric(StrEnum):
     ESTIMATED_SPEND_USD = "EstimatedSpendUsd"
     # With a cap: the larger share of today's or this month's cap spent, after each reservation.
     BUDGET_USED_PERCENT = "BudgetUsedPercent"
+    # Completion events that could not be published when their outcome was reached: each is kept
+    # and published again with its message's next delivery.
+    EVENTS_UNPUBLISHED = "EventsUnpublished"
 
     @property
     def unit(self) -> Unit:

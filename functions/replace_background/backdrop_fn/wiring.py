@@ -10,6 +10,7 @@ from botocore.config import Config
 
 from backdrop_fn.adapters.claims import IdempotencyClaims
 from backdrop_fn.adapters.dlq import SqsFailureSink
+from backdrop_fn.adapters.event_bus import DynamoDbPendingEvents, EventBridgeBus
 from backdrop_fn.adapters.kept_answers import DiskKeptAnswers
 from backdrop_fn.adapters.metrics import EmfMetrics
 from backdrop_fn.adapters.output_owners import DynamoDbOutputOwners
@@ -43,6 +44,8 @@ def build_runtime(metrics: EmfMetrics) -> Runtime:
     session = boto3.session.Session()
     # SQS is needed only when something fails: its client is made on first use, not at a cold start.
     sqs = functools.cache(lambda: aws_client("sqs", session))
+    # Made on the first event published, after the first paid call: not at a cold start.
+    events = functools.cache(lambda: aws_client("events", session))
     dynamodb = aws_client("dynamodb", session)
     claims = IdempotencyClaims(
         settings.idempotency_table, ttl_seconds=settings.idempotency_ttl_seconds, client=dynamodb
@@ -85,6 +88,10 @@ def build_runtime(metrics: EmfMetrics) -> Runtime:
             daily_cap_usd=settings.daily_budget_usd,
             monthly_cap_usd=settings.monthly_budget_usd,
             credits_seen=lambda: api.last_remaining_credits,
+        ),
+        bus=EventBridgeBus(events, settings.event_bus_name),
+        pending_events=DynamoDbPendingEvents(
+            settings.idempotency_table, client=dynamodb, ttl_seconds=settings.idempotency_ttl_seconds
         ),
         budget=budget,
     )

@@ -34,7 +34,9 @@ LOCAL_NAMES = {
     "IdempotencyTable": "backdrop-idempotency",
     "ApiKeySecret": "backdrop/segmind-api-key",
     "InputEventsRule": "backdrop-input-events",
+    "WebhookDeadLetterQueue": "backdrop-webhook-dlq",
 }
+LOCAL_EVENTS_QUEUE = "backdrop-events-local"
 # What boto3 needs to talk to moto: any credentials, one region, the local endpoint.
 _FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "local",
@@ -60,6 +62,8 @@ class LocalStack:
     dlq_url: str
     table: str
     secret_id: str
+    # What a shop's backend would subscribe: Backdrop's completion events, on a queue of their own.
+    events_queue_url: str
     # Logical id → what !Ref gives locally (a name, or a queue's URL), for every resource created.
     names: dict[str, str]
 
@@ -162,6 +166,7 @@ def create_resources(spec: StackSpec, endpoint: str, *, api_key: str = LOCAL_API
     names.update({spec.table: table, spec.secret: secret_id})
 
     dlq_logical_id = spec.queues[spec.work_queue].dead_letter_target or ""
+    events_queue_url = _completion_events_queue(session, endpoint)
     return LocalStack(
         spec=spec,
         endpoint=endpoint,
@@ -172,6 +177,7 @@ def create_resources(spec: StackSpec, endpoint: str, *, api_key: str = LOCAL_API
         dlq_url=urls[dlq_logical_id],
         table=table,
         secret_id=secret_id,
+        events_queue_url=events_queue_url,
         names=names,
     )
 
@@ -198,6 +204,18 @@ def _route_inputs(events: Any, spec: StackSpec, names: dict[str, str], arns: dic
         Rule=name, EventBusName=rule.event_bus, Targets=[{"Id": rule.target, "Arn": arns[rule.target]}]
     )
     names[rule.logical_id] = name
+
+
+def _completion_events_queue(session: boto3.session.Session, endpoint: str) -> str:
+    """A rule on the default bus for every Backdrop event, to a queue that `backdrop watch` and
+    the demo read: locally, the bus's only subscriber (moto delivers rules to SQS targets)."""
+    sqs = session.client("sqs", endpoint_url=endpoint)
+    events = session.client("events", endpoint_url=endpoint)
+    url = sqs.create_queue(QueueName=LOCAL_EVENTS_QUEUE)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name=LOCAL_EVENTS_QUEUE, EventPattern=json.dumps({"source": ["backdrop"]}))
+    events.put_targets(Rule=LOCAL_EVENTS_QUEUE, Targets=[{"Id": "local-listener", "Arn": arn}])
+    return url
 
 
 @contextmanager

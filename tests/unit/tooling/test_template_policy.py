@@ -279,3 +279,43 @@ def test_the_failure_rate_alarm_divides_failed_by_everything_handled():
 def test_the_credits_alarm_exists_only_with_a_threshold():
     assert RESOURCES["CreditsAlarm"]["Condition"] == "HasCreditsAlarm"
     assert RESOURCES["CreditsAlarm"]["Properties"]["Threshold"] == {"Ref": "CreditsAlarmThreshold"}
+
+
+def test_the_function_may_publish_its_events_on_the_named_bus_only():
+    bus = {
+        "Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${EventBusName}"
+    }
+    assert granted_on(bus) == {"events:putevents"}
+    variables = FUNCTION["Properties"]["Environment"]["Variables"]
+    assert variables["EVENT_BUS_NAME"] == {"Ref": "EventBusName"}
+
+
+def test_the_webhook_gets_each_event_s_detail_with_retries_and_a_dead_letter_queue():
+    webhook = [name for name, resource in RESOURCES.items() if resource.get("Condition") == "HasWebhook"]
+    assert set(webhook) == {
+        "WebhookConnection",
+        "WebhookDestination",
+        "WebhookDeadLetterQueue",
+        "WebhookDeadLetterQueuePolicy",
+        "WebhookRole",
+        "WebhookRule",
+    }
+    rule = RESOURCES["WebhookRule"]["Properties"]
+    assert rule["EventPattern"] == {
+        "source": ["backdrop"],
+        "detail-type": ["Backdrop Image Processed", "Backdrop Image Failed"],
+    }
+    (target,) = rule["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": ["WebhookDestination", "Arn"]}
+    assert target["InputPath"] == "$.detail"
+    assert target["RetryPolicy"]["MaximumEventAgeInSeconds"] == 86400
+    assert target["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": ["WebhookDeadLetterQueue", "Arn"]}
+    role = RESOURCES["WebhookRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    assert role == [
+        {
+            "Effect": "Allow",
+            "Action": "events:InvokeApiDestination",
+            "Resource": {"Fn::GetAtt": ["WebhookDestination", "Arn"]},
+        }
+    ]
+    assert TEMPLATE["Conditions"]["HasWebhook"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "WebhookUrl"}, ""]}]}

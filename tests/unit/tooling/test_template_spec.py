@@ -149,3 +149,9 @@ def test_the_plan_s_rate_reaches_the_function_and_no_pacing_is_the_default():
 def test_the_buckets_are_versioned_as_the_template_says():
     spec = load_spec(TEMPLATE)
     assert set(spec.versioned_buckets) == {"InputBucket", "OutputBucket"}
+
+
+def test_a_resource_whose_condition_is_false_is_not_made_locally():
+    assert "WebhookDeadLetterQueue" not in load_spec(TEMPLATE).queues
+    with_webhook = load_spec(TEMPLATE, {"WebhookUrl": "https://shop.example/backdrop"})
+    assert "WebhookDeadLetterQueue" in with_webhook.queues
