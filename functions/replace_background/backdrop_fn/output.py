@@ -99,14 +99,20 @@ class Output:
             return stored
         return stored if found is None else dataclasses.replace(stored, version_id=found[0].version_id)
 
-    def stored_result(self, image_key: str, metadata: dict[str, str]) -> str | None:
-        """The output key that already holds this pair's result, if any (the seed aside: a pair
-        without one gets a new one each time)."""
+    def stored_result(
+        self, image_key: str, metadata: dict[str, str]
+    ) -> tuple[StoredOutput, dict[str, str]] | None:
+        """The output that already holds this pair's result, and the metadata it was written with,
+        if any (the seed aside: a pair without one gets a new one each time)."""
         for image_type in ANSWER_TYPES:
             out_key = self.key(image_key, image_type.extension)
             found = self._store.describe(self._bucket, out_key)
             if found is not None and _written_with(found[1], metadata, ignoring=frozenset({"seed"})):
-                return out_key
+                info, written = found
+                stored = StoredOutput(
+                    self._bucket, out_key, image_type.content_type, info.size, info.version_id
+                )
+                return stored, written
         return None
 
     def withdraw(self, out_key: str, metadata: dict[str, str]) -> bool:

@@ -86,12 +86,13 @@ class Purchase:
         purchase_id = pair_id if item.replay_of is None else f"{pair_id}#{sha256(item.replay_of)}"
         try:
             return self._replace_background(pair, pair_id, purchase_id, delivery)
-        except _AlreadyStored as stored:
+        except _AlreadyStored as already:
             logger.info(
                 "processed: stored by an earlier attempt whose container ended before it was done",
-                extra={"key": pair.image.key, "output_key": stored.out_key},
+                extra={"key": pair.image.key, "output_key": already.stored.key},
             )
-            return Outcome(status=Status.PROCESSED, image_key=pair.image.key, output_key=stored.out_key)
+            # That container ended before it could tell: this attempt does.
+            return self._processed(pair, already.stored, already.metadata, purchase_id, None, delivery)
         except _VerdictWaiting as waiting:
             # Paid for, failed, and its record could not be sent then: send it, pay nothing.
             return self._dead_letters.send_record(FailureRecord.model_validate_json(waiting.record))
@@ -150,10 +151,24 @@ class Purchase:
         logger.info(
             "processed", extra={"key": pair.image.key, "output_key": stored.key, "output_bytes": stored.bytes}
         )
+        return self._processed(
+            pair, self._output.version_of(stored), answer.metadata, purchase_id, latency_ms, delivery
+        )
+
+    def _processed(
+        self,
+        pair: Pair,
+        stored: StoredOutput,
+        written_metadata: dict[str, str],
+        purchase_id: str,
+        latency_ms: float | None,
+        delivery: Delivery,
+    ) -> Outcome:
+        """The outcome of a stored result, its completion event published (or kept, if refused)."""
         detail = processed_detail(
             pair,
-            self._output.version_of(stored),
-            written_metadata=answer.metadata,
+            stored,
+            written_metadata=written_metadata,
             sidecar_metadata=self._sidecar_metadata(pair),
             cost=self._cost(pair, purchase_id),
             api_latency_ms=latency_ms,
@@ -325,9 +340,9 @@ class Purchase:
 class _AlreadyStored(Exception):
     """An earlier purchase of this pair was stored; its container ended before it could say so."""
 
-    def __init__(self, out_key: str) -> None:
-        super().__init__(f"already stored at {out_key}")
-        self.out_key = out_key
+    def __init__(self, found: tuple[StoredOutput, dict[str, str]]) -> None:
+        super().__init__(f"already stored at {found[0].key}")
+        self.stored, self.metadata = found
 
 
 class _VerdictWaiting(Exception):

@@ -9,6 +9,7 @@ import pytest
 from backdrop_fn.completion import FAILED, PROCESSED
 from backdrop_fn.errors import EventNotPublished, InfrastructureUnavailable
 from backdrop_fn.outcome import Status
+from backdrop_fn.ports import Purchases
 from tests.unit.function.conftest import BUCKET, OUTPUT_BUCKET, World, statuses
 from tests.unit.function.fakes import PNG_BYTES
 
@@ -131,3 +132,20 @@ def test_an_event_that_can_be_neither_published_nor_kept_is_logged_whole(
         assert statuses(world.event("shop/mug.png", final=False)) == [Status.PROCESSED]
     (lost,) = [record for record in caplog.records if "completion event lost" in record.message]
     assert '"sku":"MUG-7"' in lost.detail  # type: ignore[attr-defined]
+
+
+def test_a_result_stored_by_a_container_that_died_before_telling_is_told_by_the_next_attempt(world: World):
+    pair(world)
+    world.event("shop/mug.png")
+    (purchase_id,) = world.ledger.counts
+    world.ledger.counts[purchase_id] = Purchases(paid=1, lost=0)  # the claim never completed
+    world.claims.done.clear()
+    world.bus.published.clear()  # as if that container had died before publishing
+    assert statuses(world.event("shop/mug.png", attempt=2)) == [Status.PROCESSED]
+    assert world.api.calls == 1
+    (detail,) = world.bus.details(PROCESSED)
+    assert detail["output"]["key"] == "shop/mug.png"
+    assert detail["output"]["version_id"] == "v1"
+    assert detail["seed"] == 4321
+    assert detail["api_latency_ms"] is None  # no call was made by this attempt
+    assert detail["attempts"] == 2
