@@ -60,15 +60,21 @@ def take(sqs: Any, queue_url: str) -> list[CompletionEvent]:
         )
         if not messages:
             return events
-        for message in messages:
-            envelope = json.loads(message["Body"])
-            events.append(
-                CompletionEvent(str(envelope.get("detail-type")), dict(envelope.get("detail") or {}))
-            )
+        events.extend(event for event in map(_event_of, messages) if event is not None)
         sqs.delete_message_batch(
             QueueUrl=queue_url,
             Entries=[{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(messages)],
         )
+
+
+def _event_of(message: dict[str, Any]) -> CompletionEvent | None:
+    """The event a message carries; None for one that is not an event (deleted all the same, so
+    that it cannot stand in front of the others)."""
+    try:
+        envelope = json.loads(message["Body"])
+        return CompletionEvent(str(envelope["detail-type"]), dict(envelope["detail"]))
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def post(url: str, event: CompletionEvent, *, authorization: str = DEFAULT_AUTHORIZATION) -> str:

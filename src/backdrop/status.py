@@ -62,7 +62,7 @@ def standing(catalog: Catalog, key: str) -> Standing:
     result = _result(catalog, key, image, sidecar)
     if result is not None:
         return result
-    if failure is not None and (failure.record or {}).get("source", {}).get("etag") in (None, image.etag):
+    if failure is not None and _still_stands(failure, image, sidecar):
         return _failed(failure)
     if sidecar is None and not catalog.default_prompt:
         full, stem = _keys.sidecar_candidates(key)
@@ -126,6 +126,19 @@ def _failure(catalog: Catalog, key: str) -> DeadLetter | None:
     release(catalog.sqs, catalog.dlq_url, letters)
     mine = [letter for letter in letters if letter.key == key]
     return max(mine, key=lambda letter: str((letter.record or {}).get("failed_at", "")), default=None)
+
+
+def _still_stands(letter: DeadLetter, image: _Found, sidecar: _Found | None) -> bool:
+    """Whether a failure is of the pair as it is now: of this image (its ETag, when the record
+    has one), and older than its sidecar's last upload, which a fix would have replaced."""
+    record = letter.record or {}
+    if record.get("source", {}).get("etag") not in (None, image.etag):
+        return False
+    try:
+        failed_at = datetime.fromisoformat(str(record.get("failed_at")))
+    except ValueError:
+        return True
+    return sidecar is None or sidecar.last_modified is None or sidecar.last_modified <= failed_at
 
 
 def _failed(letter: DeadLetter) -> Standing:

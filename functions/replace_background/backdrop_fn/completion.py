@@ -50,18 +50,18 @@ class CompletionEvents:
     def settle(self, event_id: str, delivery: Delivery) -> None:
         """Publish a kept event, if it still waits. Raises EventNotPublished when the bus refuses
         it again and the message will come back; on its last delivery, it is logged instead."""
-        kept = self._pending.take(event_id)
-        if kept is None:
-            return  # published by an earlier delivery
-        detail_type, detail = kept
         try:
-            self._bus.put(detail_type, detail)
+            kept = self._pending.take(event_id)
+            if kept is None:
+                return  # published by an earlier delivery
+            self._bus.put(*kept)
         except EventNotPublished as error:
+            # Only the event is missing: the pair's outcome stands, and is never a failure.
             if delivery.comes_back(error):
                 raise
             logger.error(
                 "completion event not published: given up with the message's last delivery",
-                extra={"event_id": event_id, "detail_type": detail_type, "detail": detail},
+                extra={"event_id": event_id, "error": error.message},
             )
             return
         self._pending.forget(event_id)

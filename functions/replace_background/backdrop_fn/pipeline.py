@@ -289,7 +289,10 @@ class Pipeline:
         except BackdropError:
             if tried:
                 raise  # the DLQ itself failed: trying it again at once would only wait twice
-            return send()  # the claims themselves fail: a record may repeat, but is never lost
+            outcome = send()  # the claims themselves fail: a record may repeat, but is never lost
+            if outcome.event_pending is not None:
+                self._events.settle(outcome.event_pending, delivery)
+            return outcome
 
 
 def _latest_within(moment: datetime) -> datetime:

@@ -29,13 +29,16 @@ from backdrop_fn.timing import TimeBudget
 # boto3's "standard" mode retries throttling and 5xx with backoff; endpoints come from
 # AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_<SERVICE>, so the same code runs against a local stack.
 _AWS_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=60)
+# A completion event is put after the paid work, inside the pair's claim: a bus that hangs must
+# not hold the invocation past its deadline. Refused, the event is kept and put again later.
+_EVENTS_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2, read_timeout=5)
 # Presigned URLs must be SigV4: the only signature every region and KMS-encrypted object accepts.
 _S3_CONFIG = _AWS_CONFIG.merge(Config(signature_version="s3v4"))
 
 
 def aws_client(service: str, session: boto3.session.Session | None = None) -> Any:
     """A client configured as the function uses it."""
-    config = _S3_CONFIG if service == "s3" else _AWS_CONFIG
+    config = {"s3": _S3_CONFIG, "events": _EVENTS_CONFIG}.get(service, _AWS_CONFIG)
     return (session or boto3.session.Session()).client(service, config=config)
 
 

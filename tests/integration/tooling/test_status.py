@@ -75,6 +75,9 @@ def test_a_failure_says_its_class_and_how_to_fix_it(aws: str):
         assert dict(failed.facts)["class"] == "invalid_sidecar"
         assert failed.next_step.startswith("fix the input")
         assert standing(catalog(box), "nothing-here.png").state == "not found"
+        time.sleep(1.1)  # S3 dates uploads to the second
+        upload(box, "mug.png.json", {"prompt": "a fixed sidecar", "seed": 400})
+        assert standing(catalog(box), "mug.png").state in ("in progress", "processed")  # no longer failed
         assert standing(catalog(box), "mug.png.json").state == "not an image key"
 
 

@@ -149,3 +149,20 @@ def test_a_result_stored_by_a_container_that_died_before_telling_is_told_by_the_
     assert detail["seed"] == 4321
     assert detail["api_latency_ms"] is None  # no call was made by this attempt
     assert detail["attempts"] == 2
+
+
+def test_a_kept_event_that_cannot_be_read_on_the_last_delivery_leaves_the_pair_processed(
+    world: World, monkeypatch: pytest.MonkeyPatch
+):
+    pair(world)
+    world.bus.refusals = 2
+    with pytest.raises(EventNotPublished):
+        world.event("shop/mug.png", final=False)
+
+    def table_down(*_: object) -> None:
+        raise EventNotPublished("could not read an unpublished event: ThrottlingException")
+
+    monkeypatch.setattr(world.pending_events, "take", table_down)
+    assert statuses(world.event("shop/mug.png", attempt=2, final=True)) == [Status.DUPLICATE]
+    assert world.dlq.records == []  # a stored result is never dead-lettered for its event
+    assert world.api.calls == 1

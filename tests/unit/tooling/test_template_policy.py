@@ -296,6 +296,7 @@ def test_the_webhook_gets_each_event_s_detail_with_retries_and_a_dead_letter_que
         "WebhookConnection",
         "WebhookDestination",
         "WebhookDeadLetterQueue",
+        "WebhookDeadLetterQueueAlarm",
         "WebhookDeadLetterQueuePolicy",
         "WebhookRole",
         "WebhookRule",

@@ -155,3 +155,10 @@ def test_a_resource_whose_condition_is_false_is_not_made_locally():
     assert "WebhookDeadLetterQueue" not in load_spec(TEMPLATE).queues
     with_webhook = load_spec(TEMPLATE, {"WebhookUrl": "https://shop.example/backdrop"})
     assert "WebhookDeadLetterQueue" in with_webhook.queues
+
+
+def test_a_webhook_secret_without_a_webhook_is_refused_before_anything_is_made():
+    secret = "arn:aws:secretsmanager:us-east-1:123456789012:secret:hook-AbC123"
+    with pytest.raises(ValueError, match="give WebhookUrl too"):
+        load_spec(TEMPLATE, {"WebhookSecretArn": secret})
+    assert load_spec(TEMPLATE, {"WebhookSecretArn": secret, "WebhookUrl": "https://shop.example/hook"})
