@@ -97,8 +97,8 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=1000)
     parser.add_argument("--limit", type=int, default=30, help="the emulator's requests per window")
     parser.add_argument("--window", type=float, default=6.0, help="the emulator's window, in seconds")
-    parser.add_argument("--latency", type=float, default=0.5)
-    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--latency", type=float, default=0.3)
+    parser.add_argument("--concurrency", type=int, default=6)
     parser.add_argument("--rpm", default="", help="RequestsPerMinute; empty: unpaced")
     args = parser.parse_args()
     figures = drain(

@@ -519,7 +519,7 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"memory, {mode} mode…")
         figures.append(memory(mode, args.memory_mb))
     console.print("throughput under the plan's rate limit, paced and unpaced…")
-    figures += throughput(args.throughput_pairs, limit=30, window=6, latency=0.5, concurrency=4)
+    figures += throughput(args.throughput_pairs, limit=30, window=6, latency=0.3, concurrency=6)
     console.print("package size…")
     figures += package_size()
     console.print("added latency…")

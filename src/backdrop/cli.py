@@ -12,11 +12,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import ClientError
 from rich.console import Console
 from rich.prompt import Confirm
 from rich.table import Table
 
-from backdrop import dead_letters, figures, spend, targets
+from backdrop import bucket_events, dead_letters, figures, spend, targets
 from backdrop.emulator import Emulator, EmulatorSettings
 from backdrop.emulator.faults import KINDS as FAULT_KINDS
 
@@ -77,9 +78,12 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _watch(args: argparse.Namespace) -> int:
     from backdrop.console import function_output_to
-    from backdrop.watch import watch
+    from backdrop.watch import ExistingBucket, watch
 
     problem = _busy_port(("--moto-port", args.moto_port), ("--api-port", args.api_port))
+    if args.outputs_in_bucket and not (args.existing_bucket and args.output_prefix):
+        # As the template's Rules refuse it: results among the inputs would be taken for inputs.
+        problem = "--outputs-in-bucket needs --existing-bucket and a non-empty --output-prefix"
     if problem:
         Console(stderr=True).print(f"[red]cannot start the local stack:[/] {problem}")
         return 2
@@ -98,6 +102,13 @@ def _watch(args: argparse.Namespace) -> int:
                     moto_port=args.moto_port,
                     api_port=args.api_port,
                     function_log=log,
+                    webhook=args.webhook,
+                    webhook_authorization=args.webhook_authorization,
+                    existing=ExistingBucket(
+                        args.existing_bucket, args.input_prefix, args.output_prefix, args.outputs_in_bucket
+                    )
+                    if args.existing_bucket
+                    else None,
                 ),
                 stop,
             )
@@ -106,7 +117,8 @@ def _watch(args: argparse.Namespace) -> int:
             return 1
         console.print(
             f"stopped: {counts['uploaded']} uploaded, {counts['processed']} processed, "
-            f"{counts['failed']} failed, {counts['api_calls']} API calls"
+            f"{counts['failed']} failed, {counts['api_calls']} API calls, "
+            f"{counts['events']} completion events"
             + (f", {counts['skipped']} unchanged skipped" if counts.get("skipped") else "")
         )
         console.print(_figures_table(figures.read(log)))
@@ -294,6 +306,38 @@ def _confirm(console: Console, question: str) -> bool | None:
         return False
 
 
+def _status(args: argparse.Namespace) -> int:
+    from backdrop.status import standing
+
+    found = standing(targets.resolve_catalog(args), args.image_key)
+    table = Table(title=f"{args.image_key}: {found.state}", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    for label, value in [*found.facts, ("next", found.next_step)]:
+        table.add_row(label, value)
+    _console().print(table)
+    return 0
+
+
+def _enable_eventbridge(args: argparse.Namespace) -> int:
+    console = _console()
+    try:
+        done = bucket_events.enable_eventbridge(targets.client(args, "s3"), args.bucket, dry_run=args.dry_run)
+    except ClientError as error:
+        console.print(f"[red]bucket {args.bucket}: {error}[/]")
+        return 2
+    kept = ", ".join(f"{count} {kind}" for kind, count in sorted(done.kept.items())) or "none"
+    if done.already_on:
+        console.print(f"EventBridge delivery is already on for {done.bucket}: nothing written.")
+    elif done.written:
+        console.print(f"EventBridge delivery is on for {done.bucket}. Its other notifications, kept: {kept}.")
+    else:
+        console.print(
+            f"Would turn EventBridge delivery on for {done.bucket}, keeping its other notifications: {kept}."
+        )
+    return 0
+
+
 def _add_error_class(parser: argparse.ArgumentParser) -> None:
     # A typo is refused, with the list, rather than matching nothing.
     classes = ", ".join(dead_letters.ERROR_CLASSES)
@@ -359,6 +403,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--moto-port", type=int, default=5000, help="local AWS endpoint port (events/env.json: 5000)"
     )
     watch.add_argument("--api-port", type=int, default=8080, help="emulator port (events/env.json: 8080)")
+    mine = watch.add_argument_group("your own bucket (the template's ExistingInputBucket), locally")
+    mine.add_argument("--existing-bucket", metavar="NAME", help="take inputs from a stand-in for this bucket")
+    mine.add_argument("--input-prefix", default="", help="upload under this prefix (InputPrefix)")
+    mine.add_argument("--output-prefix", default="", help="results under this prefix (OutputPrefix)")
+    mine.add_argument(
+        "--outputs-in-bucket",
+        action="store_true",
+        help="results into that same bucket, under --output-prefix (OutputToInputBucket=true)",
+    )
+    watch.add_argument(
+        "--webhook",
+        metavar="URL",
+        help="POST each completion event's detail here, as the stack's WebhookUrl would get it",
+    )
+    watch.add_argument(
+        "--webhook-authorization",
+        default="Backdrop",
+        metavar="VALUE",
+        help="the webhook's Authorization header, as WebhookSecretArn's value on the stack "
+        "(default: Backdrop)",
+    )
     watch.set_defaults(handler=_watch)
 
     dlq = commands.add_parser("dlq", help="summarise the dead-letter queue by error class")
@@ -375,6 +440,22 @@ def build_parser() -> argparse.ArgumentParser:
     spending = commands.add_parser("spend", help="today's and this month's estimated spend, against the caps")
     targets.add_target_arguments(spending)
     spending.set_defaults(handler=_spend)
+
+    enable = commands.add_parser(
+        "enable-eventbridge",
+        help="turn on an existing bucket's EventBridge delivery, keeping its other notifications",
+    )
+    enable.add_argument("bucket")
+    enable.add_argument("--dry-run", action="store_true", help="say what would be written, write nothing")
+    targets.add_aws_arguments(
+        enable.add_argument_group("where the bucket is (standard boto3 configuration otherwise)")
+    )
+    enable.set_defaults(handler=_enable_eventbridge)
+
+    status = commands.add_parser("status", help="where one image stands, and what to do next")
+    status.add_argument("image_key", metavar="KEY", help="the image's key in the input bucket")
+    targets.add_target_arguments(status)
+    status.set_defaults(handler=_status)
     _add_backfill(commands)
     return parser
 
@@ -414,8 +495,15 @@ def _add_backfill(commands: Any) -> None:
         help="the record of what was sent (default: one per stack and bucket under "
         "$XDG_STATE_HOME/backdrop/backfill/)",
     )
-    targets.add_target_arguments(backfill, queue_urls=False)
+    targets.add_aws_arguments(_stack_group(backfill))
     backfill.set_defaults(handler=_backfill)
+
+
+def _stack_group(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """--stack alone: backfill reads its buckets and queue from the stack, never from a URL given."""
+    where = parser.add_argument_group("where the stack is (standard boto3 configuration otherwise)")
+    where.add_argument("--stack", default="backdrop", help="a deployed stack's name (default: backdrop)")
+    return where
 
 
 def _amount(text: str) -> float:

@@ -6,6 +6,7 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote_plus
 
 # The error classes of the function's DLQ records (docs/REFERENCE.md#error-classes). Kept here,
 # not imported: the command does not load the function's package (tests check the two agree).
@@ -44,8 +45,16 @@ class DeadLetter:
     def key(self) -> str:
         if self.record:
             return str((self.record.get("source") or {}).get("key") or "?")
+        # A raw event the queue moved here: an S3 notification, or an EventBridge event (the input
+        # rule's), its key URL-encoded by S3 in either.
         try:
-            return str(json.loads(self.body)["Records"][0]["s3"]["object"]["key"])
+            body = json.loads(self.body)
+            found = (
+                body["detail"]["object"]["key"]
+                if "detail" in body
+                else body["Records"][0]["s3"]["object"]["key"]
+            )
+            return unquote_plus(str(found))
         except (ValueError, KeyError, IndexError, TypeError):
             return "?"
 

@@ -1,5 +1,5 @@
-"""Where `backdrop dlq`, `redrive`, `spend` and `backfill` find the stack: a deployed one, explicit
-URLs, or local."""
+"""Where `backdrop dlq`, `redrive`, `spend`, `status` and `backfill` find the stack: a deployed one,
+explicit URLs, or local."""
 
 from __future__ import annotations
 
@@ -43,6 +43,21 @@ class SpendTable:
 
 
 @dataclass(frozen=True)
+class Catalog:
+    """Where a stack's images, results and failures are: what `backdrop status` looks at."""
+
+    s3: Any
+    sqs: Any
+    input_bucket: str
+    output_bucket: str
+    output_prefix: str
+    dlq_url: str
+    work_queue_url: str | None
+    # With DefaultPrompt, an image without a sidecar is processed, not left waiting.
+    default_prompt: bool
+
+
+@dataclass(frozen=True)
 class Deployment:
     """A stack's buckets and work queue, and the settings of its function that decide what a pair
     is, where its output goes and what it costs: what `backdrop backfill` reasons with."""
@@ -54,17 +69,22 @@ class Deployment:
     work_queue_url: str
     input_bucket: str
     output_bucket: str
+    input_prefix: str = ""  # InputPrefix: the function may read nothing else
     output_prefix: str = ""
     default_prompt: str | None = None
     default_rendering_speed: str = "DEFAULT"
 
 
-def add_target_arguments(parser: argparse.ArgumentParser, *, queue_urls: bool = True) -> None:
+def add_target_arguments(parser: argparse.ArgumentParser) -> None:
     where = parser.add_argument_group("where the queues are (standard boto3 configuration otherwise)")
     where.add_argument("--stack", default="backdrop", help="a deployed stack's name (default: backdrop)")
-    if queue_urls:
-        where.add_argument("--dlq-url", help="the dead-letter queue's URL, instead of --stack")
-        where.add_argument("--work-queue-url", help="the work queue's URL, instead of --stack")
+    where.add_argument("--dlq-url", help="the dead-letter queue's URL, instead of --stack")
+    where.add_argument("--work-queue-url", help="the work queue's URL, instead of --stack")
+    add_aws_arguments(where)
+
+
+def add_aws_arguments(where: argparse._ActionsContainer) -> None:
+    """Which AWS: the local stack, an endpoint, a region and a profile."""
     where.add_argument(
         "--local",
         action="store_true",
@@ -81,12 +101,25 @@ def add_target_arguments(parser: argparse.ArgumentParser, *, queue_urls: bool = 
     where.add_argument("--profile", help="AWS profile")
 
 
+def client(args: argparse.Namespace, service: str) -> Any:
+    """A ``service`` client: the local stack's with --local or --moto-port, else your configuration's."""
+    if args.local or args.moto_port:
+        return _local_client(args, service)
+    return _configured(lambda: _session(args).client(service, endpoint_url=args.endpoint_url))
+
+
 def resolve(args: argparse.Namespace) -> Queues:
     return _configured(lambda: _local(args) if args.local or args.moto_port else _deployed(args))
 
 
 def resolve_spend(args: argparse.Namespace) -> SpendTable:
     return _configured(lambda: _local_spend(args) if args.local or args.moto_port else _deployed_spend(args))
+
+
+def resolve_catalog(args: argparse.Namespace) -> Catalog:
+    return _configured(
+        lambda: _local_catalog(args) if args.local or args.moto_port else _deployed_catalog(args)
+    )
 
 
 def resolve_deployment(args: argparse.Namespace, *, connections: int = 10) -> Deployment:
@@ -170,6 +203,36 @@ def _local_spend(args: argparse.Namespace) -> SpendTable:
     return SpendTable(dynamodb, table, None, None)  # `backdrop watch` runs the template's defaults: no cap
 
 
+def _local_catalog(args: argparse.Namespace) -> Catalog:
+    queues = _local(args)
+    # `backdrop watch` runs the template's defaults: no output prefix, no default prompt.
+    return Catalog(
+        _local_client(args, "s3"),
+        queues.sqs,
+        LOCAL_NAMES["InputBucket"],
+        LOCAL_NAMES["OutputBucket"],
+        "",
+        queues.dlq_url,
+        queues.work_queue_url,
+        default_prompt=False,
+    )
+
+
+def _deployed_catalog(args: argparse.Namespace) -> Catalog:
+    session = _session(args)
+    stack = _stack(args, session, "OutputBucketName")
+    return Catalog(
+        session.client("s3", endpoint_url=args.endpoint_url),
+        session.client("sqs", endpoint_url=args.endpoint_url),
+        stack.outputs["InputBucketName"],
+        stack.outputs["OutputBucketName"],
+        stack.parameters.get("OutputPrefix", ""),
+        stack.outputs["DeadLetterQueueUrl"],
+        stack.outputs.get("WorkQueueUrl"),
+        default_prompt=bool(stack.parameters.get("DefaultPrompt", "").strip()),
+    )
+
+
 def _local_deployment(args: argparse.Namespace, config: Config) -> Deployment:
     """The stack of `backdrop watch`: the local names, and the template's defaults, which it runs."""
     from backdrop.local.template import load_spec  # cfn-lint's loader: only for this command
@@ -223,6 +286,7 @@ def _deployment(
         work_queue_url=outputs["WorkQueueUrl"],
         input_bucket=outputs["InputBucketName"],
         output_bucket=outputs["OutputBucketName"],
+        input_prefix=parameters.get("InputPrefix", ""),
         output_prefix=parameters.get("OutputPrefix", ""),
         default_prompt=parameters.get("DefaultPrompt", "").strip() or None,
         default_rendering_speed=(parameters.get("DefaultRenderingSpeed") or "DEFAULT").upper(),

@@ -11,6 +11,12 @@ and pay for, every file again, DIR/out/.backdrop-watch.json remembers what was u
 file's MD5, which is also its S3 ETag) and which versions each result came from: a file whose
 content produced a result still in DIR/out is not uploaded again, until a file of its pair
 changes.
+
+``--existing-bucket NAME`` runs the template's existing-bucket mode: the local stack creates no
+input bucket, so a stand-in for yours is made first, and its EventBridge delivery turned on with
+`backdrop enable-eventbridge`'s own helper, as you would on AWS. Files are uploaded under
+``--input-prefix``; with ``--outputs-in-bucket`` the results come back from that same bucket,
+under ``--output-prefix``. In DIR/out they are laid out as DIR is, without the prefixes.
 """
 
 from __future__ import annotations
@@ -24,13 +30,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+import boto3
 from rich.console import Console
 from rich.markup import escape
 
+from backdrop import completion_events
+from backdrop.bucket_events import enable_eventbridge
 from backdrop.dead_letters import DeadLetter, read_all, release
 from backdrop.emulator import EmulatorSettings
+from backdrop.local.moto_server import moto_server
 from backdrop.local.sandbox import Sandbox, sandbox
-from backdrop.local.stack import LOCAL_API_KEY
+from backdrop.local.stack import LOCAL_API_KEY, REGION
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 WATCHED_SUFFIXES = (*IMAGE_SUFFIXES, ".json")
@@ -140,6 +150,9 @@ class FolderSync:
     out: Path
     console: Console
     function_log: Path | None = None
+    # A developer's own endpoint: each completion event's detail is POSTed to it.
+    webhook: str | None = None
+    webhook_authorization: str = completion_events.DEFAULT_AUTHORIZATION
     _seen_sizes: dict[Path, tuple[int, int]] = field(default_factory=dict)
     _uploaded: dict[Path, tuple[int, int]] = field(default_factory=dict)
     _in_bucket: dict[str, set[str]] = field(default_factory=dict)  # key → every MD5 uploaded this run
@@ -148,7 +161,7 @@ class FolderSync:
     _downloaded: dict[str, str] = field(default_factory=dict)
     _failures_seen: set[str] = field(default_factory=set)
     counts: dict[str, int] = field(
-        default_factory=lambda: {"uploaded": 0, "processed": 0, "failed": 0, "skipped": 0}
+        default_factory=lambda: {"uploaded": 0, "processed": 0, "failed": 0, "skipped": 0, "events": 0}
     )
 
     def __post_init__(self) -> None:
@@ -160,6 +173,7 @@ class FolderSync:
         self._download_results()
         self._record_failures()
         self._report_function_log()
+        self._report_events()
         self.state.save()
 
     # -- uploads ----------------------------------------------------------------------------------
@@ -185,7 +199,7 @@ class FolderSync:
     def _upload_settled_files(self) -> None:
         skipped: list[str] = []
         for path in self._settled_changes():
-            key = path.relative_to(self.folder).as_posix()
+            key = self.box.stack.input_prefix + path.relative_to(self.folder).as_posix()
             body = path.read_bytes()
             md5 = content_md5(body)
             if key not in self._in_bucket and self.state.result_from(key, md5):
@@ -217,14 +231,25 @@ class FolderSync:
 
     # -- results ----------------------------------------------------------------------------------
 
+    def _local(self, key: str) -> str:
+        """Where an S3 key lands under out/: without the stack's prefixes, as the folder has it."""
+        for prefix in (self.box.stack.output_prefix, self.box.stack.input_prefix):
+            if prefix and key.startswith(prefix):
+                key = key[len(prefix) :]
+        return key
+
     def _download_results(self) -> None:
         s3 = self.box.stack.client("s3")
         bucket = self.box.stack.output_bucket
-        for item in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket).search("Contents[]"):
+        # Results only: the bucket may be the inputs' too (--outputs-in-bucket).
+        listing = s3.get_paginator("list_objects_v2").paginate(
+            Bucket=bucket, Prefix=self.box.stack.output_prefix
+        )
+        for item in listing.search("Contents[]"):
             if item is None or self._downloaded.get(item["Key"]) == item["ETag"]:
                 continue
             obj = s3.get_object(Bucket=bucket, Key=item["Key"])
-            target = self.out / item["Key"]
+            target = self.out / self._local(item["Key"])
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(obj["Body"].read())
             self._downloaded[item["Key"]] = item["ETag"]
@@ -248,7 +273,7 @@ class FolderSync:
                 self.console.print(f"  (its earlier failure, {stale.relative_to(self.folder)}, is removed)")
 
     def _failure_file(self, key: str) -> Path:
-        return self.out / "failed" / f"{key}.error.json"
+        return self.out / "failed" / f"{self._local(key)}.error.json"
 
     def _record_failures(self) -> None:
         sqs = self.box.stack.client("sqs")
@@ -290,6 +315,17 @@ class FolderSync:
                 said.add(line)
                 self.console.print(line)
 
+    def _report_events(self) -> None:
+        for event in completion_events.take(self.box.stack.client("sqs"), self.box.stack.events_queue_url):
+            self.counts["events"] += 1
+            line = event.line()
+            if self.webhook:
+                delivered = completion_events.post(
+                    self.webhook, event, authorization=self.webhook_authorization
+                )
+                line += f" → webhook: {escape(delivered)}"
+            self.console.print(line)
+
     def _was_redropped(self, image_key: str) -> bool:
         stem = pair_stem(image_key)
         if stem in self._redropped:
@@ -304,6 +340,40 @@ def dlq_commands(endpoint: str) -> str:
     return f"backdrop dlq {where}   ·   backdrop redrive {where} [--error-class CLASS]"
 
 
+@dataclass(frozen=True)
+class ExistingBucket:
+    """`backdrop watch --existing-bucket NAME`: the template's existing-bucket mode, locally."""
+
+    name: str
+    input_prefix: str = ""
+    output_prefix: str = ""
+    outputs_in_bucket: bool = False
+
+    def parameters(self) -> dict[str, str]:
+        return {
+            "ExistingInputBucket": self.name,
+            "InputPrefix": self.input_prefix,
+            "OutputPrefix": self.output_prefix,
+            "OutputToInputBucket": "true" if self.outputs_in_bucket else "false",
+        }
+
+    def stand_in(self, endpoint: str, console: Console) -> None:
+        """Yours, as far as the local stack can tell: a bucket with EventBridge delivery on."""
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name=REGION,
+            aws_access_key_id="local",
+            aws_secret_access_key="local",  # noqa: S106 (moto takes any credentials)
+        )
+        s3.create_bucket(Bucket=self.name)
+        enable_eventbridge(s3, self.name)
+        console.print(
+            f"A local stand-in for your bucket [bold]{escape(self.name)}[/], its EventBridge delivery "
+            f"turned on as `backdrop enable-eventbridge {escape(self.name)}` does on AWS."
+        )
+
+
 def watch(
     folder: Path,
     out: Path,
@@ -315,23 +385,35 @@ def watch(
     settle_seconds: int = 2,
     interval: float = 0.5,
     function_log: Path | None = None,
+    webhook: str | None = None,
+    webhook_authorization: str = completion_events.DEFAULT_AUTHORIZATION,
+    existing: ExistingBucket | None = None,
 ) -> dict[str, Any]:
     folder.mkdir(parents=True, exist_ok=True)
     settings = EmulatorSettings(api_keys={LOCAL_API_KEY})
-    with sandbox(
-        parameters={"PairSettleSeconds": str(settle_seconds)},
-        emulator_settings=settings,
-        moto_port=moto_port,
-        emulator_port=api_port,
-    ) as box:
-        console.print(
-            f"Watching [bold]{folder}[/]: drop an image and its .json sidecar; results in [bold]{out}[/]. "
-            f"Local stack on {box.stack.endpoint}, offline Segmind emulator on {box.emulator.url}."
-        )
-        console.print(f"Failures: {dlq_commands(box.stack.endpoint)}", soft_wrap=True)
-        console.print("Ctrl-C to stop.")
-        sync = FolderSync(box, folder, out, console, function_log)
-        while not stop.wait(interval):
-            sync.sync()
+    parameters = {"PairSettleSeconds": str(settle_seconds), **(existing.parameters() if existing else {})}
+    with moto_server(moto_port) as endpoint:
+        if existing is not None:
+            existing.stand_in(endpoint, console)
+        with sandbox(
+            parameters=parameters, emulator_settings=settings, moto_endpoint=endpoint, emulator_port=api_port
+        ) as box:
+            sync = FolderSync(box, folder, out, console, function_log, webhook, webhook_authorization)
+            return _watch_folder(sync, stop=stop, interval=interval)
+
+
+def _watch_folder(sync: FolderSync, *, stop: threading.Event, interval: float) -> dict[str, Any]:
+    box, console = sync.box, sync.console
+    console.print(
+        f"Watching [bold]{sync.folder}[/]: drop an image and its .json sidecar; results in "
+        f"[bold]{sync.out}[/]. Local stack on {box.stack.endpoint}, offline Segmind emulator on "
+        f"{box.emulator.url}."
+    )
+    console.print(f"Failures: {dlq_commands(box.stack.endpoint)}", soft_wrap=True)
+    console.print("Ctrl-C to stop.")
+    if sync.webhook:
+        console.print(f"Each completion event's detail is POSTed to [bold]{escape(sync.webhook)}[/].")
+    while not stop.wait(interval):
         sync.sync()
-        return dict(sync.counts, api_calls=len(box.emulator.requests))
+    sync.sync()
+    return dict(sync.counts, api_calls=len(box.emulator.requests))

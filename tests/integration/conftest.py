@@ -105,7 +105,7 @@ class Stack:
         return self.s3.put_object(Bucket=INPUT_BUCKET, Key=key, Body=body)["ETag"].strip('"')
 
     def received(self, max_messages: int = 10) -> list[dict[str, Any]]:
-        """What the work queue holds (S3's test event aside), as the event source mapping receives it."""
+        """What the work queue holds, as the event source mapping receives it."""
         messages = []
         while True:
             batch = self.sqs.receive_message(
@@ -138,7 +138,7 @@ class Stack:
         self.sqs.delete_message(QueueUrl=self.work_queue_url, ReceiptHandle=message["ReceiptHandle"])
 
     def drain(self) -> None:
-        """Process whatever S3 has notified so far."""
+        """Process whatever uploads have sent to the work queue so far."""
         self.deliver()
 
     def dlq(self) -> list[tuple[dict[str, Any], str]]:
@@ -174,7 +174,7 @@ def stack(aws: str, emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Iter
     import app
 
     # The template's own resources and function environment, as the local stack builds them;
-    # no queue delay, so that S3's notifications can be taken at once.
+    # no settling, so that the events of uploads (the input rule's) can be taken at once.
     local = create_resources(load_spec(parameters={"PairSettleSeconds": "0"}), aws, api_key=API_KEY)
     for name, value in local.function_environment(emulator.url).items():
         monkeypatch.setenv(name, value)
@@ -191,7 +191,5 @@ def stack(aws: str, emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Iter
     app.runtime.cache_clear()
 
     stack = Stack(s3, sqs, secrets, work_queue_url, work_queue_arn, dlq_url, secret_id, emulator, monkeypatch)
-    for test_event in stack.received():  # S3's s3:TestEvent, sent when the notification was configured
-        stack.delete(test_event)
     yield stack
     app.runtime.cache_clear()

@@ -9,13 +9,15 @@ all; the API key must appear in no log line, DLQ body or metadata.
 The faults: the emulator refuses (429, 5xx, timeouts, gzip bombs), echoes the key, and charges
 answers it then loses (a hang-up, a stall, a drip past the deadline, an answer over
 MAX_ANSWER_BYTES); a proxy in front of moto fails S3, DynamoDB, the DLQ's SendMessage and Secrets
-Manager as AWS does, and the output bucket refuses every write for a while; containers are
+Manager as AWS does, the output bucket refuses every write for a while, and then the event bus
+refuses every completion event for a while; containers are
 SIGKILLed mid-call; each container's /tmp is a tmpfs with room for only a few kept answers, so
 that answers waiting for the output bucket fill it. A pair may be bought twice only when its
 first answer was truly lost (in delivery, with a killed container, or held in memory for want of
 room in /tmp when its write failed), never three times: the table says how many were paid twice,
 and why. A failure may reach the DLQ twice only when the container that sent its record was
-killed before it could record that it had.
+killed before it could record that it had. Every stored result and every DLQ record must be told
+by at least one completion event, those the bus refused included.
 
 The local stack's time is compressed: a 60-s function timeout and a 90-s visibility timeout (the
 template's 180 s and 1,080 s), so that a killed container's batch comes back within the run.
@@ -47,6 +49,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from backdrop import completion_events
 from backdrop.console import function_output_to
 from backdrop.dead_letters import DeadLetter, read_all
 from backdrop.emulator import EmulatorSettings
@@ -102,8 +105,10 @@ CONTAINER_TMP_BYTES = 32 * 1024 * 1024 + 64 * 1024
 # This often (seconds), one container's /tmp is filled to the last byte for as long: what a
 # library's temporary files, or answers kept for a broken output bucket, can do.
 FILL_TMP_EVERY_SECONDS = 10.0
-# Mid-run, after the API's outage, the output bucket refuses every write for this long.
+# Mid-run, after the API's outage, the output bucket refuses every write for this long; then the
+# event bus refuses every completion event for this long.
 OUTPUT_OUTAGE_SECONDS = 20.0
+EVENT_BUS_OUTAGE_SECONDS = 15.0
 # What the function logs when a paid answer goes: held in memory, for want of room on disk,
 # and then its write failed; and when it holds one in memory at all.
 LOST_FOR_WANT_OF_ROOM = "paid answer lost: it could not be kept on local disk, and its write failed"
@@ -147,6 +152,8 @@ class Accounting:
     paid_answers_lost_metric: int = 0
     answers_held_in_memory: int = 0
     tmp_filled: int = 0
+    completion_events: dict[str, int] = field(default_factory=dict)  # by detail type
+    events_unpublished_metric: int = 0
     dead_lettered_twice: dict[str, int] = field(default_factory=dict)
     rows: dict[str, dict[str, int]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
@@ -207,24 +214,28 @@ def _picture(rng: random.Random, key: str) -> bytes:
 
 
 def _duplicate_event(box: Sandbox, key: str) -> None:
-    """What S3's at-least-once delivery sometimes does: the same notification a second time."""
+    """What at-least-once delivery sometimes does: the input rule's event a second time."""
     s3, sqs = box.stack.client("s3"), box.stack.client("sqs")
     head = s3.head_object(Bucket=box.stack.input_bucket, Key=key)
-    record = {
-        "eventVersion": "2.1",
-        "eventSource": "aws:s3",
-        "awsRegion": "us-east-1",
-        "eventName": "ObjectCreated:Put",
-        "s3": {
+    event = {
+        "version": "0",
+        "source": "aws.s3",
+        "detail-type": "Object Created",
+        "time": head["LastModified"].strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": "us-east-1",
+        "resources": [f"arn:aws:s3:::{box.stack.input_bucket}"],
+        "detail": {
+            "version": "0",
             "bucket": {"name": box.stack.input_bucket},
             "object": {
                 "key": quote_plus(key, safe="/"),
-                "eTag": head["ETag"].strip('"'),
+                "etag": head["ETag"].strip('"'),
                 "size": head["ContentLength"],
             },
+            "reason": "PutObject",
         },
     }
-    sqs.send_message(QueueUrl=box.stack.work_queue_url, MessageBody=json.dumps({"Records": [record]}))
+    sqs.send_message(QueueUrl=box.stack.work_queue_url, MessageBody=json.dumps(event))
 
 
 def upload(box: Sandbox, pair: Pair) -> int:
@@ -291,7 +302,8 @@ def run(
             f"[bold]Soak[/]: {pairs} pairs, API faults {FAULTS}, AWS faults on "
             f"{', '.join(rule.name or '' for rule in AWS_FAULTS)}, a container killed every "
             f"{KILL_EVERY_SECONDS:.0f} s, a {outage_seconds:.0f}-s API outage, a "
-            f"{OUTPUT_OUTAGE_SECONDS:.0f}-s output bucket outage, {CONTAINER_TMP_BYTES // 1024} KiB of /tmp "
+            f"{OUTPUT_OUTAGE_SECONDS:.0f}-s output bucket outage, a "
+            f"{EVENT_BUS_OUTAGE_SECONDS:.0f}-s event bus outage, {CONTAINER_TMP_BYTES // 1024} KiB of /tmp "
             f"per container, one filled every {2 * FILL_TMP_EVERY_SECONDS:.0f} s, concurrency {concurrency}"
         )
         outage = threading.Thread(target=_outage, args=(box, outage_seconds, plans, console), daemon=True)
@@ -321,7 +333,10 @@ def run(
         letters = read_all(box.stack.client("sqs"), box.stack.dlq_url, hide_seconds=600)
         outputs = _outputs_by_source(box)
         trail = _function_trail(out / "function.log")
+        events = completion_events.take(box.stack.client("sqs"), box.stack.events_queue_url)
         _account(box, plans, outputs, letters, accounting, out, kills, trail)
+        _account_for_events(plans, outputs, letters, events, accounting)
+        accounting.events_unpublished_metric = trail.events_unpublished
         _scan_for_key(outputs, letters, out / "function.log", accounting)
         accounting.paid_answers_lost_metric = trail.paid_answers_lost
         accounting.answers_held_in_memory = trail.held_in_memory
@@ -375,11 +390,15 @@ class Kill:
 
 
 def _keys_of(event: dict[str, Any] | None) -> frozenset[str]:
-    """The S3 keys an SQS batch of S3 notifications is about."""
+    """The S3 keys an SQS batch is about: of EventBridge events (the input rule's), or of S3
+    notifications (a message of an older stack)."""
     keys = set()
     for message in (event or {}).get("Records", []):
         with contextlib.suppress(ValueError, KeyError, TypeError, AttributeError):
-            for record in json.loads(message["body"]).get("Records", []):
+            body = json.loads(message["body"])
+            if "detail" in body:
+                keys.add(unquote_plus(body["detail"]["object"]["key"]))
+            for record in body.get("Records", []):
                 keys.add(unquote_plus(record["s3"]["object"]["key"]))
     return frozenset(keys)
 
@@ -426,6 +445,7 @@ class FunctionTrail:
     held_in_memory: int = 0
     lost_for_want_of_room: Counter[str] = field(default_factory=Counter)  # by image key
     write_failed: Counter[str] = field(default_factory=Counter)  # output_write, left for a retry
+    events_unpublished: int = 0
 
 
 def _function_trail(log: Path) -> FunctionTrail:
@@ -437,6 +457,7 @@ def _function_trail(log: Path) -> FunctionTrail:
             with contextlib.suppress(ValueError, AttributeError, TypeError):
                 entry = json.loads(line)
                 trail.paid_answers_lost += _metric_value(entry.get("PaidAnswersLost", 0))
+                trail.events_unpublished += _metric_value(entry.get("EventsUnpublished", 0))
                 if entry.get("message") == HELD_IN_MEMORY:
                     trail.held_in_memory += 1
                 if entry.get("message") == LOST_FOR_WANT_OF_ROOM:
@@ -460,7 +481,6 @@ def _outage(box: Sandbox, seconds: float, plans: list[Pair], console: Console) -
     box.emulator.settings.faults = dict(FAULTS)
     console.print("[green]API back[/]")
     _wait_for_billed_calls(box, 2 * len(plans) // 3)
-    assert box.aws_faults is not None
     output_bucket = box.stack.output_bucket
     refused = FaultRule(
         "s3",
@@ -470,11 +490,20 @@ def _outage(box: Sandbox, seconds: float, plans: list[Pair], console: Console) -
         match=lambda request: request.path.split("/")[1] == output_bucket,
         name="output bucket outage",
     )
-    console.print(f"[red]Output bucket outage[/] for {OUTPUT_OUTAGE_SECONDS:.0f} s")
-    box.aws_faults.rules = [*AWS_FAULTS, refused]
-    time.sleep(OUTPUT_OUTAGE_SECONDS)
+    _aws_outage(box, refused, OUTPUT_OUTAGE_SECONDS, console)
+    # Results are stored, and their events wait: kept, and published by a later delivery.
+    _aws_outage(
+        box, FaultRule("events", "PutEvents", 1.0, name="event bus outage"), EVENT_BUS_OUTAGE_SECONDS, console
+    )
+
+
+def _aws_outage(box: Sandbox, rule: FaultRule, seconds: float, console: Console) -> None:
+    assert box.aws_faults is not None
+    console.print(f"[red]{rule.name}[/] for {seconds:.0f} s")
+    box.aws_faults.rules = [*AWS_FAULTS, rule]
+    time.sleep(seconds)
     box.aws_faults.rules = AWS_FAULTS
-    console.print("[green]Output bucket back[/]")
+    console.print(f"[green]{rule.name}: over[/]")
 
 
 def _wait_for_billed_calls(box: Sandbox, target: int, give_up_seconds: float = 300) -> None:
@@ -592,6 +621,26 @@ def _account(
     accounting.paid_twice = dict(paid_twice)
     accounting.dead_lettered_twice = dict(dead_lettered_twice)
     accounting.rows = {kind: dict(row) for kind, row in sorted(rows.items())}
+
+
+def _account_for_events(
+    plans: list[Pair],
+    outputs: dict[str, list[dict[str, str]]],
+    letters: list[DeadLetter],
+    events: list[completion_events.CompletionEvent],
+    accounting: Accounting,
+) -> None:
+    """Every stored result and every DLQ record told by at least one completion event."""
+    told = {(event.detail_type, event.image_key) for event in events}
+    accounting.completion_events = dict(Counter(event.detail_type for event in events))
+    dead = {letter.key for letter in letters}
+    for pair in plans:
+        if outputs.get(pair.image_key) and (completion_events.PROCESSED, pair.image_key) not in told:
+            accounting.problems.append(f"{pair.image_key} ({pair.kind}): stored, but no completion event")
+        if pair.image_key in dead and (completion_events.FAILED, pair.image_key) not in told:
+            accounting.problems.append(
+                f"{pair.image_key} ({pair.kind}): dead-lettered, but no completion event"
+            )
 
 
 def _outputs_by_source(box: Sandbox) -> dict[str, list[dict[str, str]]]:
@@ -733,6 +782,10 @@ def _print(console: Console, accounting: Accounting) -> None:
         f"Faults: API {accounting.api_faults}; AWS {accounting.aws_faults}; "
         f"{accounting.containers_killed} containers killed mid-call"
     )
+    console.print(
+        f"Completion events: {accounting.completion_events}; {accounting.events_unpublished_metric} "
+        "refused by the bus at first, kept and published again (EventsUnpublished)"
+    )
     money = Table(title="Paid twice, and why", title_justify="left")
     money.add_column("reason")
     money.add_column("pairs", justify="right")
@@ -757,7 +810,7 @@ def _print(console: Console, accounting: Accounting) -> None:
     if accounting.held:
         console.print(
             "[bold green]Every upload accounted for; no pair bought again unless its answer was lost, "
-            "none more than twice; the key never leaked.[/]"
+            "none more than twice; every outcome told by an event; the key never leaked.[/]"
         )
     else:
         console.print(f"[bold red]{len(accounting.problems)} problems:[/]")

@@ -64,6 +64,9 @@ class Settings(BaseModel):
     # The API plan's rate (5 a minute on Segmind's free plan, 50 on Pro), shared by every
     # container; None: requests are not paced.
     requests_per_minute: int | None = Field(None, alias="REQUESTS_PER_MINUTE", ge=1)
+    # Where each outcome's completion event goes (CONTRACT.md §8): the account's default bus
+    # unless a bus is named.
+    event_bus_name: str = Field("default", alias="EVENT_BUS_NAME")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -96,6 +99,21 @@ class Settings(BaseModel):
             return value
         kept = frozenset(name.strip() for name in names if isinstance(name, str) and name.strip())
         return kept or None
+
+    @model_validator(mode="after")
+    def _outputs_apart_from_inputs(self) -> Settings:
+        """Outputs in an input bucket are told apart by OUTPUT_PREFIX alone: without one, every
+        result would be taken for an input and paid for again, without end."""
+        if self.outputs_share_an_input_bucket and not self.output_prefix:
+            raise ValueError(
+                f"OUTPUT_BUCKET {self.output_bucket!r} is one of INPUT_BUCKETS, so OUTPUT_PREFIX "
+                "may not be empty: results would be processed as inputs"
+            )
+        return self
+
+    @property
+    def outputs_share_an_input_bucket(self) -> bool:
+        return self.input_buckets is not None and self.output_bucket in self.input_buckets
 
     @field_validator("image_transfer", mode="before")
     @classmethod
@@ -131,7 +149,10 @@ def _explained(error: ValidationError) -> str:
     missing = [str(problem["loc"][0]) for problem in problems if problem["type"] == "missing"]
     if missing:
         return f"missing environment variable(s): {', '.join(missing)}"
-    return "; ".join(f"{problem['loc'][0]} {_rule(problem)}" for problem in problems)
+    # A rule of the whole model (no field of its own) speaks for itself: its message names them.
+    return "; ".join(
+        f"{problem['loc'][0]} {_rule(problem)}" if problem["loc"] else _rule(problem) for problem in problems
+    )
 
 
 def _rule(problem: ErrorDetails) -> str:

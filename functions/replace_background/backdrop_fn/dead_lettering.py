@@ -1,10 +1,12 @@
-"""A failure becomes one DLQ record (docs/REFERENCE.md#the-dlq-record), a metric and a log line."""
+"""A failure becomes one DLQ record (docs/REFERENCE.md#the-dlq-record), a metric, a log line and
+a completion event."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
+from backdrop_fn.completion import CompletionEvents
 from backdrop_fn.delivery import Delivery
 from backdrop_fn.errors import BackdropError
 from backdrop_fn.events import ForeignBucket, UnrecognisedEvent
@@ -21,9 +23,10 @@ UNRECOGNISED_EVENT_CHARS = 30_000
 
 
 class DeadLetters:
-    def __init__(self, sink: FailureSink, metrics: Metrics) -> None:
+    def __init__(self, sink: FailureSink, metrics: Metrics, events: CompletionEvents) -> None:
         self._sink = sink
         self._metrics = metrics
+        self._events = events
 
     def send(
         self, error: BackdropError, source: FailureSource, event: dict[str, Any], delivery: Delivery
@@ -46,7 +49,12 @@ class DeadLetters:
             "failed: sent to the DLQ",
             extra={"key": record.source.key, "error_class": error_class, "error": record.error.message},
         )
-        return Outcome(status=Status.FAILED, image_key=record.source.key, error_class=error_class)
+        return Outcome(
+            status=Status.FAILED,
+            image_key=record.source.key,
+            error_class=error_class,
+            event_pending=self._events.failed(record),
+        )
 
     def reject(self, error: UnrecognisedEvent, raw: str, delivery: Delivery) -> Outcome:
         """An event that is not work, dead-lettered once as ``invalid_event``: no retry can fix it.

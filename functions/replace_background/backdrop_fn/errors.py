@@ -108,6 +108,11 @@ class InfrastructureUnavailable(BackdropError):
     retryable = True
 
 
+class EventNotPublished(InfrastructureUnavailable):
+    """A completion event could not be put on the event bus. The work it tells of is done: only
+    the event is tried again, with the message's next delivery."""
+
+
 class ClaimNotReleased(InfrastructureUnavailable):
     """The work failed and its claim could not be released: it stays "in progress" until this
     invocation's deadline, so the message must not come back before then."""

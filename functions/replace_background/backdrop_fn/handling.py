@@ -13,7 +13,7 @@ import logging
 from typing import Any
 
 from backdrop_fn.delivery import Delivery
-from backdrop_fn.errors import BackdropError, ClaimNotReleased, NotEnoughTime
+from backdrop_fn.errors import BackdropError, ClaimNotReleased, EventNotPublished, NotEnoughTime
 from backdrop_fn.events import UnrecognisedEvent, items_from_event, items_from_message
 from backdrop_fn.outcome import Outcome
 from backdrop_fn.runtime import Runtime
@@ -26,7 +26,8 @@ def handle(current: Runtime, event: Any, context: Any) -> dict[str, Any]:
     if _is_sqs_batch(event):
         return {"batchItemFailures": _failed_messages(current, event["Records"], context)}
     outcomes = _handle_direct(current, event, Delivery.direct(context))
-    return {"outcomes": [outcome.model_dump(mode="json") for outcome in outcomes]}
+    # A pending event's id is the claim's bookkeeping, not part of the answer.
+    return {"outcomes": [outcome.model_dump(mode="json", exclude={"event_pending"}) for outcome in outcomes]}
 
 
 def _is_sqs_batch(event: Any) -> bool:
@@ -87,7 +88,10 @@ def _handle_message(current: Runtime, record: dict[str, Any], delivery: Delivery
     except BackdropError as error:
         if current.work_queue is not None:
             # A claim left "in progress" expires with this invocation: the message must not meet it.
-            at_least = delivery.deadline.remaining() if isinstance(error, ClaimNotReleased) else 0
+            # So must one whose event alone is missing: were its claim left so, it would meet it,
+            # be taken for another invocation's work, and never publish the event.
+            stays = isinstance(error, ClaimNotReleased | EventNotPublished)
+            at_least = delivery.deadline.remaining() if stays else 0
             current.work_queue.delay(record["receiptHandle"], delivery.attempt, at_least_seconds=at_least)
         raise
     return outcomes

@@ -31,6 +31,9 @@ class Outcome(BaseModel):
     output_key: str | None = None
     # Any string when read back from a claim stored by another version of Backdrop.
     error_class: ErrorClass | str | None = None
+    # The id of its completion event when the bus did not take it: kept, and published again by
+    # the message's next delivery (``completion.py``).
+    event_pending: str | None = None
 
     def as_duplicate(self) -> Outcome:
         """The same outcome seen again: by a duplicate event, or another event of the same pair."""

@@ -5,9 +5,12 @@ See docs/REFERENCE.md#output-keys-and-metadata.
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+
 from backdrop_fn import keys
 from backdrop_fn.config import Settings
-from backdrop_fn.errors import InvalidImage, InvalidSidecar, OutputWriteFailed
+from backdrop_fn.errors import BackdropError, InvalidImage, InvalidSidecar, OutputWriteFailed
 from backdrop_fn.images import ANSWER_TYPES
 from backdrop_fn.pairing import Pair, sha256
 from backdrop_fn.ports import KeptAnswer, ObjectStore, OutputOwners
@@ -19,6 +22,15 @@ S3_METADATA_LIMIT = 2048
 S3_KEY_LIMIT = 1024
 # An owner that disappears while another takes over is looked at again, this many times at most.
 _OWNER_ROUNDS = 3
+
+
+@dataclass(frozen=True)
+class StoredOutput:
+    bucket: str
+    key: str
+    content_type: str
+    bytes: int
+    version_id: str | None = None
 
 
 class Output:
@@ -65,8 +77,8 @@ class Output:
                 retryable=False,
             )
 
-    def write(self, image_key: str, answer: KeptAnswer) -> tuple[str, int]:
-        """Store the kept answer at the image's output key: (that key, bytes written)."""
+    def write(self, image_key: str, answer: KeptAnswer) -> StoredOutput:
+        """Store the kept answer at the image's output key."""
         out_key = self.key(image_key, answer.image_type.extension)
         with answer.open() as body:
             written = self._store.write_output(
@@ -76,16 +88,31 @@ class Output:
                 content_type=answer.image_type.content_type,
                 metadata=answer.metadata,
             )
-        return out_key, written
+        return StoredOutput(self._bucket, out_key, answer.image_type.content_type, written)
 
-    def stored_result(self, image_key: str, metadata: dict[str, str]) -> str | None:
-        """The output key that already holds this pair's result, if any (the seed aside: a pair
-        without one gets a new one each time)."""
+    def version_of(self, stored: StoredOutput) -> StoredOutput:
+        """The written output with its version id, for its completion event; a streamed upload
+        does not say it, so it is asked for, and a failed look leaves it unknown."""
+        try:
+            found = self._store.describe(stored.bucket, stored.key)
+        except BackdropError:
+            return stored
+        return stored if found is None else dataclasses.replace(stored, version_id=found[0].version_id)
+
+    def stored_result(
+        self, image_key: str, metadata: dict[str, str]
+    ) -> tuple[StoredOutput, dict[str, str]] | None:
+        """The output that already holds this pair's result, and the metadata it was written with,
+        if any (the seed aside: a pair without one gets a new one each time)."""
         for image_type in ANSWER_TYPES:
             out_key = self.key(image_key, image_type.extension)
             found = self._store.describe(self._bucket, out_key)
             if found is not None and _written_with(found[1], metadata, ignoring=frozenset({"seed"})):
-                return out_key
+                info, written = found
+                stored = StoredOutput(
+                    self._bucket, out_key, image_type.content_type, info.size, info.version_id
+                )
+                return stored, written
         return None
 
     def withdraw(self, out_key: str, metadata: dict[str, str]) -> bool:

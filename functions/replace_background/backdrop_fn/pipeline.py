@@ -14,11 +14,12 @@ import math
 import random
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from backdrop_fn import keys
 from backdrop_fn.api_request import ApiRequest
+from backdrop_fn.completion import CompletionEvents
 from backdrop_fn.config import Settings
 from backdrop_fn.dead_lettering import DeadLetters
 from backdrop_fn.delivery import Delivery
@@ -26,6 +27,7 @@ from backdrop_fn.errors import (
     BackdropError,
     ClaimInProgress,
     ClaimNotReleased,
+    EventNotPublished,
     MissingObject,
     NotEnoughTime,
     PairSettling,
@@ -38,11 +40,13 @@ from backdrop_fn.pairing import NoRoomForSidecar, Pair, PairFinder
 from backdrop_fn.ports import (
     BackgroundApi,
     Claims,
+    EventBus,
     FailureSink,
     KeptAnswers,
     Metrics,
     ObjectStore,
     OutputOwners,
+    PendingEvents,
     PurchaseLedger,
     SpendGuard,
 )
@@ -68,17 +72,22 @@ class Pipeline:
         owners: OutputOwners,
         ledger: PurchaseLedger,
         spend: SpendGuard,
+        bus: EventBus,
+        pending_events: PendingEvents,
         random_seed: Callable[[], int] = lambda: random.randint(SEED_MIN, SEED_MAX),
         budget: TimeBudget | None = None,
         sleep: Callable[[float], None] = time.sleep,
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._output_bucket = settings.output_bucket
+        self._output_prefix = settings.output_prefix
+        self._outputs_among_inputs = settings.outputs_share_an_input_bucket
         self._settle_seconds = settings.pair_settle_seconds
         self._wall_clock = wall_clock
         self._budget = budget or TimeBudget()
         self._pairs = PairFinder(store, settings.default_prompt)
-        self._dead_letters = DeadLetters(failures, metrics)
+        self._events = CompletionEvents(bus, pending_events, metrics)
+        self._dead_letters = DeadLetters(failures, metrics, self._events)
         self._purchase = Purchase(
             ApiRequest(settings, store, self._budget),
             Output(settings, store, owners),
@@ -88,6 +97,7 @@ class Pipeline:
             ledger=ledger,
             spend=spend,
             dead_letters=self._dead_letters,
+            events=self._events,
             metrics=metrics,
             random_seed=random_seed,
             budget=self._budget,
@@ -102,10 +112,9 @@ class Pipeline:
         Returns what became of each image it concerns. Raises a transient BackdropError when the
         delivery should come back later (``Delivery.comes_back``).
         """
-        if item.bucket == self._output_bucket:
-            # Our own output, seen because the buckets were wired wrong: answering it would call
-            # the API on every result, forever. Nothing here can be right, so nothing is done.
-            logger.error("ignored: an event from the OUTPUT bucket", extra={"key": item.key})
+        if self._is_own_output(item):
+            # Answering it would call the API on every result, forever.
+            self._metrics.add(Metric.OUTPUT_EVENTS_IGNORED, 1)
             return [Outcome(status=Status.IGNORED)]
         kind = keys.classify(item.key)
         if kind is keys.KeyKind.IGNORED:
@@ -114,6 +123,21 @@ class Pipeline:
         if kind is keys.KeyKind.IMAGE:
             return [self._image_event(item, delivery)]
         return self._sidecar_event(item, delivery)
+
+    def _is_own_output(self, item: WorkItem) -> bool:
+        """Whether the event is about one of our results: in the output bucket, and, when that
+        bucket holds inputs too (OUTPUT_BUCKET in INPUT_BUCKETS), under OUTPUT_PREFIX."""
+        if item.bucket != self._output_bucket:
+            return False
+        if not self._outputs_among_inputs:
+            # Seen only because the buckets were wired wrong: nothing here can be right.
+            logger.error("ignored: an event from the OUTPUT bucket", extra={"key": item.key})
+            return True
+        if item.key.startswith(self._output_prefix):
+            # Expected now and then: the input rule cannot keep out outputs under InputPrefix.
+            logger.info("ignored: one of our own outputs", extra={"key": item.key})
+            return True
+        return False
 
     def reject(self, error: UnrecognisedEvent, raw: str, delivery: Delivery) -> Outcome:
         """An event that is not work: dead-lettered once, as ``invalid_event``."""
@@ -162,12 +186,12 @@ class Pipeline:
             # Not an attempt: nothing is claimed or called, and the message comes back whole.
             raise NotEnoughTime(f"{delivery.deadline.remaining():.0f} s left: too little to call the API")
         identity = pair.identity()
-        outcome = self._once(identity, lambda: self._purchase.run(pair, item, delivery))
+        outcome = self._once(identity, lambda: self._purchase.run(pair, item, delivery), delivery)
         if item.replay_of and outcome.status is Status.DUPLICATE and outcome.error_class is not None:
             # A redrive of a failure of these very versions: the user asks for it again, once per
             # DLQ record. Had the pair been fixed and processed since, it stays a duplicate.
             replay = {**identity, "replay_of": item.replay_of}
-            outcome = self._once(replay, lambda: self._purchase.run(pair, item, delivery))
+            outcome = self._once(replay, lambda: self._purchase.run(pair, item, delivery), delivery)
         return outcome
 
     def _settle(self, pair: Pair, item: WorkItem, delivery: Delivery) -> None:
@@ -177,10 +201,10 @@ class Pipeline:
 
         Its age counts from its event too: S3 dates a multipart upload from when it began.
         """
-        if pair.sidecar is not None or delivery.message_id is None:
+        if pair.sidecar is not None or delivery.message_id is None or not self._settle_seconds:
             return
         times = [pair.image.last_modified, _event_time(item.event) if item.key == pair.image.key else None]
-        uploaded = max((time for time in times if time is not None), default=None)
+        uploaded = max((_latest_within(time) for time in times if time is not None), default=None)
         if uploaded is None:
             return
         wait = self._settle_seconds - (self._wall_clock() - uploaded).total_seconds()
@@ -200,16 +224,20 @@ class Pipeline:
         }
         error = MissingObject(f"the image {item.key!r} is no longer in bucket {item.bucket!r}")
         source = FailureSource(bucket=item.bucket, key=item.key, etag=item.etag)
-        return self._once(identity, lambda: self._dead_letters.send(error, source, item.event, delivery))
+        return self._once(
+            identity, lambda: self._dead_letters.send(error, source, item.event, delivery), delivery
+        )
 
     def _never_paired(self, error: NoRoomForSidecar, item: WorkItem, delivery: Delivery) -> Outcome:
         # No sidecar can ever be uploaded for it: one DLQ record however often the event comes.
         return self._once(
             error.identity(item.replay_of),
             lambda: self._dead_letters.send(error, error.failure_source(), item.event, delivery),
+            delivery,
         )
 
-    def _once(self, identity: dict[str, Any], work: Callable[[], Outcome]) -> Outcome:
+    def _once(self, identity: dict[str, Any], work: Callable[[], Outcome], delivery: Delivery) -> Outcome:
+        """The work done once per identity; its completion event published, at least once."""
         try:
             outcome = self._claims.run_once(identity, work)
         except ClaimInProgress:
@@ -221,6 +249,9 @@ class Pipeline:
         if outcome.status is Status.DUPLICATE:
             logger.info("duplicate: this pair was handled before", extra={"image_key": outcome.image_key})
             self._metrics.add(Metric.DUPLICATES_SKIPPED, 1)
+        if outcome.event_pending is not None:
+            # Done and remembered, its event not yet on the bus: only the event is tried again.
+            self._events.settle(outcome.event_pending, delivery)
         return outcome
 
     def _fail_unclaimed(
@@ -250,13 +281,25 @@ class Pipeline:
             return self._dead_letters.send(error, source, item.event, delivery)
 
         try:
-            return self._once(identity, send)
-        except ClaimNotReleased:
-            raise  # recorded and sent, but the claim stays: the message must not come back early
+            return self._once(identity, send, delivery)
+        except (ClaimNotReleased, EventNotPublished):
+            # Recorded and sent: the claim stays, or only its event is missing. Either way the
+            # message comes back later, and sends no second record.
+            raise
         except BackdropError:
             if tried:
                 raise  # the DLQ itself failed: trying it again at once would only wait twice
-            return send()  # the claims themselves fail: a record may repeat, but is never lost
+            outcome = send()  # the claims themselves fail: a record may repeat, but is never lost
+            if outcome.event_pending is not None:
+                self._events.settle(outcome.event_pending, delivery)
+            return outcome
+
+
+def _latest_within(moment: datetime) -> datetime:
+    """The latest instant a time may stand for. S3's LastModified and EventBridge's ``time`` are
+    given to the whole second, so ``12:00:05`` may be any instant before ``12:00:06``: an image is
+    taken to be as young as it may be, and never settles for less than PAIR_SETTLE_SECONDS."""
+    return moment if moment.microsecond else moment + timedelta(seconds=1)
 
 
 def _event_time(event: dict[str, Any]) -> datetime | None:

@@ -216,6 +216,26 @@ class RequestPace(Protocol):
         more than ``max_wait_seconds`` away; InfrastructureUnavailable when turns cannot be read."""
 
 
+class EventBus(Protocol):
+    """Where completion events go (EventBridge, ``EVENT_BUS_NAME``)."""
+
+    def put(self, detail_type: str, detail: str) -> None:
+        """Publish one event. Raises EventNotPublished when the bus did not take it."""
+
+
+class PendingEvents(Protocol):
+    """Completion events the bus did not take, kept until they are published."""
+
+    def keep(self, event_id: str, detail_type: str, detail: str) -> None:
+        """Raises InfrastructureUnavailable when it cannot be kept."""
+
+    def take(self, event_id: str) -> tuple[str, str] | None:
+        """(detail type, detail) of a kept event, or None once it is published (or expired)."""
+
+    def forget(self, event_id: str) -> None:
+        """It was published; best effort."""
+
+
 class FailureSink(Protocol):
     def send(self, body: str, *, error_class: ErrorClass) -> None: ...
 

@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
 from backdrop_fn.api_request import ApiRequest
+from backdrop_fn.completion import CompletionEvents, processed_detail
 from backdrop_fn.dead_lettering import DeadLetters
 from backdrop_fn.delivery import Delivery
 from backdrop_fn.errors import BackdropError, InternalError, KeptAnswerGone, OutputWriteFailed, ServerError
 from backdrop_fn.events import WorkItem
 from backdrop_fn.failures import FailureCost, FailureRecord
 from backdrop_fn.outcome import Outcome, Status
-from backdrop_fn.output import Output, output_metadata
+from backdrop_fn.output import Output, StoredOutput, output_metadata
 from backdrop_fn.pairing import Pair, PairFinder, sha256
 from backdrop_fn.ports import (
     ApiImage,
@@ -55,10 +57,12 @@ class Purchase:
         ledger: PurchaseLedger,
         spend: SpendGuard,
         dead_letters: DeadLetters,
+        events: CompletionEvents,
         metrics: Metrics,
         random_seed: Callable[[], int],
         budget: TimeBudget,
         sleep: Callable[[float], None],
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._request = request
         self._output = output
@@ -68,10 +72,12 @@ class Purchase:
         self._ledger = ledger
         self._spend = spend
         self._dead_letters = dead_letters
+        self._events = events
         self._metrics = metrics
         self._random_seed = random_seed
         self._budget = budget
         self._sleep = sleep
+        self._clock = clock
 
     def run(self, pair: Pair, item: WorkItem, delivery: Delivery) -> Outcome:
         """Everything done under the claim. Returns the outcome to remember for duplicates."""
@@ -80,12 +86,13 @@ class Purchase:
         purchase_id = pair_id if item.replay_of is None else f"{pair_id}#{sha256(item.replay_of)}"
         try:
             return self._replace_background(pair, pair_id, purchase_id, delivery)
-        except _AlreadyStored as stored:
+        except _AlreadyStored as already:
             logger.info(
                 "processed: stored by an earlier attempt whose container ended before it was done",
-                extra={"key": pair.image.key, "output_key": stored.out_key},
+                extra={"key": pair.image.key, "output_key": already.stored.key},
             )
-            return Outcome(status=Status.PROCESSED, image_key=pair.image.key, output_key=stored.out_key)
+            # That container ended before it could tell: this attempt does.
+            return self._processed(pair, already.stored, already.metadata, purchase_id, None, delivery)
         except _VerdictWaiting as waiting:
             # Paid for, failed, and its record could not be sent then: send it, pay nothing.
             return self._dead_letters.send_record(FailureRecord.model_validate_json(waiting.record))
@@ -124,28 +131,63 @@ class Purchase:
         return FailureCost(paid_calls=counted.paid, estimated_usd=round(counted.paid * price_of(speed), 3))
 
     def _replace_background(self, pair: Pair, pair_id: str, purchase_id: str, delivery: Delivery) -> Outcome:
-        answer, paid = self._kept.find(pair_id), 0
+        answer, paid, latency_ms = self._kept.find(pair_id), 0, None
         if answer is None:
-            answer, paid = self._buy_answer(pair, pair_id, purchase_id, delivery)
+            answer, paid, latency_ms = self._buy_answer(pair, pair_id, purchase_id, delivery)
         else:
             logger.info("storing the answer paid for by an earlier attempt", extra={"key": pair.image.key})
             self._metrics.add(Metric.KEPT_ANSWERS_REUSED, 1)
         try:
-            out_key, written = self._store(pair.image.key, answer, delivery.deadline)
+            stored = self._store(pair.image.key, answer, delivery.deadline)
         except OutputWriteFailed as error:
             # Retried like any passing trouble; a kept answer makes the retry free.
             raise self._not_stored(error, answer, pair.image.key, purchase_id, paid) from None
         self._kept.forget(pair_id)
         self._metrics.add(Metric.IMAGES_PROCESSED, 1)
-        self._metrics.add(Metric.OUTPUT_BYTES, written)
+        self._metrics.add(Metric.OUTPUT_BYTES, stored.bytes)
         if not self._still_current(pair):
-            return self._superseded(pair, out_key, answer)
+            # No event: the newer version's own event tells of the result that stands.
+            return self._superseded(pair, stored.key, answer)
         logger.info(
-            "processed", extra={"key": pair.image.key, "output_key": out_key, "output_bytes": written}
+            "processed", extra={"key": pair.image.key, "output_key": stored.key, "output_bytes": stored.bytes}
         )
-        return Outcome(status=Status.PROCESSED, image_key=pair.image.key, output_key=out_key)
+        return self._processed(
+            pair, self._output.version_of(stored), answer.metadata, purchase_id, latency_ms, delivery
+        )
 
-    def _store(self, key: str, answer: KeptAnswer, deadline: Deadline) -> tuple[str, int]:
+    def _processed(
+        self,
+        pair: Pair,
+        stored: StoredOutput,
+        written_metadata: dict[str, str],
+        purchase_id: str,
+        latency_ms: float | None,
+        delivery: Delivery,
+    ) -> Outcome:
+        """The outcome of a stored result, its completion event published (or kept, if refused)."""
+        detail = processed_detail(
+            pair,
+            stored,
+            written_metadata=written_metadata,
+            sidecar_metadata=self._sidecar_metadata(pair),
+            cost=self._cost(pair, purchase_id),
+            api_latency_ms=latency_ms,
+            delivery=delivery,
+        )
+        return Outcome(
+            status=Status.PROCESSED,
+            image_key=pair.image.key,
+            output_key=stored.key,
+            event_pending=self._events.processed(detail),
+        )
+
+    def _sidecar_metadata(self, pair: Pair) -> dict[str, str] | None:
+        try:
+            return self._request.sidecar_of(pair).metadata
+        except BackdropError:  # it was valid when the answer was bought; an event must not fail on it
+            return None
+
+    def _store(self, key: str, answer: KeptAnswer, deadline: Deadline) -> StoredOutput:
         """Write the paid answer, again after a wait while the call has time for it: the message's
         own retry may reach a container that has no copy of the answer, and buy it again."""
         wait = self._budget.first_write_retry_wait_seconds
@@ -215,15 +257,17 @@ class Purchase:
 
     def _buy_answer(
         self, pair: Pair, pair_id: str, purchase_id: str, delivery: Delivery
-    ) -> tuple[KeptAnswer, int]:
+    ) -> tuple[KeptAnswer, int, float]:
         """Check everything, make the paid call, and keep its answer until it is stored:
-        (the answer, the purchases the ledger counts with it)."""
+        (the answer, the purchases the ledger counts with it, the call's milliseconds)."""
         sidecar = self._request.sidecar_of(pair)
         seed = sidecar.seed if sidecar.seed is not None else self._random_seed()
         metadata = output_metadata(pair, sidecar, seed)
         payload = self._request.payload(pair, sidecar, seed)
         self._output.claim_key(pair.image.bucket, pair.image.key)
-        answer, paid = self._pay(purchase_id, payload, delivery, image_key=pair.image.key, metadata=metadata)
+        answer, paid, latency_ms = self._pay(
+            purchase_id, payload, delivery, image_key=pair.image.key, metadata=metadata
+        )
         try:
             with contextlib.closing(answer.body):
                 kept = self._kept.keep(pair_id, answer, metadata)
@@ -232,7 +276,7 @@ class Purchase:
             self._metrics.add(Metric.PAID_ANSWERS_LOST, 1)
             self._ledger.count_lost(purchase_id, paid)
             raise
-        return kept, paid
+        return kept, paid, latency_ms
 
     def _pay(
         self,
@@ -242,8 +286,9 @@ class Purchase:
         *,
         image_key: str,
         metadata: dict[str, str],
-    ) -> tuple[ApiImage, int]:
-        """The paid call, counted in the ledger: (its answer, the purchases counted with it).
+    ) -> tuple[ApiImage, int, float]:
+        """The paid call, counted in the ledger: (its answer, the purchases counted with it, the
+        call's milliseconds until its answer began, its retries included).
 
         When an earlier purchase is unaccounted for (its container ended before its claim was
         completed), the output bucket is asked first: its result may be stored already.
@@ -268,14 +313,16 @@ class Purchase:
             self._metrics.add(Metric.PAID_ANSWERS_LOST, unseen)
             self._ledger.count_lost(purchase_id, counted.paid - 1)
         reservation = self._reserve_spend(purchase_id, str(payload["rendering_speed"]))
+        started = self._clock()
         try:
-            return self._api.replace_background(payload, delivery.deadline), counted.paid
+            answer = self._api.replace_background(payload, delivery.deadline)
         except BackdropError as error:
             if error.http_status != 200:  # the API charged nothing for this one
                 self._ledger.release(purchase_id)
                 self._spend.release(reservation)
                 self._metrics.add(Metric.ESTIMATED_SPEND_USD, -reservation.usd)
             raise
+        return answer, counted.paid, (self._clock() - started) * 1000.0
 
     def _reserve_spend(self, purchase_id: str, rendering_speed: str) -> SpendReservation:
         """The call's estimated price, reserved against the caps before it is made."""
@@ -293,9 +340,9 @@ class Purchase:
 class _AlreadyStored(Exception):
     """An earlier purchase of this pair was stored; its container ended before it could say so."""
 
-    def __init__(self, out_key: str) -> None:
-        super().__init__(f"already stored at {out_key}")
-        self.out_key = out_key
+    def __init__(self, found: tuple[StoredOutput, dict[str, str]]) -> None:
+        super().__init__(f"already stored at {found[0].key}")
+        self.stored, self.metadata = found
 
 
 class _VerdictWaiting(Exception):

@@ -76,11 +76,16 @@ class Metric(StrEnum):
     KEPT_ANSWERS_REUSED = "KeptAnswersReused"
     PAID_ANSWERS_LOST = "PaidAnswersLost"
     RESULTS_SUPERSEDED = "ResultsSuperseded"
+    # An event for one of the function's own results (under OUTPUT_PREFIX), acknowledged unprocessed.
+    OUTPUT_EVENTS_IGNORED = "OutputEventsIgnored"
     # The estimated price of each call that may be charged (less the ones released): its Sum over
     # a period is that period's estimated spend.
     ESTIMATED_SPEND_USD = "EstimatedSpendUsd"
     # With a cap: the larger share of today's or this month's cap spent, after each reservation.
     BUDGET_USED_PERCENT = "BudgetUsedPercent"
+    # Completion events that could not be published when their outcome was reached: each is kept
+    # and published again with its message's next delivery.
+    EVENTS_UNPUBLISHED = "EventsUnpublished"
 
     @property
     def unit(self) -> Unit:

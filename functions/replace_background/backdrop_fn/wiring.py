@@ -10,6 +10,7 @@ from botocore.config import Config
 
 from backdrop_fn.adapters.claims import IdempotencyClaims
 from backdrop_fn.adapters.dlq import SqsFailureSink
+from backdrop_fn.adapters.event_bus import DynamoDbPendingEvents, EventBridgeBus
 from backdrop_fn.adapters.kept_answers import DiskKeptAnswers
 from backdrop_fn.adapters.metrics import EmfMetrics
 from backdrop_fn.adapters.output_owners import DynamoDbOutputOwners
@@ -28,13 +29,16 @@ from backdrop_fn.timing import TimeBudget
 # boto3's "standard" mode retries throttling and 5xx with backoff; endpoints come from
 # AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_<SERVICE>, so the same code runs against a local stack.
 _AWS_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=60)
+# A completion event is put after the paid work, inside the pair's claim: a bus that hangs must
+# not hold the invocation past its deadline. Refused, the event is kept and put again later.
+_EVENTS_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2, read_timeout=5)
 # Presigned URLs must be SigV4: the only signature every region and KMS-encrypted object accepts.
 _S3_CONFIG = _AWS_CONFIG.merge(Config(signature_version="s3v4"))
 
 
 def aws_client(service: str, session: boto3.session.Session | None = None) -> Any:
     """A client configured as the function uses it."""
-    config = _S3_CONFIG if service == "s3" else _AWS_CONFIG
+    config = {"s3": _S3_CONFIG, "events": _EVENTS_CONFIG}.get(service, _AWS_CONFIG)
     return (session or boto3.session.Session()).client(service, config=config)
 
 
@@ -43,6 +47,8 @@ def build_runtime(metrics: EmfMetrics) -> Runtime:
     session = boto3.session.Session()
     # SQS is needed only when something fails: its client is made on first use, not at a cold start.
     sqs = functools.cache(lambda: aws_client("sqs", session))
+    # Made on the first event published, after the first paid call: not at a cold start.
+    events = functools.cache(lambda: aws_client("events", session))
     dynamodb = aws_client("dynamodb", session)
     claims = IdempotencyClaims(
         settings.idempotency_table, ttl_seconds=settings.idempotency_ttl_seconds, client=dynamodb
@@ -85,6 +91,10 @@ def build_runtime(metrics: EmfMetrics) -> Runtime:
             daily_cap_usd=settings.daily_budget_usd,
             monthly_cap_usd=settings.monthly_budget_usd,
             credits_seen=lambda: api.last_remaining_credits,
+        ),
+        bus=EventBridgeBus(events, settings.event_bus_name),
+        pending_events=DynamoDbPendingEvents(
+            settings.idempotency_table, client=dynamodb, ttl_seconds=settings.idempotency_ttl_seconds
         ),
         budget=budget,
     )

@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from backdrop import figures
+from backdrop import completion_events, figures
 from backdrop.console import function_output_to
 from backdrop.dead_letters import read_all, release
 from backdrop.demo.contact_sheet import SheetEntry, write_contact_sheet
@@ -81,7 +81,7 @@ def plan_uploads(manifest: list[dict[str, Any]]) -> Plan:
 
 # What a run writes into its folder: only these are removed before the next run, so that
 # ``--out .`` or a folder of the user's own loses nothing else.
-_RESULT_ENTRIES = ("inputs", "outputs", "failures.json", "index.html", "function.log")
+_RESULT_ENTRIES = ("inputs", "outputs", "failures.json", "events.json", "index.html", "function.log")
 
 
 def _clear_earlier_results(out: Path) -> None:
@@ -177,11 +177,15 @@ def _collect(box: Sandbox, plan: Plan, out: Path) -> dict[str, Any]:
     release(sqs, box.stack.dlq_url, letters)
     failures = {letter.key: letter.record or {"error": {"class": letter.error_class}} for letter in letters}
     (out / "failures.json").write_text(json.dumps(list(failures.values()), indent=2, ensure_ascii=False))
+    events = completion_events.take(sqs, box.stack.events_queue_url)
+    told = [{"detail-type": event.detail_type, "detail": event.detail} for event in events]
+    (out / "events.json").write_text(json.dumps(told, indent=2, ensure_ascii=False))
     return {
         "outputs": outputs,
         "failures": failures,
         "processed": len(outputs),
         "failed_by_class": Counter(letter.error_class for letter in letters),
+        "events": Counter(event.detail_type for event in events),
         "api_calls": len(box.emulator.requests),
         "billed_calls": box.emulator.billed_calls,
         "cost": box.emulator.spent_usd,
@@ -201,11 +205,17 @@ def _summary_rows(report: dict[str, Any], elapsed: float) -> list[tuple[str, str
         ("Processed", str(report["processed"])),
         ("Failed, by class (in the DLQ)", failed),
         ("Duplicate events skipped", str(report["figures"].duplicates_skipped)),
+        ("Completion events (events.json)", _events_told(report["events"])),
         ("API calls (billed)", f"{report['api_calls']} ({report['billed_calls']})"),
         ("Estimated cost at Segmind's prices", f"${report['cost']:.3f}"),
         *report["figures"].api_rows(),
         ("Wall time", f"{elapsed:.1f} s"),
     ]
+
+
+def _events_told(events: Counter[str]) -> str:
+    processed, failed = events[completion_events.PROCESSED], events[completion_events.FAILED]
+    return f"{processed} processed, {failed} failed"
 
 
 def _print_summary(

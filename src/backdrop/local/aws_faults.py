@@ -51,7 +51,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["FAULTS", "AwsFaultProxy", "AwsRequest", "Fault", "FaultRule", "queue_named"]
 
-SERVICES = ("s3", "dynamodb", "sqs", "secretsmanager")
+SERVICES = ("s3", "dynamodb", "sqs", "secretsmanager", "events")
 CONNECTION_CLOSED = "ConnectionClosed"  # any service: the connection closes with no answer at all
 
 # -- the faults: what AWS answers ---------------------------------------------------------------
@@ -127,6 +127,8 @@ FAULTS: dict[tuple[str, str], Fault] = {
             "InternalServiceError",
         ),
         Fault("secretsmanager", "ThrottlingException", 400, "Rate exceeded", "ThrottlingException"),
+        Fault("events", "ThrottlingException", 400, "Rate exceeded", "ThrottlingException"),
+        Fault("events", "InternalException", 500, "An internal error occurred.", "InternalException"),
     )
 }
 DEFAULT_KINDS = {
@@ -134,11 +136,13 @@ DEFAULT_KINDS = {
     "dynamodb": "ThrottlingException",
     "sqs": "InternalError",
     "secretsmanager": "InternalServiceError",
+    "events": "InternalException",
 }
 _JSON_CONTENT_TYPES = {
     "dynamodb": "application/x-amz-json-1.0",
     "sqs": "application/x-amz-json-1.0",
     "secretsmanager": "application/x-amz-json-1.1",
+    "events": "application/x-amz-json-1.1",
 }
 _NO_BODY_STATUSES = frozenset({204, 304})
 
@@ -208,7 +212,12 @@ def render(fault: Fault, *, head: bool = False) -> _Answer:
 
 # -- requests: which service, which operation ---------------------------------------------------
 
-_TARGET_PREFIXES = {"DynamoDB_20120810": "dynamodb", "AmazonSQS": "sqs", "secretsmanager": "secretsmanager"}
+_TARGET_PREFIXES = {
+    "DynamoDB_20120810": "dynamodb",
+    "AmazonSQS": "sqs",
+    "secretsmanager": "secretsmanager",
+    "AWSEvents": "events",
+}
 _CREDENTIAL = re.compile(r"Credential=([^,\s]+)")
 
 

@@ -2,7 +2,12 @@
 
 Names are fixed (``backdrop-in-local`` …) so that ``events/*.json`` and ``events/env.json``
 work against a running local stack; everything else (queue delay, visibility timeout,
-``maxReceiveCount``, notification filters, table key and TTL) comes from template.yaml.
+``maxReceiveCount``, the input rule's event pattern, table key and TTL) comes from template.yaml.
+
+Uploads reach the work queue as in AWS: the input bucket sends its events to EventBridge (moto's),
+whose rule, the template's own pattern, sends the matching ones to the queue. With
+``ExistingInputBucket``, that bucket is not the stack's: it must exist already, and its
+EventBridge delivery is turned on by its owner (``bucket_events.enable_eventbridge``), not here.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from typing import Any
 
 import boto3
 
-from backdrop.local.template import StackSpec, resolve_environment
+from backdrop.local.template import StackSpec, resolve, resolve_environment
 
 REGION = "us-east-1"
 LOCAL_API_KEY = "local-emulator-key"
@@ -28,7 +33,10 @@ LOCAL_NAMES = {
     "DeadLetterQueue": "backdrop-dlq",
     "IdempotencyTable": "backdrop-idempotency",
     "ApiKeySecret": "backdrop/segmind-api-key",
+    "InputEventsRule": "backdrop-input-events",
+    "WebhookDeadLetterQueue": "backdrop-webhook-dlq",
 }
+LOCAL_EVENTS_QUEUE = "backdrop-events-local"
 # What boto3 needs to talk to moto: any credentials, one region, the local endpoint.
 _FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "local",
@@ -37,6 +45,10 @@ _FAKE_CREDENTIALS = {
     "AWS_DEFAULT_REGION": REGION,
     "AWS_REGION": REGION,
 }
+
+
+class MissingBucket(RuntimeError):
+    """The bucket named by ExistingInputBucket is not there: the stack never creates it."""
 
 
 @dataclass
@@ -50,6 +62,18 @@ class LocalStack:
     dlq_url: str
     table: str
     secret_id: str
+    # What a shop's backend would subscribe: Backdrop's completion events, on a queue of their own.
+    events_queue_url: str
+    # Logical id → what !Ref gives locally (a name, or a queue's URL), for every resource created.
+    names: dict[str, str]
+
+    @property
+    def input_prefix(self) -> str:
+        return self.spec.parameters.get("InputPrefix", "")
+
+    @property
+    def output_prefix(self) -> str:
+        return self.spec.parameters.get("OutputPrefix", "")
 
     def client(self, service: str) -> Any:
         return boto3.client(
@@ -61,15 +85,7 @@ class LocalStack:
         )
 
     def function_environment(self, api_url: str) -> dict[str, str]:
-        names = {
-            self.spec.input_bucket: self.input_bucket,
-            self.spec.output_bucket: self.output_bucket,
-            self.spec.work_queue: self.work_queue_url,
-            self._dlq_logical_id: self.dlq_url,
-            self.spec.table: self.table,
-            self.spec.secret: self.secret_id,
-        }
-        env = resolve_environment(self.spec, names)
+        env = resolve_environment(self.spec, self.names)
         env.update(_FAKE_CREDENTIALS)
         env.update(
             {
@@ -79,12 +95,6 @@ class LocalStack:
             }
         )
         return env
-
-    @property
-    def _dlq_logical_id(self) -> str:
-        target = self.spec.queues[self.spec.work_queue].dead_letter_target
-        assert target is not None, "the template's work queue has no redrive policy"
-        return target
 
 
 def create_resources(spec: StackSpec, endpoint: str, *, api_key: str = LOCAL_API_KEY) -> LocalStack:
@@ -97,11 +107,14 @@ def create_resources(spec: StackSpec, endpoint: str, *, api_key: str = LOCAL_API
     s3 = session.client("s3", endpoint_url=endpoint)
     sqs = session.client("sqs", endpoint_url=endpoint)
 
-    for logical_id in spec.buckets:
-        s3.create_bucket(Bucket=LOCAL_NAMES[logical_id])
+    names = {logical_id: LOCAL_NAMES[logical_id] for logical_id in spec.buckets}
+    for logical_id, bucket in names.items():
+        s3.create_bucket(Bucket=bucket)
         if logical_id in spec.versioned_buckets:
-            s3.put_bucket_versioning(
-                Bucket=LOCAL_NAMES[logical_id], VersioningConfiguration={"Status": "Enabled"}
+            s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+        if logical_id in spec.eventbridge_buckets:
+            s3.put_bucket_notification_configuration(
+                Bucket=bucket, NotificationConfiguration={"EventBridgeConfiguration": {}}
             )
 
     urls: dict[str, str] = {}
@@ -128,21 +141,11 @@ def create_resources(spec: StackSpec, endpoint: str, *, api_key: str = LOCAL_API
             "Attributes"
         ]["QueueArn"]
 
-    input_bucket = LOCAL_NAMES[spec.input_bucket]
-    s3.put_bucket_notification_configuration(
-        Bucket=input_bucket,
-        NotificationConfiguration={
-            "QueueConfigurations": [
-                {
-                    "QueueArn": arns[notification["Queue"]["Fn::GetAtt"][0]],
-                    "Events": [notification["Event"]],
-                    "Filter": {"Key": {"FilterRules": notification["Filter"]["S3Key"]["Rules"]}},
-                }
-                for notification in spec.notifications
-            ]
-        },
-    )
-    # S3 announces a new notification configuration with an s3:TestEvent: the handler ignores it.
+    names.update(urls)
+    input_bucket = str(resolve(spec, spec.environment["INPUT_BUCKETS"], names))
+    output_bucket = str(resolve(spec, spec.environment["OUTPUT_BUCKET"], names))
+    _require_existing(s3, {input_bucket, output_bucket} - set(names.values()))
+    _route_inputs(session.client("events", endpoint_url=endpoint), spec, names, arns)
 
     dynamodb = session.client("dynamodb", endpoint_url=endpoint)
     table = LOCAL_NAMES[spec.table]
@@ -160,18 +163,59 @@ def create_resources(spec: StackSpec, endpoint: str, *, api_key: str = LOCAL_API
         Name=LOCAL_NAMES[spec.secret], SecretString=json.dumps({"api_key": api_key})
     )["ARN"]
 
+    names.update({spec.table: table, spec.secret: secret_id})
+
     dlq_logical_id = spec.queues[spec.work_queue].dead_letter_target or ""
+    events_queue_url = _completion_events_queue(session, endpoint)
     return LocalStack(
         spec=spec,
         endpoint=endpoint,
         input_bucket=input_bucket,
-        output_bucket=LOCAL_NAMES[spec.output_bucket],
+        output_bucket=output_bucket,
         work_queue_url=urls[spec.work_queue],
         work_queue_arn=arns[spec.work_queue],
         dlq_url=urls[dlq_logical_id],
         table=table,
         secret_id=secret_id,
+        events_queue_url=events_queue_url,
+        names=names,
     )
+
+
+def _require_existing(s3: Any, buckets: set[str]) -> None:
+    """Buckets the template names but does not create (ExistingInputBucket) must be there."""
+    for bucket in sorted(buckets):
+        try:
+            s3.head_bucket(Bucket=bucket)
+        except s3.exceptions.ClientError:
+            raise MissingBucket(
+                f"bucket {bucket!r} (ExistingInputBucket) does not exist on the local stack: "
+                "the stack never creates it, so create it first"
+            ) from None
+
+
+def _route_inputs(events: Any, spec: StackSpec, names: dict[str, str], arns: dict[str, str]) -> None:
+    """The template's input rule on moto's EventBridge, its pattern resolved as CloudFormation would."""
+    rule = spec.input_rule
+    name = LOCAL_NAMES[rule.logical_id]
+    pattern = resolve(spec, rule.event_pattern, names)
+    events.put_rule(Name=name, EventBusName=rule.event_bus, EventPattern=json.dumps(pattern), State="ENABLED")
+    events.put_targets(
+        Rule=name, EventBusName=rule.event_bus, Targets=[{"Id": rule.target, "Arn": arns[rule.target]}]
+    )
+    names[rule.logical_id] = name
+
+
+def _completion_events_queue(session: boto3.session.Session, endpoint: str) -> str:
+    """A rule on the default bus for every Backdrop event, to a queue that `backdrop watch` and
+    the demo read: locally, the bus's only subscriber (moto delivers rules to SQS targets)."""
+    sqs = session.client("sqs", endpoint_url=endpoint)
+    events = session.client("events", endpoint_url=endpoint)
+    url = sqs.create_queue(QueueName=LOCAL_EVENTS_QUEUE)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name=LOCAL_EVENTS_QUEUE, EventPattern=json.dumps({"source": ["backdrop"]}))
+    events.put_targets(Rule=LOCAL_EVENTS_QUEUE, Targets=[{"Id": "local-listener", "Arn": arn}])
+    return url
 
 
 @contextmanager

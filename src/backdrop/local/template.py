@@ -30,16 +30,30 @@ class QueueSpec:
 
 
 @dataclass(frozen=True)
+class RuleSpec:
+    """The EventBridge rule that feeds the work queue: its pattern, intrinsics left unresolved."""
+
+    logical_id: str
+    event_pattern: dict[str, Any]
+    event_bus: str
+    target: str  # the queue's logical id
+
+
+@dataclass(frozen=True)
 class StackSpec:
-    """The template's shape: resources by logical id, and what the function runs with."""
+    """The template's shape: resources by logical id, and what the function runs with.
+
+    Only the resources the stack creates with these parameters are listed (a resource whose
+    ``Condition`` is false is not): with ``ExistingInputBucket`` there is no input bucket here.
+    """
 
     buckets: tuple[str, ...]
     versioned_buckets: tuple[str, ...]
-    input_bucket: str
-    output_bucket: str
+    # Buckets whose own notification configuration turns their EventBridge delivery on.
+    eventbridge_buckets: tuple[str, ...]
     queues: dict[str, QueueSpec]
     work_queue: str
-    notifications: tuple[dict[str, Any], ...]  # S3 QueueConfigurations, as CloudFormation writes them
+    input_rule: RuleSpec
     table: str
     table_key: str
     table_ttl_attribute: str
@@ -57,6 +71,10 @@ class StackSpec:
     conditions: dict[str, bool] = field(default_factory=dict)
 
 
+class RefusedParameters(ValueError):
+    """Parameters the template's Rules refuse: CloudFormation would not deploy the stack."""
+
+
 def load_spec(path: Path = DEFAULT_TEMPLATE, parameters: Mapping[str, str] | None = None) -> StackSpec:
     template = cfn_yaml.load(str(path))
     values = {name: str(p.get("Default", "")) for name, p in template.get("Parameters", {}).items()}
@@ -64,11 +82,16 @@ def load_spec(path: Path = DEFAULT_TEMPLATE, parameters: Mapping[str, str] | Non
     if unknown:
         raise ValueError(f"unknown template parameter(s): {', '.join(sorted(unknown))}")
     values.update(parameters or {})
-    resolver = _Resolver(values, {})
-    conditions = {name: bool(resolver.resolve(rule)) for name, rule in template.get("Conditions", {}).items()}
-    resolver.conditions = conditions
+    resolver = _Resolver(values, {}, definitions=template.get("Conditions", {}))
+    conditions = {name: resolver.condition(name) for name in template.get("Conditions", {})}
+    _check_rules(template.get("Rules", {}), resolver)
 
-    resources = template["Resources"]
+    # The resources these parameters create: one whose Condition is false does not exist.
+    resources = {
+        logical_id: resource
+        for logical_id, resource in template["Resources"].items()
+        if "Condition" not in resource or conditions[resource["Condition"]]
+    }
     by_type: dict[str, list[str]] = {}
     for logical_id, resource in resources.items():
         by_type.setdefault(resource["Type"], []).append(logical_id)
@@ -77,12 +100,6 @@ def load_spec(path: Path = DEFAULT_TEMPLATE, parameters: Mapping[str, str] | Non
     globals_ = template.get("Globals", {}).get("Function", {})
     (event,) = [e for e in function["Events"].values() if e["Type"] == "SQS"]
     work_queue = event["Properties"]["Queue"]["Fn::GetAtt"][0]
-    input_bucket = next(
-        b
-        for b in by_type["AWS::S3::Bucket"]
-        if "NotificationConfiguration" in resources[b].get("Properties", {})
-    )
-    output_ref = function["Environment"]["Variables"]["OUTPUT_BUCKET"]["Ref"]
     (table,) = by_type["AWS::DynamoDB::Table"]
     table_props = resources[table]["Properties"]
     (secret,) = by_type["AWS::SecretsManager::Secret"]
@@ -99,21 +116,25 @@ def load_spec(path: Path = DEFAULT_TEMPLATE, parameters: Mapping[str, str] | Non
             dead_letter_target=redrive["deadLetterTargetArn"]["Fn::GetAtt"][0] if redrive else None,
         )
 
+    buckets = {name: resources[name].get("Properties", {}) for name in by_type.get("AWS::S3::Bucket", [])}
     return StackSpec(
-        buckets=tuple(by_type["AWS::S3::Bucket"]),
+        buckets=tuple(buckets),
         versioned_buckets=tuple(
-            bucket
-            for bucket in by_type["AWS::S3::Bucket"]
-            if resources[bucket].get("Properties", {}).get("VersioningConfiguration", {}).get("Status")
-            == "Enabled"
+            name
+            for name, props in buckets.items()
+            if props.get("VersioningConfiguration", {}).get("Status") == "Enabled"
         ),
-        input_bucket=input_bucket,
-        output_bucket=output_ref,
+        eventbridge_buckets=tuple(
+            name
+            for name, props in buckets.items()
+            if props.get("NotificationConfiguration", {})
+            .get("EventBridgeConfiguration", {})
+            .get("EventBridgeEnabled")
+            is True
+        ),
         queues=queues,
         work_queue=work_queue,
-        notifications=tuple(
-            resources[input_bucket]["Properties"]["NotificationConfiguration"]["QueueConfigurations"]
-        ),
+        input_rule=_rule_into(work_queue, resources, by_type.get("AWS::Events::Rule", [])),
         table=table,
         table_key=table_props["KeySchema"][0]["AttributeName"],
         table_ttl_attribute=table_props["TimeToLiveSpecification"]["AttributeName"],
@@ -131,16 +152,53 @@ def load_spec(path: Path = DEFAULT_TEMPLATE, parameters: Mapping[str, str] | Non
     )
 
 
+def _check_rules(rules: Mapping[str, Any], resolver: _Resolver) -> None:
+    """The template's Rules, as CloudFormation checks them before it creates anything."""
+    refused = [
+        assertion["AssertDescription"]
+        for rule in rules.values()
+        if resolver.resolve(rule.get("RuleCondition", True))
+        for assertion in rule["Assertions"]
+        if not resolver.resolve(assertion["Assert"])
+    ]
+    if refused:
+        raise RefusedParameters("; ".join(refused))
+
+
+def _rule_into(queue: str, resources: dict[str, Any], rules: list[str]) -> RuleSpec:
+    """The rule whose target is ``queue``: how inputs reach the work queue."""
+    for logical_id in rules:
+        props = resources[logical_id]["Properties"]
+        for target in props.get("Targets", []):
+            if target["Arn"] == {"Fn::GetAtt": [queue, "Arn"]}:
+                bus = props.get("EventBusName", "default")
+                return RuleSpec(logical_id, props["EventPattern"], bus, queue)
+    raise ValueError(f"no EventBridge rule of the template sends to {queue}")
+
+
 class _Resolver:
-    """Resolves Ref, Fn::GetAtt, Fn::If, Fn::Equals, Fn::Not, Fn::Sub against local values."""
+    """Resolves Ref, Fn::GetAtt, Fn::If, Fn::Equals, Fn::Not, Fn::And, Fn::Or, Condition and
+    Fn::Sub against local values."""
 
     def __init__(
-        self, parameters: dict[str, str], names: dict[str, str], conditions: dict[str, bool] | None = None
+        self,
+        parameters: dict[str, str],
+        names: Mapping[str, str],
+        conditions: dict[str, bool] | None = None,
+        *,
+        definitions: Mapping[str, Any] | None = None,
     ):
         self.parameters = parameters
         self.names = names  # logical id -> what !Ref gives locally (name or URL)
         self.attributes: dict[tuple[str, str], str] = {}
-        self.conditions = conditions or {}
+        self.conditions = dict(conditions or {})
+        self._definitions = definitions or {}  # the template's Conditions, evaluated when first named
+
+    def condition(self, name: str) -> bool:
+        """A condition's value; one defined by others is evaluated once they are."""
+        if name not in self.conditions:
+            self.conditions[name] = bool(self.resolve(self._definitions[name]))
+        return self.conditions[name]
 
     def resolve(self, value: Any) -> Any:
         if isinstance(value, list):
@@ -164,13 +222,23 @@ class _Resolver:
             return None
         return self.names.get(name, name)
 
-    def _get_att(self, argument: list[str]) -> str:
+    def _get_att(self, argument: list[str]) -> Any:
+        """A known attribute's local value; any other is kept (an ARN nothing local needs)."""
         logical_id, attribute = argument
-        return self.attributes[(logical_id, attribute)]
+        return self.attributes.get((logical_id, attribute), {"Fn::GetAtt": argument})
 
     def _if(self, argument: list[Any]) -> Any:
         condition, when_true, when_false = argument
-        return self.resolve(when_true if self.conditions[condition] else when_false)
+        return self.resolve(when_true if self.condition(condition) else when_false)
+
+    def _condition(self, name: str) -> bool:
+        return self.condition(name)
+
+    def _and(self, argument: list[Any]) -> bool:
+        return all(self.resolve(item) for item in argument)
+
+    def _or(self, argument: list[Any]) -> bool:
+        return any(self.resolve(item) for item in argument)
 
     def _equals(self, argument: list[Any]) -> bool:
         left, right = self.resolve(argument)
@@ -180,11 +248,10 @@ class _Resolver:
         return not self.resolve(argument[0])
 
     def _sub(self, argument: Any) -> Any:
-        """The string form only (names and parameters); the list form is left as it is."""
-        if not isinstance(argument, str):
-            return self._unresolved("Fn::Sub", argument)
-        text = argument
-        for name, replacement in {**self.parameters, **self.names}.items():
+        """``${name}`` of the list form's variables, then of parameters and names; ``${X.Attr}``
+        only when ``X.Attr`` is given as a name."""
+        text, variables = (argument, {}) if isinstance(argument, str) else argument
+        for name, replacement in {**self.parameters, **self.names, **self.resolve(variables)}.items():
             text = text.replace("${" + name + "}", str(replacement))
         return text
 
@@ -196,15 +263,22 @@ _INTRINSICS: dict[str, Callable[[_Resolver, Any], Any]] = {
     "Fn::If": _Resolver._if,
     "Fn::Equals": _Resolver._equals,
     "Fn::Not": _Resolver._not,
+    "Fn::And": _Resolver._and,
+    "Fn::Or": _Resolver._or,
+    "Condition": _Resolver._condition,
     "Fn::Sub": _Resolver._sub,
 }
 
 
-def resolve_environment(spec: StackSpec, names: dict[str, str]) -> dict[str, str]:
+def resolve(spec: StackSpec, value: Any, names: Mapping[str, str]) -> Any:
+    """A piece of the template (a pattern, a policy) with these parameters and local names."""
+    return _Resolver(spec.parameters, names, spec.conditions).resolve(value)
+
+
+def resolve_environment(spec: StackSpec, names: Mapping[str, str]) -> dict[str, str]:
     """The function's variables with local names in place of the resources they refer to."""
-    resolver = _Resolver(spec.parameters, names, spec.conditions)
     resolved = {}
     for name, value in spec.environment.items():
-        result = resolver.resolve(value)
+        result = resolve(spec, value, names)
         resolved[name] = "" if result is None else str(result)
     return resolved

@@ -44,7 +44,7 @@ def test_invalid_sidecar_dlq_record_has_the_contract_shape(stack: Stack):
     image_etag = stack.upload("shop/x.jpg", photo("JPEG"))
     stack.upload("shop/x.jpg.json", {"prompt": "x", "seed": 5})
     messages = stack.received()
-    response = stack.deliver(messages[:1])  # the image's notification
+    response = stack.deliver(messages[:1])  # the image's event
 
     assert response == {"batchItemFailures": []}  # permanent: dead-lettered, not retried
     assert stack.api_calls == 0
@@ -79,7 +79,7 @@ def test_invalid_sidecar_dlq_record_has_the_contract_shape(stack: Stack):
     assert record["attempts"] == 1
     assert ISO_SECOND.fullmatch(record["failed_at"])
     assert record["request_id"]
-    assert record["event"] == json.loads(messages[0]["Body"])["Records"][0]
+    assert record["event"] == json.loads(messages[0]["Body"])  # the input rule's EventBridge event, whole
 
 
 def test_non_image_bytes_named_jpg_fail_as_invalid_image_without_a_call(stack: Stack):
@@ -106,7 +106,7 @@ def test_a_dlq_record_fed_back_is_processed_again(stack: Stack):
     stack.drain()
     ((record, _),) = stack.dlq()
     stack.upload("r.png.json", SIDECAR)  # the user fixes the sidecar, then redrives
-    stack.received()  # (the fix's own notification is not needed: the redrive alone must do it)
+    stack.received()  # (the fix's own event is not needed: the redrive alone must do it)
     stack.sqs.purge_queue(QueueUrl=stack.work_queue_url)
     stack.sqs.send_message(QueueUrl=stack.work_queue_url, MessageBody=json.dumps(record))
     assert stack.deliver() == {"batchItemFailures": []}
@@ -323,7 +323,7 @@ def test_one_bad_record_does_not_fail_its_neighbours(stack: Stack):
     stack.upload("bad.png", photo())
     stack.upload("bad.png.json", "{broken")
     pair(stack, "flaky.png")
-    by_key = {json.loads(m["Body"])["Records"][0]["s3"]["object"]["key"]: m for m in stack.received()}
+    by_key = {json.loads(m["Body"])["detail"]["object"]["key"]: m for m in stack.received()}
     image_messages = {key: message for key, message in by_key.items() if key.endswith(".png")}
     # In batch order the API sees good, then flaky (bad never reaches it): 200, then 502.
     stack.emulator.script(Reply(200, photo()), Reply(502, {"error": "busy"}))

@@ -1,4 +1,4 @@
-"""Uploads to S3 (moto server) → notifications on the work queue → the real handler → output or DLQ."""
+"""Uploads to S3 (moto server) → their events on the work queue → the real handler → output or DLQ."""
 
 from __future__ import annotations
 

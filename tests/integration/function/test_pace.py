@@ -12,7 +12,7 @@ from backdrop.emulator import Emulator, Reply
 from backdrop.local.stack import LOCAL_NAMES
 from backdrop_fn.adapters.pace import HEADROOM, PACE_ITEM_ID, DynamoDbPace
 from backdrop_fn.adapters.segmind import SegmindClient
-from backdrop_fn.errors import InfrastructureUnavailable, NoTurnInTime
+from backdrop_fn.errors import InfrastructureUnavailable, NotEnoughTime, NoTurnInTime, ServerError
 from backdrop_fn.spend_record import KEY_PREFIX as SPEND
 from backdrop_fn.timing import Deadline
 from tests.integration.conftest import REGION, Stack, photo
@@ -127,15 +127,16 @@ def test_containers_taking_turns_at_once_each_get_a_turn_of_their_own(aws: str):
 
 
 class Turns:
-    """The client's side of the pace: the waits it allows, and a refusal when told to."""
+    """The client's side of the pace: the waits it allows, and refusals from the given turn on
+    (0: every turn refused)."""
 
-    def __init__(self, *, refuse: bool = False) -> None:
+    def __init__(self, *, refuse_from: int | None = None) -> None:
         self.max_waits: list[float] = []
-        self._refuse = refuse
+        self._refuse_from = refuse_from
 
     def take_turn(self, max_wait_seconds: float) -> None:
         self.max_waits.append(max_wait_seconds)
-        if self._refuse:
+        if self._refuse_from is not None and len(self.max_waits) > self._refuse_from:
             raise NoTurnInTime("the next turn is 90 s away", come_back_after_seconds=90)
 
 
@@ -161,9 +162,25 @@ def test_every_request_to_the_api_a_retry_too_waits_for_its_turn(emulator: Emula
 def test_a_request_with_no_turn_in_time_is_not_sent(emulator: Emulator):
     clock = FakeClock(1000.0)
     with pytest.raises(NoTurnInTime) as refused:
-        paced_client(emulator, Turns(refuse=True), clock).replace_background(payload(), Deadline(300, clock))
+        paced_client(emulator, Turns(refuse_from=0), clock).replace_background(
+            payload(), Deadline(300, clock)
+        )
     assert refused.value.come_back_after_seconds == 90
     assert emulator.requests == []
+
+
+def test_a_retry_with_no_turn_in_time_is_not_made_and_the_sent_request_counts(emulator: Emulator):
+    """The first request was sent (and may have been charged): the message must come nearer its
+    last attempt, as for any failure, not go back uncounted to loop, paying, for ever."""
+    clock = FakeClock(1000.0)
+    emulator.script(Reply(503, {"error": "busy"}))
+    with pytest.raises(ServerError) as failed:
+        paced_client(emulator, Turns(refuse_from=1), clock).replace_background(
+            payload(), Deadline(300, clock)
+        )
+    assert not isinstance(failed.value, NotEnoughTime)
+    assert failed.value.retryable
+    assert len(emulator.requests) == 1
 
 
 def test_the_wait_for_a_turn_leaves_time_for_the_request_and_its_write(emulator: Emulator):

@@ -255,6 +255,17 @@ def test_secrets_manager_internal_error_is_botocores_modeled_exception(proxy: Aw
         secrets.get_secret_value(SecretId="backdrop/key")
 
 
+@pytest.mark.parametrize("kind", ["ThrottlingException", "InternalException"])
+def test_event_bus_faults_raise_the_code_aws_would(proxy: AwsFaultProxy, kind: str):
+    events = client(proxy, "events")
+    proxy.rules = [FaultRule("events", "PutEvents", kind=kind)]
+    entry = {"Source": "backdrop", "DetailType": "Backdrop Image Processed", "Detail": "{}"}
+
+    assert error_code(lambda: events.put_events(Entries=[entry])) == kind
+    proxy.rules = []
+    assert events.put_events(Entries=[entry])["FailedEntryCount"] == 0
+
+
 def test_a_closed_connection_surfaces_as_connection_closed_error(proxy: AwsFaultProxy, s3: Any):
     proxy.rules = [FaultRule("s3", "GetObject", kind="ConnectionClosed")]
 

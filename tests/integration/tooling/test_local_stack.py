@@ -1,4 +1,4 @@
-"""The local stack end to end: upload → S3 notification → work queue → poller → handler → output or DLQ."""
+"""The local stack end to end: upload → EventBridge rule → work queue → poller → handler → output or DLQ."""
 
 from __future__ import annotations
 
@@ -61,6 +61,26 @@ def test_an_upload_pair_comes_out_processed(box: Sandbox):
     assert box.wait_until(lambda: not box.mapping.busy, timeout=10)
     assert len(box.emulator.requests) == 1
     assert box.mapping.stats.invocation_errors == 0
+
+
+def test_an_image_in_any_letter_case_is_processed(box: Sandbox):
+    """The stack's own bucket reaches the queue through EventBridge, whose rule ignores case."""
+    s3 = box.stack.client("s3")
+    s3.put_object(Bucket=box.stack.input_bucket, Key="odd/Shoe.jPg.json", Body=json.dumps({"prompt": "p"}))
+    s3.put_object(Bucket=box.stack.input_bucket, Key="odd/Shoe.jPg", Body=photo("JPEG"))
+    s3.put_object(Bucket=box.stack.input_bucket, Key="odd/notes.txt", Body=b"not an input")
+    assert box.wait_until(lambda: outputs(box) == ["odd/Shoe.png"], timeout=30)
+    assert box.wait_until(lambda: not box.mapping.busy, timeout=10)
+    assert box.mapping.stats.messages == 2  # the rule let the image and its sidecar through, not the .txt
+
+
+def test_a_key_with_a_plus_and_a_space_is_read_as_uploaded(box: Sandbox):
+    """S3 URL-encodes keys in its events (the local stack's moto too), and the function decodes them."""
+    s3 = box.stack.client("s3")
+    s3.put_object(Bucket=box.stack.input_bucket, Key="c++ shoe.png.json", Body=json.dumps({"prompt": "p"}))
+    s3.put_object(Bucket=box.stack.input_bucket, Key="c++ shoe.png", Body=photo())
+    assert box.wait_until(lambda: outputs(box) == ["c++ shoe.png"], timeout=30)
+    assert dlq_depth(box) == 0
 
 
 def test_a_bad_upload_ends_in_the_dlq(box: Sandbox):

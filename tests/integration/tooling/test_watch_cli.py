@@ -143,3 +143,24 @@ def test_the_console_says_what_waits_and_what_is_a_free_duplicate(start_watch, t
     watch.wait_for("shoe.png: duplicate, no charge")
     assert watch.interrupt() == 0
     assert "1 API calls" in watch.output
+
+
+def test_watch_runs_on_a_stand_in_for_an_existing_bucket(start_watch, tmp_path: Path):
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    watch = start_watch(folder, "--existing-bucket", "shop-assets", "--input-prefix", "in/")
+    watch.wait_for("A local stand-in for your bucket shop-assets")
+    watch.wait_for("Ctrl-C to stop")
+    (folder / "shoe.png.json").write_text(json.dumps({"prompt": "a beach"}))
+    (folder / "shoe.png").write_bytes(photo())
+    watch.wait_for("in/shoe.png → out/shoe.png")
+    assert watch.interrupt() == 0
+    assert "1 API calls" in watch.output
+
+
+def test_results_beside_the_inputs_without_an_output_prefix_are_refused(start_watch):
+    watch = start_watch(None, "--existing-bucket", "shop-assets", "--outputs-in-bucket")
+    assert watch.finish() == 2
+    said = " ".join(watch.output.split())  # as wrapped for the terminal
+    assert "--outputs-in-bucket needs --existing-bucket and a non-empty --output-prefix" in said
+    assert "Traceback" not in watch.output

@@ -24,7 +24,9 @@ from tests.unit.function.fakes import (
     InMemoryClaims,
     InMemoryLedger,
     InMemoryOwners,
+    InMemoryPendingEvents,
     InMemorySpendGuard,
+    RecordingBus,
     RecordingMetrics,
 )
 
@@ -63,6 +65,8 @@ class World:
     owners: InMemoryOwners = dataclasses.field(default_factory=InMemoryOwners)
     ledger: InMemoryLedger = dataclasses.field(default_factory=InMemoryLedger)
     spend: InMemorySpendGuard = dataclasses.field(default_factory=InMemorySpendGuard)
+    bus: RecordingBus = dataclasses.field(default_factory=RecordingBus)
+    pending_events: InMemoryPendingEvents = dataclasses.field(default_factory=InMemoryPendingEvents)
     clock: FakeClock = dataclasses.field(default_factory=FakeClock)
     seed: int = 4242
 
@@ -79,6 +83,8 @@ class World:
             owners=self.owners,
             ledger=self.ledger,
             spend=self.spend,
+            bus=self.bus,
+            pending_events=self.pending_events,
             random_seed=lambda: self.seed,
             sleep=self.clock.sleep,
             wall_clock=self.wall_time,

@@ -14,7 +14,7 @@ from typing import Any, BinaryIO
 
 from PIL import Image
 
-from backdrop_fn.errors import BackdropError, BudgetExceeded, ClaimInProgress
+from backdrop_fn.errors import BackdropError, BudgetExceeded, ClaimInProgress, EventNotPublished
 from backdrop_fn.images import PNG, ImageType
 from backdrop_fn.outcome import Outcome
 from backdrop_fn.ports import ApiImage, ObjectInfo, Purchases, SpendReservation, StoredObject
@@ -213,6 +213,37 @@ class FakeFailureSink:
     @property
     def records(self) -> list[dict[str, Any]]:
         return [record for record, _ in self.sent]
+
+
+@dataclass
+class RecordingBus:
+    """The event bus: what it took, by detail type, and how many puts to refuse first."""
+
+    published: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    refusals: int = 0
+
+    def put(self, detail_type: str, detail: str) -> None:
+        if self.refusals:
+            self.refusals -= 1
+            raise EventNotPublished("the event bus 'default' refused the event: ThrottlingException")
+        self.published.append((detail_type, json.loads(detail)))
+
+    def details(self, detail_type: str) -> list[dict[str, Any]]:
+        return [detail for kind, detail in self.published if kind == detail_type]
+
+
+@dataclass
+class InMemoryPendingEvents:
+    kept: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    def keep(self, event_id: str, detail_type: str, detail: str) -> None:
+        self.kept[event_id] = (detail_type, detail)
+
+    def take(self, event_id: str) -> tuple[str, str] | None:
+        return self.kept.get(event_id)
+
+    def forget(self, event_id: str) -> None:
+        self.kept.pop(event_id, None)
 
 
 class InMemoryClaims:

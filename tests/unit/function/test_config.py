@@ -87,3 +87,18 @@ def test_input_buckets_are_a_comma_separated_set_and_blank_is_unset(value: str, 
 
 def test_without_input_buckets_any_bucket_is_allowed():
     assert Settings.from_env(REQUIRED).input_buckets is None
+
+
+def test_outputs_in_an_input_bucket_need_an_output_prefix():
+    shared = {**REQUIRED, "INPUT_BUCKETS": f"other,{REQUIRED['OUTPUT_BUCKET']}"}
+    with pytest.raises(ConfigurationError, match="OUTPUT_PREFIX may not be empty"):
+        Settings.from_env(shared)
+    with pytest.raises(ConfigurationError, match="OUTPUT_PREFIX may not be empty"):
+        Settings.from_env({**shared, "OUTPUT_PREFIX": ""})
+    assert Settings.from_env({**shared, "OUTPUT_PREFIX": "backdrop/"}).outputs_share_an_input_bucket
+
+
+def test_outputs_in_a_bucket_of_their_own_need_no_prefix():
+    settings = Settings.from_env({**REQUIRED, "INPUT_BUCKETS": "inputs"})
+    assert not settings.outputs_share_an_input_bucket
+    assert settings.output_prefix == ""

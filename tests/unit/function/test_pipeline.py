@@ -791,13 +791,42 @@ def test_default_rendering_speed_applies_only_when_the_sidecar_gives_none(world:
     assert world.output("a.png")["metadata"]["rendering-speed"] == "TURBO"
 
 
-def test_an_event_from_the_output_bucket_never_makes_a_call(world: World):
-    world.configure(output_bucket=BUCKET)
-    world.configure(default_prompt="anything")
-    world.upload("result.png", PNG_BYTES)
-    assert statuses(world.event("result.png")) == [Status.IGNORED]
+@pytest.mark.parametrize(
+    ("outputs", "key"),
+    [
+        ({"output_bucket": BUCKET}, "result.png"),
+        (
+            {"output_bucket": BUCKET, "input_buckets": {BUCKET}, "output_prefix": "backdrop/"},
+            "backdrop/a.png",
+        ),
+    ],
+    ids=[
+        "from an output bucket of its own (wired wrong)",
+        "under OUTPUT_PREFIX in a bucket shared with inputs",
+    ],
+)
+def test_an_event_for_one_of_our_results_is_acknowledged_unprocessed_and_counted(
+    world: World, outputs: dict, key: str
+):
+    world.configure(**outputs, default_prompt="anything")  # a result taken for an input would be paid for
+    world.upload(key, PNG_BYTES)
+    world.upload(key + ".json", SIDECAR)
+    outcomes = [*world.event(key), *world.event(key + ".json")]
+    assert statuses(outcomes) == [Status.IGNORED, Status.IGNORED]
     assert world.api.calls == 0
     assert world.dlq.sent == []
+    assert world.metrics.total("OutputEventsIgnored") == 2
+
+
+def test_in_a_bucket_shared_with_inputs_an_input_is_processed_and_its_result_goes_under_the_prefix(
+    world: World,
+):
+    world.configure(output_bucket=BUCKET, input_buckets={BUCKET}, output_prefix="backdrop/")
+    world.upload("shop/a.jPg", JPEG_BYTES)
+    world.upload("shop/a.jPg.json", SIDECAR)
+    assert statuses(world.event("shop/a.jPg")) == [Status.PROCESSED]
+    assert (BUCKET, "backdrop/shop/a.png") in world.store.outputs
+    assert world.metrics.total("OutputEventsIgnored") == 0
 
 
 def test_an_empty_image_is_an_invalid_image(world: World):

@@ -122,3 +122,13 @@ def test_a_record_names_the_invocation_that_sent_it_and_a_raw_message_names_none
     sent.record["request_id"] = "req-7"  # type: ignore[index]
     raw = DeadLetter("m2", "r2", '{"Records": []}', "unprocessed", None)
     assert (sent.request_id, raw.request_id) == ("req-7", None)
+
+
+def test_a_raw_event_moved_by_the_queue_is_named_by_its_decoded_key_whatever_its_shape():
+    notification = {"Records": [{"eventSource": "aws:s3", "s3": {"object": {"key": "shop/a+b%2B.jpg"}}}]}
+    rule_event = {"source": "aws.s3", "detail": {"object": {"key": "shop/a+b%2B.jpg"}}}
+    keys = [
+        DeadLetter("m", "r", json.dumps(body), "unprocessed", None).key for body in (notification, rule_event)
+    ]
+    assert keys == ["shop/a b+.jpg", "shop/a b+.jpg"]
+    assert DeadLetter("m", "r", "not json", "unknown", None).key == "?"

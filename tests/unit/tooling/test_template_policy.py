@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from cfnlint.decode import cfn_yaml
 
+from backdrop.local.template import RefusedParameters, load_spec, resolve
 from backdrop_fn.vocabulary import Metric
 
 TEMPLATE_PATH = Path(__file__).resolve().parents[3] / "template.yaml"
@@ -65,22 +66,102 @@ def granted_on(resource: Any) -> set[str]:
     }
 
 
-OUTPUT_OBJECTS = {"Fn::Sub": "${OutputBucket.Arn}/*"}
+# What !Ref gives for the buckets the stack creates, and the partition, to read ARNs by.
+BUCKET_NAMES = {"InputBucket": "stack-in", "OutputBucket": "stack-out", "AWS::Partition": "aws"}
+SHOP = {"ExistingInputBucket": "shop-assets", "InputPrefix": "backdrop/in/"}
+SHOP_OUTPUTS = {**SHOP, "OutputToInputBucket": "true", "OutputPrefix": "backdrop/out/"}
+
+
+def s3_grants(parameters: dict[str, str] | None = None) -> dict[str, tuple[set[str], Any]]:
+    """The role's S3 grants with these parameters: resource ARN → (actions, condition or None)."""
+    spec = load_spec(TEMPLATE_PATH, parameters)
+    grants: dict[str, tuple[set[str], Any]] = {}
+    for document in role_documents():
+        for statement in resolve(spec, as_list(document["Statement"]), BUCKET_NAMES):
+            if statement is None or not any(a.startswith("s3:") for a in actions(statement)):
+                continue
+            for resource in as_list(statement["Resource"]):
+                assert resource not in grants, f"{resource} is granted twice"
+                grants[resource] = (actions(statement), statement.get("Condition"))
+    return grants
+
+
+WRITE_OUTPUTS = {"s3:putobject", "s3:abortmultipartupload", "s3:getobject", "s3:deleteobjectversion"}
+READ_INPUTS = {"s3:getobject", "s3:getobjectversion"}
 
 
 def test_outputs_of_5_mib_or_more_can_be_uploaded_in_parts():
     # upload_fileobj switches to a multipart upload at 5 MiB, and aborts it when a part fails:
     # Create/UploadPart/Complete are covered by s3:PutObject, AbortMultipartUpload is not.
-    granted = granted_on(OUTPUT_OBJECTS)
+    granted, _ = s3_grants()["arn:aws:s3:::stack-out/*"]
     assert {"s3:putobject", "s3:abortmultipartupload"} <= granted
 
 
 def test_a_superseded_result_can_be_withdrawn_by_its_own_version():
     # HeadObject needs s3:GetObject; deleting one version needs s3:DeleteObjectVersion, and
     # nothing grants deleting the current object outright.
-    granted = granted_on(OUTPUT_OBJECTS)
+    granted, _ = s3_grants()["arn:aws:s3:::stack-out/*"]
     assert {"s3:getobject", "s3:deleteobjectversion"} <= granted
     assert "s3:deleteobject" not in granted
+
+
+def test_with_the_stack_s_own_buckets_the_function_reads_one_and_writes_the_other():
+    assert s3_grants() == {
+        "arn:aws:s3:::stack-in/*": (READ_INPUTS, None),
+        "arn:aws:s3:::stack-in": ({"s3:listbucket"}, None),
+        "arn:aws:s3:::stack-out/*": (WRITE_OUTPUTS, None),
+    }
+
+
+def test_in_an_existing_bucket_the_function_may_read_and_list_only_under_the_input_prefix():
+    assert s3_grants(SHOP) == {
+        "arn:aws:s3:::shop-assets/backdrop/in/*": (READ_INPUTS, None),
+        "arn:aws:s3:::shop-assets": ({"s3:listbucket"}, {"StringLike": {"s3:prefix": "backdrop/in/*"}}),
+        "arn:aws:s3:::stack-out/*": (WRITE_OUTPUTS, None),
+    }
+
+
+def test_outputs_in_an_existing_bucket_may_be_written_only_under_the_output_prefix():
+    assert s3_grants(SHOP_OUTPUTS) == {
+        "arn:aws:s3:::shop-assets/backdrop/in/*": (READ_INPUTS, None),
+        "arn:aws:s3:::shop-assets": ({"s3:listbucket"}, {"StringLike": {"s3:prefix": "backdrop/in/*"}}),
+        "arn:aws:s3:::shop-assets/backdrop/out/*": (WRITE_OUTPUTS, None),
+    }
+
+
+def test_only_the_input_rule_may_send_to_the_work_queue():
+    (statement,) = as_list(RESOURCES["WorkQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"])
+    assert RESOURCES["WorkQueuePolicy"]["Properties"]["Queues"] == [{"Ref": "WorkQueue"}]
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+    assert (statement["Effect"], statement["Action"]) == ("Allow", "sqs:SendMessage")
+    assert statement["Resource"] == {"Fn::GetAtt": ["WorkQueue", "Arn"]}
+    assert statement["Condition"] == {
+        "ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": ["InputEventsRule", "Arn"]}}
+    }
+    targets = RESOURCES["InputEventsRule"]["Properties"]["Targets"]
+    assert [target["Arn"] for target in targets] == [{"Fn::GetAtt": ["WorkQueue", "Arn"]}]
+
+
+@pytest.mark.parametrize(
+    "parameters",
+    [
+        {"ExistingInputBucket": "shop-assets", "OutputToInputBucket": "true"},
+        {"ExistingInputBucket": "shop-assets", "OutputToInputBucket": "true", "OutputPrefix": ""},
+        {"OutputToInputBucket": "true", "OutputPrefix": "backdrop/"},
+    ],
+    ids=["no output prefix", "an empty output prefix", "no existing bucket"],
+)
+def test_outputs_in_the_input_bucket_without_a_prefix_or_a_bucket_are_refused_at_deploy_time(
+    parameters: dict[str, str],
+):
+    # The template's Rules, read as CloudFormation reads them before it creates anything.
+    with pytest.raises(RefusedParameters, match="OutputToInputBucket=true"):
+        load_spec(TEMPLATE_PATH, parameters)
+
+
+@pytest.mark.parametrize("parameters", [{}, SHOP, SHOP_OUTPUTS, {"OutputPrefix": "o/"}])
+def test_the_usual_deployments_are_accepted(parameters: dict[str, str]):
+    load_spec(TEMPLATE_PATH, parameters)
 
 
 @pytest.mark.parametrize("name", ["OutputBucket", "DeadLetterQueue", "IdempotencyTable"])
@@ -198,3 +279,44 @@ def test_the_failure_rate_alarm_divides_failed_by_everything_handled():
 def test_the_credits_alarm_exists_only_with_a_threshold():
     assert RESOURCES["CreditsAlarm"]["Condition"] == "HasCreditsAlarm"
     assert RESOURCES["CreditsAlarm"]["Properties"]["Threshold"] == {"Ref": "CreditsAlarmThreshold"}
+
+
+def test_the_function_may_publish_its_events_on_the_named_bus_only():
+    bus = {
+        "Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${EventBusName}"
+    }
+    assert granted_on(bus) == {"events:putevents"}
+    variables = FUNCTION["Properties"]["Environment"]["Variables"]
+    assert variables["EVENT_BUS_NAME"] == {"Ref": "EventBusName"}
+
+
+def test_the_webhook_gets_each_event_s_detail_with_retries_and_a_dead_letter_queue():
+    webhook = [name for name, resource in RESOURCES.items() if resource.get("Condition") == "HasWebhook"]
+    assert set(webhook) == {
+        "WebhookConnection",
+        "WebhookDestination",
+        "WebhookDeadLetterQueue",
+        "WebhookDeadLetterQueueAlarm",
+        "WebhookDeadLetterQueuePolicy",
+        "WebhookRole",
+        "WebhookRule",
+    }
+    rule = RESOURCES["WebhookRule"]["Properties"]
+    assert rule["EventPattern"] == {
+        "source": ["backdrop"],
+        "detail-type": ["Backdrop Image Processed", "Backdrop Image Failed"],
+    }
+    (target,) = rule["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": ["WebhookDestination", "Arn"]}
+    assert target["InputPath"] == "$.detail"
+    assert target["RetryPolicy"]["MaximumEventAgeInSeconds"] == 86400
+    assert target["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": ["WebhookDeadLetterQueue", "Arn"]}
+    role = RESOURCES["WebhookRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    assert role == [
+        {
+            "Effect": "Allow",
+            "Action": "events:InvokeApiDestination",
+            "Resource": {"Fn::GetAtt": ["WebhookDestination", "Arn"]},
+        }
+    ]
+    assert TEMPLATE["Conditions"]["HasWebhook"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "WebhookUrl"}, ""]}]}

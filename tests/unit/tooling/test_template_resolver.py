@@ -32,10 +32,16 @@ CASES: list[tuple[str, Any, Any]] = [
     ("not", {"Fn::Not": [{"Fn::Equals": ["a", "b"]}]}, True),
     ("sub of a string", {"Fn::Sub": "${OutputBucket}-${Stage}-${Other}"}, "out-dev-${Other}"),
     (
-        "sub of a list, kept",
-        {"Fn::Sub": ["${X}", {"X": {"Ref": "Stage"}}]},
-        {"Fn::Sub": ["${X}", {"X": "dev"}]},
+        "sub of a list: its variables, then parameters and names",
+        {"Fn::Sub": ["${X}/${Stage}/${Y}*", {"X": {"Ref": "OutputBucket"}, "Y": {"Ref": "Empty"}}]},
+        "out/dev/*",
     ),
+    ("an unknown attribute, kept", {"Fn::GetAtt": ["Rule", "Arn"]}, {"Fn::GetAtt": ["Rule", "Arn"]}),
+    ("a condition", {"Condition": "IsDev"}, True),
+    ("and", {"Fn::And": [{"Condition": "IsDev"}, {"Fn::Equals": ["a", "a"]}]}, True),
+    ("and, one false", {"Fn::And": [{"Condition": "IsDev"}, {"Condition": "IsProd"}]}, False),
+    ("or", {"Fn::Or": [{"Condition": "IsProd"}, {"Fn::Equals": ["a", "a"]}]}, True),
+    ("or, none true", {"Fn::Or": [{"Condition": "IsProd"}, {"Fn::Equals": ["a", "b"]}]}, False),
     ("another intrinsic, kept", {"Fn::Join": ["-", [{"Ref": "Stage"}]]}, {"Fn::Join": ["-", ["dev"]]}),
     ("a list", [{"Ref": "Stage"}, 3], ["dev", 3]),
     ("a mapping of many keys", {"A": {"Ref": "Stage"}, "B": 1}, {"A": "dev", "B": 1}),
@@ -46,3 +52,13 @@ CASES: list[tuple[str, Any, Any]] = [
 @pytest.mark.parametrize(("value", "resolved"), [case[1:] for case in CASES], ids=[case[0] for case in CASES])
 def test_each_intrinsic_resolves_as_cloudformation_would_locally(value: Any, resolved: Any):
     assert resolver().resolve(value) == resolved
+
+
+def test_a_condition_defined_by_other_conditions_is_evaluated_once_they_are():
+    definitions = {
+        "Uses": {"Fn::Not": [{"Condition": "Creates"}]},  # named before the one it depends on
+        "Creates": {"Fn::Equals": [{"Ref": "Existing"}, ""]},
+    }
+    resolving = _Resolver({"Existing": "shop"}, {}, definitions=definitions)
+    assert (resolving.condition("Uses"), resolving.condition("Creates")) == (True, False)
+    assert resolving.resolve({"Fn::If": ["Uses", "theirs", "ours"]}) == "theirs"

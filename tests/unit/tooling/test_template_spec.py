@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from backdrop.local.template import load_spec, resolve_environment
+from backdrop.local.template import load_spec, resolve, resolve_environment
 
 TEMPLATE = Path(__file__).resolve().parents[3] / "template.yaml"
 
@@ -42,11 +42,70 @@ def test_unknown_parameters_are_refused():
         load_spec(TEMPLATE, {"PairSettle": "0"})
 
 
-def test_notification_filters_cover_every_image_suffix_and_json():
-    spec = load_spec(TEMPLATE)
-    suffixes = {rule["Value"] for n in spec.notifications for rule in n["Filter"]["S3Key"]["Rules"]}
-    assert {".jpg", ".jpeg", ".png", ".webp", ".json"} <= suffixes
-    assert all(n["Event"] == "s3:ObjectCreated:*" for n in spec.notifications)
+IMAGE_SUFFIXES_AND_JSON = [".jpg", ".jpeg", ".png", ".webp", ".json"]
+NAMES = {"InputBucket": "backdrop-in-local", "OutputBucket": "backdrop-out-local"}
+
+
+def input_rule(parameters: dict[str, str] | None = None) -> tuple[list[str], list[dict]]:
+    """The input rule's bucket names and key filters, with these parameters."""
+    spec = load_spec(TEMPLATE, parameters)
+    pattern = resolve(spec, spec.input_rule.event_pattern, NAMES)
+    assert (pattern["source"], pattern["detail-type"]) == (["aws.s3"], ["Object Created"])
+    assert spec.input_rule.target == spec.work_queue
+    return pattern["detail"]["bucket"]["name"], pattern["detail"]["object"]["key"]
+
+
+def test_the_stack_s_own_bucket_sends_image_suffixes_and_json_in_any_letter_case():
+    buckets, keys = input_rule()
+    assert buckets == ["backdrop-in-local"]
+    assert keys == [{"suffix": {"equals-ignore-case": suffix}} for suffix in IMAGE_SUFFIXES_AND_JSON]
+    assert load_spec(TEMPLATE).eventbridge_buckets == ("InputBucket",)  # its events go to EventBridge
+
+
+def test_an_existing_bucket_sends_its_events_for_the_keys_under_the_input_prefix():
+    buckets, keys = input_rule({"ExistingInputBucket": "shop-assets", "InputPrefix": "backdrop/in/"})
+    assert buckets == ["shop-assets"]
+    assert keys == [{"prefix": "backdrop/in/"}]
+
+
+def test_an_existing_bucket_without_a_prefix_sends_only_image_suffixes_and_json():
+    buckets, keys = input_rule({"ExistingInputBucket": "shop-assets"})
+    assert buckets == ["shop-assets"]
+    assert keys == [{"suffix": {"equals-ignore-case": suffix}} for suffix in IMAGE_SUFFIXES_AND_JSON]
+
+
+def test_outputs_in_the_input_bucket_never_reach_the_queue_through_the_rule():
+    same_bucket = {
+        "ExistingInputBucket": "shop-assets",
+        "OutputToInputBucket": "true",
+        "OutputPrefix": "done/",
+    }
+    _, keys = input_rule(same_bucket)
+    assert keys == [{"anything-but": {"prefix": "done/"}}]
+
+
+def test_an_existing_bucket_is_neither_created_nor_changed_by_the_stack():
+    spec = load_spec(TEMPLATE, {"ExistingInputBucket": "shop-assets"})
+    assert spec.buckets == ("OutputBucket",)
+    assert spec.eventbridge_buckets == ()  # its owner turns EventBridge on (enable-eventbridge)
+    same_bucket = load_spec(
+        TEMPLATE, {"ExistingInputBucket": "shop-assets", "OutputToInputBucket": "true", "OutputPrefix": "o/"}
+    )
+    assert same_bucket.buckets == ()
+
+
+def test_the_function_is_told_the_existing_bucket_for_inputs_and_outputs():
+    names = {"OutputBucket": "out", "DeadLetterQueue": "d", "WorkQueue": "w", "IdempotencyTable": "t"}
+    names |= {"ApiKeySecret": "s"}
+    existing = resolve_environment(load_spec(TEMPLATE, {"ExistingInputBucket": "shop-assets"}), names)
+    assert (existing["INPUT_BUCKETS"], existing["OUTPUT_BUCKET"]) == ("shop-assets", "out")
+    same_bucket = {"ExistingInputBucket": "shop-assets", "OutputToInputBucket": "true", "OutputPrefix": "o/"}
+    shared = resolve_environment(load_spec(TEMPLATE, same_bucket), names)
+    assert (shared["INPUT_BUCKETS"], shared["OUTPUT_BUCKET"], shared["OUTPUT_PREFIX"]) == (
+        "shop-assets",
+        "shop-assets",
+        "o/",
+    )
 
 
 def test_the_function_environment_resolves_to_local_names():
@@ -90,3 +149,16 @@ def test_the_plan_s_rate_reaches_the_function_and_no_pacing_is_the_default():
 def test_the_buckets_are_versioned_as_the_template_says():
     spec = load_spec(TEMPLATE)
     assert set(spec.versioned_buckets) == {"InputBucket", "OutputBucket"}
+
+
+def test_a_resource_whose_condition_is_false_is_not_made_locally():
+    assert "WebhookDeadLetterQueue" not in load_spec(TEMPLATE).queues
+    with_webhook = load_spec(TEMPLATE, {"WebhookUrl": "https://shop.example/backdrop"})
+    assert "WebhookDeadLetterQueue" in with_webhook.queues
+
+
+def test_a_webhook_secret_without_a_webhook_is_refused_before_anything_is_made():
+    secret = "arn:aws:secretsmanager:us-east-1:123456789012:secret:hook-AbC123"
+    with pytest.raises(ValueError, match="give WebhookUrl too"):
+        load_spec(TEMPLATE, {"WebhookSecretArn": secret})
+    assert load_spec(TEMPLATE, {"WebhookSecretArn": secret, "WebhookUrl": "https://shop.example/hook"})

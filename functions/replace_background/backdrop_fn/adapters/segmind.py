@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -30,6 +30,7 @@ from backdrop_fn.errors import (
     AuthFailed,
     BackdropError,
     NotEnoughTime,
+    NoTurnInTime,
     ServerError,
 )
 from backdrop_fn.ports import ApiImage, ApiKey, ApiKeySource, Metrics, RequestPace
@@ -109,13 +110,13 @@ class SegmindClient:
             "Accept": "image/png, image/jpeg, image/webp, application/json",
             "User-Agent": USER_AGENT,
         }
-        retries = 0
+        retries, answer = 0, None
         while True:
-            try:
-                self._take_turn(deadline)
-            except BackdropError:
-                self._metrics.add(Metric.API_RETRIES, retries)
-                raise
+            if not self._turn_for(answer, deadline, retries):
+                retries -= 1  # the retry was not made: the last answer stands, a counted attempt
+                break
+            if isinstance(answer, requests.Response):
+                answer.close()  # the retry goes now: the answer it replaces is done with
             time_left = deadline.remaining() - self._budget.write_reserve_seconds
             timeout = (self._budget.connect_timeout_seconds, min(self._read_timeout, time_left))
             # A new body each attempt: its inline images are streams, read once.
@@ -126,14 +127,33 @@ class SegmindClient:
             if not self._may_retry(deadline, wait, retries):
                 break
             _log_retry(answer, wait, retries)
-            if isinstance(answer, requests.Response):
-                answer.close()
             self._sleep(wait)
             retries += 1
         self._metrics.add(Metric.API_RETRIES, retries)
         if isinstance(answer, BackdropError):
             raise answer
-        return answer  # a retryable status is turned into its error class by the caller
+        # The loop ends only after a request (or raises): a response, whose retryable status the
+        # caller turns into its error class.
+        return cast(requests.Response, answer)
+
+    def _turn_for(
+        self, last_answer: requests.Response | BackdropError | None, deadline: Deadline, retries: int
+    ) -> bool:
+        """Whether the next request has its turn. With none in time, the first request's message
+        goes back to the queue uncounted (NoTurnInTime); a retry is not made (False), and the last
+        answer counts as the attempt: a message whose request was sent must come nearer its last
+        attempt, or a paced-out retry would loop, paying, for ever."""
+        try:
+            self._take_turn(deadline)
+        except NoTurnInTime:
+            if last_answer is None:
+                self._metrics.add(Metric.API_RETRIES, retries)
+                raise
+            return False
+        except BackdropError:
+            self._metrics.add(Metric.API_RETRIES, retries)
+            raise
+        return True
 
     def _take_turn(self, deadline: Deadline) -> None:
         """Every request, a retry too, waits for its turn under REQUESTS_PER_MINUTE, if one comes
