@@ -60,6 +60,15 @@ class StackSettings:
     output_prefix: str = ""
     default_prompt: str | None = None
     default_speed: str = "DEFAULT"
+    input_prefix: str = ""  # InputPrefix: the function may read nothing else
+
+    def not_an_input(self, key: str) -> str | None:
+        """Why the function would never take this key as an input; None when it would."""
+        if not key.startswith(self.input_prefix):
+            return f"outside InputPrefix {self.input_prefix!r}, the only keys the function may read"
+        if self.output_bucket == self.bucket and key.startswith(self.output_prefix):
+            return f"under OutputPrefix {self.output_prefix!r}, where the results go: never an input"
+        return None
 
 
 class Assessor:
@@ -97,6 +106,9 @@ class Assessor:
             return Verdict(
                 Outcome.INVALID, row.key or f"line {row.line}", detail=f"line {row.line}: {row.problem}"
             )
+        elsewhere = self._settings.not_an_input(row.key)
+        if elsewhere is not None:
+            return Verdict(Outcome.INVALID, row.key, detail=f"line {row.line}: {elsewhere}")
         body = row.sidecar_body()
         try:
             wanted = parse_sidecar(body)

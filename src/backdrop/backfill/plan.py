@@ -39,6 +39,7 @@ class Plan:
     examples: dict[Outcome, list[Verdict]] = field(default_factory=dict)
     walk: WalkCounts | None = None  # a bucket's listing; None for a manifest
     rows: int = 0  # a manifest's rows
+    results_skipped: int = 0  # a stack's results listed beside its inputs (OutputToInputBucket)
     complete: bool = False  # False when planning was interrupted
     seconds: float = 0.0  # how long planning took
 

@@ -96,6 +96,8 @@ def _others_table(plan: Plan) -> Table:
     if plan.walk is not None:
         table.add_row("sidecars without an image", f"{plan.walk.sidecars_without_image:,}", "ignored")
         table.add_row("other objects", f"{plan.walk.ignored:,}", "ignored: not an image or a .json")
+    if plan.results_skipped:
+        table.add_row("results under OutputPrefix", f"{plan.results_skipped:,}", "ignored: never inputs")
     return table
 
 

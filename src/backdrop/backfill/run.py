@@ -35,8 +35,8 @@ from backdrop.backfill.ledger import Ledger, Work
 from backdrop.backfill.plan import Plan, make_plan
 from backdrop.backfill.report import Summary, plan_view, summary_view
 from backdrop.backfill.send import BATCH, Sender
-from backdrop.backfill.walk import PairingWalk
-from backdrop.targets import Deployment
+from backdrop.backfill.walk import Listed, PairingWalk
+from backdrop.targets import Deployment, TargetError
 from backdrop_fn.adapters.s3 import S3ObjectStore
 
 OK = 0
@@ -73,7 +73,9 @@ class Finished:
 
 
 def backfill(stack: Deployment, request: Request, console: Console, *, ask: Ask) -> Finished:
-    """The whole run. A manifest that cannot be used raises ManifestError before anything else."""
+    """The whole run. A manifest that cannot be used raises ManifestError before anything else, and a
+    prefix outside the stack's InputPrefix raises TargetError."""
+    request = replace(request, prefix=_listed_under(stack, request.prefix))
     rows = manifest.read_rows(request.manifest) if request.manifest else None
     path = request.ledger_path or ledger.default_path(stack.work_queue_url, stack.input_bucket)
     book = Ledger(path, remember_seconds=_retention(stack))
@@ -205,7 +207,8 @@ def _plan(
         walk = PairingWalk()
         plan.walk = walk.counts
         assessor = Assessor(store, settings, book, outputs_indexed=True, resend=request.resend)
-        found = walk.pairs(bucket.listing(stack.s3, settings.bucket, request.prefix))
+        listing = bucket.listing(stack.s3, settings.bucket, request.prefix)
+        found = walk.pairs(_inputs_only(listing, settings, plan))
         return make_plan(
             found, assessor.listed, book, plan, workers=request.concurrency, stop=stop, progress=progress
         )
@@ -218,7 +221,29 @@ def _settings(stack: Deployment) -> StackSettings:
         output_prefix=stack.output_prefix,
         default_prompt=stack.default_prompt,
         default_speed=stack.default_rendering_speed,
+        input_prefix=stack.input_prefix,
     )
+
+
+def _listed_under(stack: Deployment, prefix: str) -> str:
+    """Where to list: ``prefix``, narrowed to InputPrefix, which the function may not read beyond."""
+    if prefix.startswith(stack.input_prefix):
+        return prefix
+    if stack.input_prefix.startswith(prefix):
+        return stack.input_prefix
+    raise TargetError(
+        f"--prefix {prefix!r} is outside the stack's InputPrefix {stack.input_prefix!r}: "
+        "the function may read only under it"
+    )
+
+
+def _inputs_only(listing: Iterable[Listed], settings: StackSettings, plan: Plan) -> Iterator[Listed]:
+    """The listing without the results a stack keeps beside its inputs (OutputToInputBucket)."""
+    for listed in listing:
+        if settings.not_an_input(listed.key) is None:
+            yield listed
+        else:
+            plan.results_skipped += 1
 
 
 def _outputs_prefix(settings: StackSettings, prefix: str) -> str:

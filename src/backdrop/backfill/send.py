@@ -1,9 +1,10 @@
-"""Sending the plan: one S3 notification a pair, ten to a ``SendMessageBatch``, as S3's own would be.
+"""Sending the plan: one S3 event record a pair, ten to a ``SendMessageBatch``.
 
-Each message is the S3 record of the image's upload (``ObjectCreated:Put``), which the function
-already takes (docs/REFERENCE.md#accepted-events): it cannot tell a backfilled pair from an
-uploaded one, and a pair it already handled is a duplicate that costs nothing. The record's
-``configurationId`` is ``backdrop-backfill``, so that a DLQ record says where its event came from.
+Each message is the S3 record of the image's upload (``ObjectCreated:Put``), a shape the function
+already takes (docs/REFERENCE.md#accepted-events) beside the EventBridge events uploads arrive as:
+it handles the pair as an upload's, and a pair it already handled is a duplicate that costs
+nothing. The record's ``configurationId`` is ``backdrop-backfill``, so that a DLQ record says where
+its event came from.
 """
 
 from __future__ import annotations

@@ -313,9 +313,12 @@ STACK_TEMPLATE = {
 }
 
 
-def deploy(shop: Shop, name: str, parameters: dict[str, str], output_bucket: str = OUT) -> None:
+def deploy(
+    shop: Shop, name: str, parameters: dict[str, str], *, input_bucket: str = IN, output_bucket: str = OUT
+) -> None:
     """A stack in moto's CloudFormation with a Backdrop stack's outputs and these parameters."""
     template = json.loads(json.dumps(STACK_TEMPLATE).replace("WORK_QUEUE_URL", shop.work_queue_url))
+    template["Outputs"]["InputBucketName"]["Value"] = input_bucket
     template["Outputs"]["OutputBucketName"]["Value"] = output_bucket
     template["Parameters"] = {parameter: {"Type": "String"} for parameter in parameters}
     boto3.client("cloudformation", region_name=REGION).create_stack(
@@ -323,6 +326,13 @@ def deploy(shop: Shop, name: str, parameters: dict[str, str], output_bucket: str
         TemplateBody=json.dumps(template),
         Parameters=[{"ParameterKey": key, "ParameterValue": value} for key, value in parameters.items()],
     )
+
+
+def backfill_stack(shop: Shop, *args: str, stack: str = "shop") -> tuple[int, str]:
+    """The command against a deployed stack, by its name: its exit code and all it printed."""
+    code = main(["backfill", "--stack", stack, "--endpoint-url", shop.endpoint, "--region", REGION, *args])
+    shown = shop.capsys.readouterr()
+    return code, shown.out + shown.err
 
 
 def test_a_deployed_stack_is_found_by_name_with_its_output_prefix_and_default_speed(shop: Shop):
@@ -340,22 +350,55 @@ def test_a_deployed_stack_is_found_by_name_with_its_output_prefix_and_default_sp
     shop.s3.delete_object(Bucket=OUT, Key="b.png")
     assert head["Metadata"]["source-key"] == "b.png"
 
-    code = main(["backfill", "--stack", "shop", "--endpoint-url", shop.endpoint, "--region", REGION, "--yes"])
-    shown = shop.capsys.readouterr().out
+    code, shown = backfill_stack(shop, "--yes")
     assert code == 0
     assert rows(shown)["QUALITY ($0.113)"] == ["2", "1", "0", "1", "$0.113"]  # a.png at the stack's default
     assert shop.queued() == ["a.png"]
 
 
+def existing_bucket(shop: Shop, parameters: dict[str, str]) -> None:
+    """A shop's own bucket as the stack's input and output (ExistingInputBucket, OutputToInputBucket)."""
+    shop.s3.create_bucket(Bucket="shop-assets")
+    deploy(shop, "shop", parameters, input_bucket="shop-assets", output_bucket="shop-assets")
+
+
+def test_in_an_existing_bucket_only_keys_under_input_prefix_are_listed(shop: Shop):
+    existing_bucket(shop, {"InputPrefix": "backdrop/incoming/", "OutputPrefix": "backdrop/results/"})
+    for key in ("backdrop/incoming/a.png", "backdrop/incoming/b.png", "catalogue/c.png"):
+        shop.put(key, b"image", bucket="shop-assets")
+        shop.put(key + ".json", {"prompt": "p", "rendering_speed": "TURBO"}, bucket="shop-assets")
+
+    code, shown = backfill_stack(shop, "--yes")
+
+    assert code == 0
+    assert rows(shown)["all"][:4] == ["2", "0", "0", "2"]  # catalogue/c.png is no input of this stack
+    assert sorted(shop.queued()) == ["backdrop/incoming/a.png", "backdrop/incoming/b.png"]
+    code, shown = backfill_stack(shop, "--prefix", "catalogue/")
+    assert code == 2
+    assert "outside the stack's InputPrefix 'backdrop/incoming/'" in shown
+
+
+def test_results_kept_beside_the_inputs_are_never_taken_for_inputs(shop: Shop):
+    existing_bucket(shop, {"OutputPrefix": "backdrop/results/"})
+    shop.put("shop/a.png", b"image", bucket="shop-assets")
+    shop.put("shop/a.png.json", {"prompt": "p"}, bucket="shop-assets")
+    shop.put("backdrop/results/shop/old.png", b"a result, no sidecar", bucket="shop-assets")
+
+    code, shown = backfill_stack(shop, "--yes")
+
+    assert code == 0
+    assert rows(shown)["all"][:4] == ["1", "0", "0", "1"]
+    assert "results under OutputPrefix 1 ignored: never inputs" in " ".join(shown.split())
+    assert "waiting for a sidecar 0" in " ".join(shown.split())
+    assert shop.queued() == ["shop/a.png"]
+
+
 def test_a_bucket_that_cannot_be_listed_stops_the_plan_and_nothing_is_sent(shop: Shop):
     deploy(shop, "broken", {}, output_bucket="no-such-output-bucket")
     many(shop, 3)
-    code = main(
-        ["backfill", "--stack", "broken", "--endpoint-url", shop.endpoint, "--region", REGION, "--yes"]
-    )
-    shown = " ".join(shop.capsys.readouterr().out.split())
+    code, shown = backfill_stack(shop, "--yes", stack="broken")
     assert code == 1
-    assert "Planning stopped: An error occurred (NoSuchBucket)" in shown
+    assert "Planning stopped: An error occurred (NoSuchBucket)" in " ".join(shown.split())
     assert shop.queued() == []
 
 

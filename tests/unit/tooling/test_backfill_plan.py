@@ -209,6 +209,20 @@ def test_manifest_rows_for_a_missing_image_or_bad_fields_are_not_sent(store, led
     assert (unreadable.outcome, unreadable.key) == (Outcome.INVALID, "line 6")
 
 
+def test_a_manifest_row_the_function_may_not_read_or_would_ignore_is_not_sent(store, ledger):
+    store.put(IN, "other/a.png", PNG_BYTES)
+    scoped = judge(store, ledger, input_prefix="in/")
+    outside = scoped.row(row(2, "other/a.png", prompt="p"))
+    assert (outside.outcome, outside.detail) == (
+        Outcome.INVALID,
+        "line 2: outside InputPrefix 'in/', the only keys the function may read",
+    )
+    beside = Assessor(store, StackSettings(IN, IN, output_prefix="results/"), ledger, outputs_indexed=False)
+    result = beside.row(row(3, "results/a.png", prompt="p"))
+    assert result.outcome is Outcome.INVALID
+    assert "under OutputPrefix 'results/'" in result.detail
+
+
 # -- the plan ---------------------------------------------------------------------------------------
 
 
