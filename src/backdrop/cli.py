@@ -10,7 +10,7 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
 from rich.console import Console
@@ -507,23 +507,24 @@ def _stack_group(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
 
 
 def _amount(text: str) -> float:
-    try:
-        amount = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an amount in US dollars") from None
-    if not amount >= 0:  # NaN too
-        raise argparse.ArgumentTypeError(f"{text!r}: the amount must be 0 or more")
-    return amount
+    return _at_least(float, text, 0.0, "an amount in US dollars")
 
 
 def _positive(text: str) -> int:
+    return _at_least(int, text, 1, "a whole number")
+
+
+_Number = TypeVar("_Number", int, float)
+
+
+def _at_least(kind: Callable[[str], _Number], text: str, least: _Number, what: str) -> _Number:
     try:
-        number = int(text)
+        value = kind(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: at least 1")
-    return number
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+    if not value >= least:  # NaN too
+        raise argparse.ArgumentTypeError(f"{text!r}: it must be {least:g} or more")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
