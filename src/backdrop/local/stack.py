@@ -166,7 +166,7 @@ def create_resources(spec: StackSpec, endpoint: str, *, api_key: str = LOCAL_API
     names.update({spec.table: table, spec.secret: secret_id})
 
     dlq_logical_id = spec.queues[spec.work_queue].dead_letter_target or ""
-    events_queue_url = _completion_events_queue(session, endpoint)
+    events_queue_url = subscribe_to_completion_events(sqs, session.client("events", endpoint_url=endpoint))
     return LocalStack(
         spec=spec,
         endpoint=endpoint,
@@ -206,15 +206,14 @@ def _route_inputs(events: Any, spec: StackSpec, names: dict[str, str], arns: dic
     names[rule.logical_id] = name
 
 
-def _completion_events_queue(session: boto3.session.Session, endpoint: str) -> str:
-    """A rule on the default bus for every Backdrop event, to a queue that `backdrop watch` and
-    the demo read: locally, the bus's only subscriber (moto delivers rules to SQS targets)."""
-    sqs = session.client("sqs", endpoint_url=endpoint)
-    events = session.client("events", endpoint_url=endpoint)
-    url = sqs.create_queue(QueueName=LOCAL_EVENTS_QUEUE)["QueueUrl"]
+def subscribe_to_completion_events(sqs: Any, events: Any, name: str = LOCAL_EVENTS_QUEUE) -> str:
+    """What a shop's backend does: a rule on the default bus for every Backdrop event, to a queue
+    of its own (moto delivers rules to SQS targets). The local stack makes one, which `backdrop
+    watch` and the demo read. Returns the queue's URL."""
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    events.put_rule(Name=LOCAL_EVENTS_QUEUE, EventPattern=json.dumps({"source": ["backdrop"]}))
-    events.put_targets(Rule=LOCAL_EVENTS_QUEUE, Targets=[{"Id": "local-listener", "Arn": arn}])
+    events.put_rule(Name=name, EventPattern=json.dumps({"source": ["backdrop"]}))
+    events.put_targets(Rule=name, Targets=[{"Id": "listener", "Arn": arn}])
     return url
 
 

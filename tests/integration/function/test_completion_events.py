@@ -8,7 +8,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from backdrop.local.stack import LOCAL_NAMES, create_resources
+from backdrop.local.stack import LOCAL_NAMES, create_resources, subscribe_to_completion_events
 from backdrop.local.template import load_spec
 from backdrop_fn.adapters.event_bus import DynamoDbPendingEvents, EventBridgeBus
 from backdrop_fn.completion import FAILED, PROCESSED
@@ -19,15 +19,10 @@ from tests.integration.function.test_adapters import claims_table
 SIDECAR = {"prompt": "a marble counter", "seed": 777, "metadata": {"sku": "VASE-2"}}
 
 
-def subscribed_queue(name: str = "shop-listener") -> str:
-    """What a shop's backend does: a rule on the default bus for Backdrop's events, to a queue."""
-    sqs = boto3.client("sqs", region_name=REGION)
-    events = boto3.client("events", region_name=REGION)
-    url = sqs.create_queue(QueueName=name)["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    events.put_rule(Name=name, EventPattern=json.dumps({"source": ["backdrop"]}))
-    events.put_targets(Rule=name, Targets=[{"Id": "queue", "Arn": arn}])
-    return url
+def subscribed_queue() -> str:
+    return subscribe_to_completion_events(
+        boto3.client("sqs", region_name=REGION), boto3.client("events", region_name=REGION), "shop-listener"
+    )
 
 
 def received_events(url: str) -> list[dict]:
