@@ -20,9 +20,10 @@ from backdrop.dead_letters import UNPROCESSED, DeadLetter, read_all, release
 from backdrop.pricing import price_of
 from backdrop.targets import Catalog
 
-_keys = function_code.load("keys")
-# The function's answer types, as output keys end (backdrop_fn/images.py ANSWER_TYPES).
-_OUTPUT_EXTENSIONS = ("png", "jpg", "webp")
+function_code.make_importable()
+from backdrop_fn import keys as _keys  # noqa: E402 - importable only once the line above ran
+from backdrop_fn.images import ANSWER_TYPES  # noqa: E402
+
 # Failures a redrive can cure once their cause has passed; the others need a changed input.
 _PASSING = frozenset(
     {"rate_limited", "server_error", "timeout", "output_write", "budget_exceeded", "internal", UNPROCESSED}
@@ -95,8 +96,8 @@ def _sidecar(catalog: Catalog, key: str) -> tuple[str | None, _Found | None]:
 
 def _result(catalog: Catalog, key: str, image: _Found, sidecar: _Found | None) -> Standing | None:
     """Processed: an output made from these very versions of the image and its sidecar."""
-    for extension in _OUTPUT_EXTENSIONS:
-        out_key = _keys.output_key(catalog.output_prefix, key, extension)
+    for answer_type in ANSWER_TYPES:
+        out_key = _keys.output_key(catalog.output_prefix, key, answer_type.extension)
         output = _head(catalog.s3, catalog.output_bucket, out_key)
         if output is None or output.metadata.get("source-key") != key:
             continue
