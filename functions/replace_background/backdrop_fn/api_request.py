@@ -10,9 +10,10 @@ from typing import Any
 
 from backdrop_fn import images
 from backdrop_fn.config import Settings
-from backdrop_fn.errors import InvalidImage, InvalidSidecar, MissingObject
+from backdrop_fn.errors import BackdropError, InvalidImage, InvalidSidecar, MissingObject
 from backdrop_fn.pairing import Pair
 from backdrop_fn.ports import InlineImage, ObjectInfo, ObjectStore
+from backdrop_fn.pricing import price_of
 from backdrop_fn.sidecar import MAX_SIDECAR_BYTES, Sidecar, parse_sidecar
 from backdrop_fn.style_references import is_url
 from backdrop_fn.timing import TimeBudget
@@ -25,8 +26,34 @@ class ApiRequest:
         self._store = store
         self._budget = budget
 
+    def calls_of(self, pair: Pair) -> list[Pair]:
+        """The pair, or one of it per variant its sidecar asks for: each a paid call of its own.
+
+        A sidecar that cannot be used gives the pair alone, whose one failure is then recorded
+        before any call is made.
+        """
+        try:
+            variants = self._sidecar(pair).variants
+        except BackdropError:
+            return [pair]
+        return [
+            pair.as_variant(number, variant.model_dump_json(exclude_unset=True))
+            for number, variant in enumerate(variants or (), start=1)
+        ] or [pair]
+
+    def estimated_usd(self, pair: Pair) -> float:
+        """What buying the pair costs at list prices: every variant's call, none bought twice."""
+        sidecar = self._sidecar(pair)
+        speeds = [sidecar.variant(n).rendering_speed for n in range(1, len(sidecar.variants or ()) + 1)]
+        return round(sum(price_of(speed.value) for speed in speeds or [sidecar.rendering_speed]), 3)
+
     def sidecar_of(self, pair: Pair) -> Sidecar:
-        """The pair's sidecar, parsed and checked; the default prompt's when it has none."""
+        """What the pair's call asks for: its sidecar, parsed and checked, as its variant asks for
+        it; the default prompt's when it has none."""
+        sidecar = self._sidecar(pair)
+        return sidecar if pair.variant is None else sidecar.variant(pair.variant)
+
+    def _sidecar(self, pair: Pair) -> Sidecar:
         if pair.sidecar is None:
             sidecar = Sidecar(prompt=pair.default_prompt or "")
         elif pair.sidecar.info.size > MAX_SIDECAR_BYTES:

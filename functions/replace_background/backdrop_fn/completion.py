@@ -97,11 +97,13 @@ def processed_detail(
     written_metadata: dict[str, str],
     sidecar_metadata: dict[str, str] | None,
     cost: FailureCost | None,
+    pair_estimated_usd: float | None,
     api_latency_ms: float | None,
     delivery: Delivery,
 ) -> dict[str, Any]:
     """The detail of a processed pair's event (CONTRACT.md §8). ``written_metadata`` is the
-    output's own (its seed and speed); ``api_latency_ms`` is None when an earlier attempt paid."""
+    output's own (its seed and speed); ``api_latency_ms`` is None when an earlier attempt paid;
+    ``pair_estimated_usd``: what all the variants of the pair cost together, at list prices."""
     image = pair.image
     sidecar = pair.sidecar.info if pair.sidecar is not None else None
     return {
@@ -113,7 +115,7 @@ def processed_detail(
             "etag": image.etag,
         },
         "sidecar": None if sidecar is None else {"key": sidecar.key, "etag": sidecar.etag},
-        "variant": None,
+        "variant": pair.variant,
         "output": {
             "bucket": output.bucket,
             "key": output.key,
@@ -125,7 +127,10 @@ def processed_detail(
         "seed": int(written_metadata["seed"]),
         "rendering_speed": written_metadata["rendering-speed"],
         "metadata": sidecar_metadata or {},
-        "cost": cost.model_dump() if cost is not None else {"paid_calls": 0, "estimated_usd": 0.0},
+        "cost": {
+            **(cost.model_dump() if cost is not None else {"paid_calls": 0, "estimated_usd": 0.0}),
+            "pair_estimated_usd": pair_estimated_usd,
+        },
         "api_latency_ms": None if api_latency_ms is None else round(api_latency_ms),
         "attempts": delivery.attempt,
         "request_id": delivery.request_id,

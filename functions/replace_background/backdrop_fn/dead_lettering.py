@@ -52,6 +52,7 @@ class DeadLetters:
         return Outcome(
             status=Status.FAILED,
             image_key=record.source.key,
+            variant=record.variant,
             error_class=error_class,
             event_pending=self._events.failed(record),
         )

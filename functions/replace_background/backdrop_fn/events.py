@@ -8,7 +8,7 @@ needs the raw record anyway, to be replayable.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -50,6 +50,8 @@ class WorkItem:
     event: dict[str, Any] = field(repr=False)
     # Set when the item comes from a DLQ record fed back, so that the redrive is processed again.
     replay_of: str | None = None
+    # The variant whose failure the record is: only that one is run again.
+    replay_variant: int | None = None
 
 
 def items_from_event(event: Any, input_buckets: frozenset[str] | None = None) -> list[WorkItem]:
@@ -175,7 +177,11 @@ def _replayed(payload: dict[str, Any]) -> list[WorkItem]:
     original = record.event
     replay_of = record.replay_id()
     if original.get("eventSource") == "aws:s3":
-        return _from_s3_record(original, replay_of=replay_of)
-    if original.get("source") == "aws.s3":
-        return _from_eventbridge(original, replay_of=replay_of)
-    raise UnrecognisedEvent("a Backdrop DLQ record whose event is not an S3 record: it cannot be replayed")
+        items = _from_s3_record(original, replay_of=replay_of)
+    elif original.get("source") == "aws.s3":
+        items = _from_eventbridge(original, replay_of=replay_of)
+    else:
+        raise UnrecognisedEvent(
+            "a Backdrop DLQ record whose event is not an S3 record: it cannot be replayed"
+        )
+    return [replace(item, replay_variant=record.variant) for item in items]

@@ -50,6 +50,8 @@ class FailureRecord(BaseModel):
     event: dict[str, Any] = Field(description="the original S3 record, so that the message can be replayed")
     # A pair's failure says what it cost; a failure that is no pair's (an unrecognised event) has none.
     cost: FailureCost | None = None
+    # Which of the sidecar's variants failed (from 1): a redrive of this record runs that one alone.
+    variant: int | None = None
 
     @classmethod
     def from_error(
@@ -78,7 +80,8 @@ class FailureRecord(BaseModel):
         )
 
     def to_json(self) -> str:
-        return self.model_dump_json(by_alias=True, exclude={"cost"} if self.cost is None else None)
+        absent = {name for name in ("cost", "variant") if getattr(self, name) is None}
+        return self.model_dump_json(by_alias=True, exclude=absent or None)
 
     def replay_id(self) -> str:
         """What tells this failure from another of the same pair, so each redrive is processed once."""

@@ -77,9 +77,11 @@ def may_own_sidecar(image_key: str, sidecar_key: str) -> bool:
     return classify(image_key) is KeyKind.IMAGE and sidecar_key in sidecar_candidates(image_key)
 
 
-def output_key(prefix: str, image_key: str, extension: str) -> str:
-    """``OUTPUT_PREFIX + <input key without extension> + "." + <ext of the returned image>``."""
-    return f"{prefix}{strip_image_extension(image_key)}.{extension}"
+def output_key(prefix: str, image_key: str, extension: str, variant: int | None = None) -> str:
+    """``OUTPUT_PREFIX + <input key without extension> + "." + <ext of the returned image>``;
+    a sidecar's variant n from 2 on adds ``".v" + n`` before the extension (``shoe-1.v2.png``)."""
+    numbered = f".v{variant}" if variant is not None and variant >= 2 else ""
+    return f"{prefix}{strip_image_extension(image_key)}{numbered}.{extension}"
 
 
 def metadata_value(value: str) -> str:

@@ -28,6 +28,8 @@ class Outcome(BaseModel):
 
     status: Status
     image_key: str | None = None
+    # Which of the sidecar's variants (from 1); None when it has none.
+    variant: int | None = None
     output_key: str | None = None
     # Any string when read back from a claim stored by another version of Backdrop.
     error_class: ErrorClass | str | None = None

@@ -40,16 +40,16 @@ class Output:
         self._store = store
         self._owners = owners
 
-    def key(self, image_key: str, extension: str) -> str:
-        return keys.output_key(self._prefix, image_key, extension)
+    def key(self, image_key: str, extension: str, variant: int | None = None) -> str:
+        return keys.output_key(self._prefix, image_key, extension, variant)
 
-    def claim_key(self, bucket: str, image_key: str) -> None:
+    def claim_key(self, bucket: str, image_key: str, variant: int | None = None) -> None:
         """Refuse, before paying, an output key S3 cannot take or another image's result holds.
 
         Images whose keys differ only in their extension (``shoe.jpg``, ``shoe.webp``) share an
         output key: the first one processed keeps it while it exists, the others fail.
         """
-        self.check_key(image_key)
+        self.check_key(image_key, variant)
         stem = f"{self._bucket}/{self._prefix}{keys.strip_image_extension(image_key)}"
         me = f"{bucket}/{image_key}"
         owner = self._owners.claim(stem, me)
@@ -66,10 +66,10 @@ class Output:
             owner = self._owners.claim(stem, me, replacing=owner)  # that image is gone: take over
         raise InvalidImage(f"its output key {self.key(image_key, '<ext>')!r} keeps changing owner: try again")
 
-    def check_key(self, image_key: str) -> None:
+    def check_key(self, image_key: str, variant: int | None = None) -> None:
         """Refuse, before paying, an image whose output key S3 could not take."""
         # The longest output extension, so that whatever type the API returns, the key fits.
-        longest = len(self.key(image_key, "webp").encode("utf-8"))
+        longest = len(self.key(image_key, "webp", variant).encode("utf-8"))
         if longest > S3_KEY_LIMIT:
             raise OutputWriteFailed(
                 f"the output key would be {longest:,} bytes, over S3's "
@@ -77,9 +77,16 @@ class Output:
                 retryable=False,
             )
 
-    def write(self, image_key: str, answer: KeptAnswer) -> StoredOutput:
-        """Store the kept answer at the image's output key."""
-        out_key = self.key(image_key, answer.image_type.extension)
+    def write(
+        self,
+        image_key: str,
+        answer: KeptAnswer,
+        *,
+        variant: int | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> StoredOutput:
+        """Store the kept answer at the output key of the image (and variant), tagged as asked."""
+        out_key = self.key(image_key, answer.image_type.extension, variant)
         with answer.open() as body:
             written = self._store.write_output(
                 self._bucket,
@@ -87,6 +94,7 @@ class Output:
                 body,
                 content_type=answer.image_type.content_type,
                 metadata=answer.metadata,
+                tags=tags,
             )
         return StoredOutput(self._bucket, out_key, answer.image_type.content_type, written)
 
@@ -100,12 +108,12 @@ class Output:
         return stored if found is None else dataclasses.replace(stored, version_id=found[0].version_id)
 
     def stored_result(
-        self, image_key: str, metadata: dict[str, str]
+        self, image_key: str, metadata: dict[str, str], variant: int | None = None
     ) -> tuple[StoredOutput, dict[str, str]] | None:
         """The output that already holds this pair's result, and the metadata it was written with,
         if any (the seed aside: a pair without one gets a new one each time)."""
         for image_type in ANSWER_TYPES:
-            out_key = self.key(image_key, image_type.extension)
+            out_key = self.key(image_key, image_type.extension, variant)
             found = self._store.describe(self._bucket, out_key)
             if found is not None and _written_with(found[1], metadata, ignoring=frozenset({"seed"})):
                 info, written = found
@@ -155,6 +163,8 @@ def output_metadata(pair: Pair, sidecar: Sidecar, seed: int) -> dict[str, str]:
         "rendering-speed": sidecar.rendering_speed.value,
         "seed": str(seed),
     }
+    if pair.variant is not None:
+        written["variant"] = str(pair.variant)
     if _size(written) > S3_METADATA_LIMIT:
         raise InvalidImage(
             f"the image key is too long to record as S3 metadata once percent-encoded "

@@ -6,6 +6,7 @@ The key rules (which sidecar names an image has, which images a sidecar may belo
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -49,10 +50,15 @@ class Pair:
     image_head: bytes = field(repr=False)  # its first bytes, read with its version
     sidecar: StoredObject | None = None  # None: the image is processed with DEFAULT_PROMPT
     default_prompt: str | None = None
+    # Which of the sidecar's variants this is (from 1), and a digest of what the variant asks for;
+    # None when the sidecar has no variants. Each variant is bought, stored and told of on its own.
+    variant: int | None = None
+    variant_sha256: str | None = None
 
     def identity(self) -> dict[str, Any]:
-        """What makes a result: both halves' versions (ETags), not the message that carried them."""
-        return {
+        """What makes a result: both halves' versions (ETags), not the message that carried them,
+        and the variant's position and content."""
+        identity: dict[str, Any] = {
             "bucket": self.image.bucket,
             "image_key": self.image.key,
             "image_etag": self.image.etag,
@@ -60,6 +66,13 @@ class Pair:
             "sidecar_etag": self.sidecar.info.etag if self.sidecar else None,
             "default_prompt_sha256": None if self.sidecar else sha256(self.default_prompt or ""),
         }
+        if self.variant is not None:  # a pair without variants keeps the identity it always had
+            identity |= {"variant": self.variant, "variant_sha256": self.variant_sha256}
+        return identity
+
+    def as_variant(self, number: int, asks_for: str) -> Pair:
+        """The pair's variant ``number``; ``asks_for``: the variant's own fields, as JSON."""
+        return dataclasses.replace(self, variant=number, variant_sha256=sha256(asks_for))
 
     def pair_id(self) -> str:
         """The identity as one short name, for the answer kept until it is stored."""

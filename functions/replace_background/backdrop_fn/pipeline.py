@@ -88,8 +88,9 @@ class Pipeline:
         self._pairs = PairFinder(store, settings.default_prompt)
         self._events = CompletionEvents(bus, pending_events, metrics)
         self._dead_letters = DeadLetters(failures, metrics, self._events)
+        self._request = ApiRequest(settings, store, self._budget)
         self._purchase = Purchase(
-            ApiRequest(settings, store, self._budget),
+            self._request,
             Output(settings, store, owners),
             self._pairs,
             api=api,
@@ -121,7 +122,7 @@ class Pipeline:
             logger.info("ignored: not an image or a sidecar", extra={"key": item.key})
             return [Outcome(status=Status.IGNORED)]
         if kind is keys.KeyKind.IMAGE:
-            return [self._image_event(item, delivery)]
+            return self._image_event(item, delivery)
         return self._sidecar_event(item, delivery)
 
     def _is_own_output(self, item: WorkItem) -> bool:
@@ -143,55 +144,86 @@ class Pipeline:
         """An event that is not work: dead-lettered once, as ``invalid_event``."""
         return self._dead_letters.reject(error, raw, delivery)
 
-    def _image_event(self, item: WorkItem, delivery: Delivery) -> Outcome:
+    def _image_event(self, item: WorkItem, delivery: Delivery) -> list[Outcome]:
         try:
-            return self._process_image(item, item.key, delivery) or self._missing_image(item, delivery)
+            return self._process_image(item, item.key, delivery) or [self._missing_image(item, delivery)]
         except BackdropError as error:
-            return self._fail_unclaimed(error, item, delivery)
+            return [self._fail_unclaimed(error, item, delivery)]
 
     def _sidecar_event(self, item: WorkItem, delivery: Delivery) -> list[Outcome]:
         try:
             image_keys = self._pairs.images_owning(item.bucket, item.key)
         except BackdropError as error:
             return [self._fail_unclaimed(error, item, delivery)]
-        outcomes = []
+        outcomes: list[Outcome] = []
         for image_key in image_keys:
             try:
                 found = self._process_image(item, image_key, delivery)
             except BackdropError as error:
-                found = self._fail_unclaimed(error, item, delivery, image_key=image_key)
-            if found is not None:
-                outcomes.append(found)
+                found = [self._fail_unclaimed(error, item, delivery, image_key=image_key)]
+            outcomes.extend(found or ())
         if not outcomes:
             logger.info("sidecar waits for its image", extra={"key": item.key})
             self._metrics.add(Metric.AWAITING_IMAGE, 1)
             return [Outcome(status=Status.AWAITING_IMAGE)]
         return outcomes
 
-    def _process_image(self, item: WorkItem, image_key: str, delivery: Delivery) -> Outcome | None:
-        """The pair of ``image_key``, processed once; None when there is no such image."""
+    def _process_image(self, item: WorkItem, image_key: str, delivery: Delivery) -> list[Outcome] | None:
+        """The pair of ``image_key``, each of its calls made once; None when there is no such image."""
         found = self._pairs.image(item.bucket, image_key)
         if found is None:
             return None
         try:
             pair = self._pairs.pair_of(*found)
         except NoRoomForSidecar as error:
-            return self._never_paired(error, item, delivery)
+            return [self._never_paired(error, item, delivery)]
         if pair is None:
             logger.info("image waits for its sidecar", extra={"key": image_key})
             self._metrics.add(Metric.AWAITING_SIDECAR, 1)
-            return Outcome(status=Status.AWAITING_SIDECAR, image_key=image_key)
+            return [Outcome(status=Status.AWAITING_SIDECAR, image_key=image_key)]
         self._settle(pair, item, delivery)
+        calls = self._request.calls_of(pair)
+        self._announce(pair, len(calls))
+        outcomes: list[Outcome] = []
+        comes_back: BackdropError | None = None
+        for call in calls:
+            try:
+                outcomes.append(self._call_once(call, item, delivery))
+            except BackdropError as error:
+                # The message comes back for this variant; the others are not held up by it.
+                comes_back = comes_back or error
+        if comes_back is not None:
+            raise comes_back
+        return outcomes
+
+    def _announce(self, pair: Pair, calls: int) -> None:
+        """What the pair will cost, said before any of its calls is made."""
+        try:
+            estimated_usd = self._request.estimated_usd(pair)
+        except BackdropError:
+            return  # its one failure is recorded before any call
+        logger.info(
+            "pair found", extra={"key": pair.image.key, "calls": calls, "estimated_usd": estimated_usd}
+        )
+
+    def _call_once(self, call: Pair, item: WorkItem, delivery: Delivery) -> Outcome:
+        """One paid call of the pair (the pair itself, or one of its variants), made once."""
         if delivery.deadline.remaining() < self._budget.min_seconds_to_start:
             # Not an attempt: nothing is claimed or called, and the message comes back whole.
             raise NotEnoughTime(f"{delivery.deadline.remaining():.0f} s left: too little to call the API")
-        identity = pair.identity()
-        outcome = self._once(identity, lambda: self._purchase.run(pair, item, delivery), delivery)
-        if item.replay_of and outcome.status is Status.DUPLICATE and outcome.error_class is not None:
+        identity = call.identity()
+        outcome = self._once(identity, lambda: self._purchase.run(call, item, delivery), delivery)
+        if (
+            item.replay_of
+            and outcome.status is Status.DUPLICATE
+            and outcome.error_class is not None
+            and item.replay_variant in (None, call.variant)
+        ):
             # A redrive of a failure of these very versions: the user asks for it again, once per
-            # DLQ record. Had the pair been fixed and processed since, it stays a duplicate.
+            # DLQ record. Had the pair been fixed and processed since, it stays a duplicate. A
+            # variant's record runs that variant alone.
             replay = {**identity, "replay_of": item.replay_of}
-            outcome = self._once(replay, lambda: self._purchase.run(pair, item, delivery), delivery)
+            outcome = self._once(replay, lambda: self._purchase.run(call, item, delivery), delivery)
         return outcome
 
     def _settle(self, pair: Pair, item: WorkItem, delivery: Delivery) -> None:

@@ -56,9 +56,17 @@ class ObjectStore(Protocol):
     def presigned_url(self, obj: ObjectInfo, *, expires_in: int) -> str: ...
 
     def write_output(
-        self, bucket: str, key: str, body: BinaryIO, *, content_type: str, metadata: dict[str, str]
+        self,
+        bucket: str,
+        key: str,
+        body: BinaryIO,
+        *,
+        content_type: str,
+        metadata: dict[str, str],
+        tags: dict[str, str] | None = None,
     ) -> int:
-        """Store ``body`` read to its end, without holding it whole; returns how many bytes it had."""
+        """Store ``body`` read to its end, without holding it whole, with its object ``tags``;
+        returns how many bytes it had."""
 
     def describe(self, bucket: str, key: str) -> tuple[ObjectInfo, dict[str, str]] | None:
         """The object's current version with its user metadata, or None when there is none."""

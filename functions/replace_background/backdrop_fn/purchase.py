@@ -36,6 +36,7 @@ from backdrop_fn.ports import (
     SpendReservation,
 )
 from backdrop_fn.pricing import price_of
+from backdrop_fn.sidecar import Sidecar
 from backdrop_fn.timing import Deadline, TimeBudget
 from backdrop_fn.vocabulary import Metric
 
@@ -107,8 +108,7 @@ class Purchase:
                     },
                 )
                 raise
-            record = self._dead_letters.record(error, pair.failure_source(), item.event, delivery)
-            record = record.model_copy(update={"cost": self._cost(pair, purchase_id)})
+            record = self._record(error, pair, item, delivery, cost=self._cost(pair, purchase_id))
             if error.http_status == 200:
                 # Charged: should the DLQ fail now, the next attempt sends this, and buys nothing.
                 self._ledger.keep_verdict(purchase_id, record.to_json())
@@ -116,7 +116,19 @@ class Purchase:
         except Exception as exc:  # a bug must still end in exactly one DLQ record
             logger.exception("unexpected failure", extra={"key": pair.image.key})
             bug = InternalError(f"unexpected {type(exc).__name__}: {exc}")
-            return self._dead_letters.send(bug, pair.failure_source(), item.event, delivery)
+            return self._dead_letters.send_record(self._record(bug, pair, item, delivery))
+
+    def _record(
+        self,
+        error: BackdropError,
+        pair: Pair,
+        item: WorkItem,
+        delivery: Delivery,
+        *,
+        cost: FailureCost | None = None,
+    ) -> FailureRecord:
+        record = self._dead_letters.record(error, pair.failure_source(), item.event, delivery)
+        return record.model_copy(update={"cost": cost, "variant": pair.variant})
 
     def _cost(self, pair: Pair, purchase_id: str) -> FailureCost | None:
         """What the pair was charged: the purchases the ledger counts (every call that may have
@@ -138,7 +150,7 @@ class Purchase:
             logger.info("storing the answer paid for by an earlier attempt", extra={"key": pair.image.key})
             self._metrics.add(Metric.KEPT_ANSWERS_REUSED, 1)
         try:
-            stored = self._store(pair.image.key, answer, delivery.deadline)
+            stored = self._store(pair, answer, delivery.deadline)
         except OutputWriteFailed as error:
             # Retried like any passing trouble; a kept answer makes the retry free.
             raise self._not_stored(error, answer, pair.image.key, purchase_id, paid) from None
@@ -165,11 +177,13 @@ class Purchase:
         delivery: Delivery,
     ) -> Outcome:
         """The outcome of a stored result, its completion event published (or kept, if refused)."""
+        sidecar = self._sidecar_of(pair)
         detail = processed_detail(
             pair,
             stored,
             written_metadata=written_metadata,
-            sidecar_metadata=self._sidecar_metadata(pair),
+            sidecar_metadata=None if sidecar is None else sidecar.metadata,
+            pair_estimated_usd=self._pair_estimated_usd(pair),
             cost=self._cost(pair, purchase_id),
             api_latency_ms=latency_ms,
             delivery=delivery,
@@ -177,23 +191,37 @@ class Purchase:
         return Outcome(
             status=Status.PROCESSED,
             image_key=pair.image.key,
+            variant=pair.variant,
             output_key=stored.key,
             event_pending=self._events.processed(detail),
         )
 
-    def _sidecar_metadata(self, pair: Pair) -> dict[str, str] | None:
+    def _sidecar_of(self, pair: Pair) -> Sidecar | None:
+        """What the pair's call asked for; None if it cannot be read now. It was valid when the
+        answer was bought, and storing and telling of that answer must not fail on it."""
         try:
-            return self._request.sidecar_of(pair).metadata
-        except BackdropError:  # it was valid when the answer was bought; an event must not fail on it
+            return self._request.sidecar_of(pair)
+        except BackdropError:
             return None
 
-    def _store(self, key: str, answer: KeptAnswer, deadline: Deadline) -> StoredOutput:
+    def _pair_estimated_usd(self, pair: Pair) -> float | None:
+        try:
+            return self._request.estimated_usd(pair)
+        except BackdropError:
+            return None
+
+    def _tags_of(self, pair: Pair) -> dict[str, str] | None:
+        sidecar = self._sidecar_of(pair)
+        return None if sidecar is None else sidecar.tags
+
+    def _store(self, pair: Pair, answer: KeptAnswer, deadline: Deadline) -> StoredOutput:
         """Write the paid answer, again after a wait while the call has time for it: the message's
         own retry may reach a container that has no copy of the answer, and buy it again."""
+        key, tags = pair.image.key, self._tags_of(pair)
         wait = self._budget.first_write_retry_wait_seconds
         while True:
             try:
-                return self._output.write(key, answer)
+                return self._output.write(key, answer, variant=pair.variant, tags=tags)
             except OutputWriteFailed as error:
                 if (
                     not error.retryable
@@ -253,7 +281,9 @@ class Purchase:
             "superseded: a newer version of the image or its sidecar arrived while this one was processed",
             extra={"key": pair.image.key, "output_key": out_key, "withdrawn": withdrawn},
         )
-        return Outcome(status=Status.SUPERSEDED, image_key=pair.image.key, output_key=out_key)
+        return Outcome(
+            status=Status.SUPERSEDED, image_key=pair.image.key, variant=pair.variant, output_key=out_key
+        )
 
     def _buy_answer(
         self, pair: Pair, pair_id: str, purchase_id: str, delivery: Delivery
@@ -264,10 +294,8 @@ class Purchase:
         seed = sidecar.seed if sidecar.seed is not None else self._random_seed()
         metadata = output_metadata(pair, sidecar, seed)
         payload = self._request.payload(pair, sidecar, seed)
-        self._output.claim_key(pair.image.bucket, pair.image.key)
-        answer, paid, latency_ms = self._pay(
-            purchase_id, payload, delivery, image_key=pair.image.key, metadata=metadata
-        )
+        self._output.claim_key(pair.image.bucket, pair.image.key, pair.variant)
+        answer, paid, latency_ms = self._pay(purchase_id, payload, delivery, pair=pair, metadata=metadata)
         try:
             with contextlib.closing(answer.body):
                 kept = self._kept.keep(pair_id, answer, metadata)
@@ -284,7 +312,7 @@ class Purchase:
         payload: dict[str, Any],
         delivery: Delivery,
         *,
-        image_key: str,
+        pair: Pair,
         metadata: dict[str, str],
     ) -> tuple[ApiImage, int, float]:
         """The paid call, counted in the ledger: (its answer, the purchases counted with it, the
@@ -297,7 +325,7 @@ class Purchase:
         if counted.verdict is not None:
             raise _VerdictWaiting(counted.verdict)
         if counted.paid - int(counted.granted) > counted.lost:
-            stored = self._output.stored_result(image_key, metadata)
+            stored = self._output.stored_result(pair.image.key, metadata, pair.variant)
             if stored is not None:
                 if counted.granted:
                     self._ledger.release(purchase_id)

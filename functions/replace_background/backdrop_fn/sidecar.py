@@ -34,12 +34,20 @@ RESERVED_METADATA_KEYS = frozenset(
         "rendering-speed",
         "magic-prompt",
         "seed",
+        "variant",
+        "rendition",
     }
 )
+MAX_VARIANTS = 8
+# S3's object tag rules: checked before paying, since S3 would refuse the output's write after it.
+MAX_TAGS = 10
+MAX_TAG_KEY_CHARS, MAX_TAG_VALUE_CHARS = 128, 256
 
 _STYLE_CODE = re.compile(r"[0-9A-Fa-f]{8}")
 _COLOR_HEX = re.compile(r"#[0-9A-Fa-f]{6}")
 _METADATA_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+# Letters and digits in any script, spaces, and + - = . _ : / @
+_TAG_TEXT = re.compile(r"[\w\s+\-=.:/@]*")
 _STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
@@ -93,7 +101,9 @@ class ColorPalette(BaseModel):
         return self
 
 
-class Sidecar(BaseModel):
+class CallFields(BaseModel):
+    """What shapes one paid call: a sidecar's fields, which each of its variants may override."""
+
     model_config = _STRICT
 
     prompt: str
@@ -104,11 +114,12 @@ class Sidecar(BaseModel):
     style_codes: list[str] | None = None
     style_reference_images: list[str] | None = None
     color_palette: ColorPalette | None = None
-    metadata: dict[str, str] | None = None
 
     @field_validator("prompt")
     @classmethod
-    def _prompt(cls, value: str) -> str:
+    def _prompt(cls, value: str | None) -> str:
+        if value is None:
+            raise ValueError("must be a string (leave it out to keep the sidecar's)")
         value = value.strip()
         if not value:
             raise ValueError("must not be empty")
@@ -146,6 +157,40 @@ class Sidecar(BaseModel):
                 raise ValueError(f"[{index}] {problem}")
         return value
 
+    @model_validator(mode="after")
+    def _one_style_source(self) -> CallFields:
+        if self.style_codes and self.style_reference_images:
+            raise ValueError("style_codes and style_reference_images cannot be used together")
+        return self
+
+
+class Variant(CallFields):
+    """One more call for the same pair: the sidecar's fields, but those given here.
+
+    ``seed``, ``style_codes``, ``style_reference_images`` and ``color_palette`` may be null (a
+    random seed, no style, no palette); the others must be values when given.
+    """
+
+    prompt: str | None = None  # type: ignore[assignment]
+    rendering_speed: RenderingSpeed | None = Field(None, strict=False)  # type: ignore[assignment]
+    magic_prompt: MagicPrompt | None = Field(None, strict=False)  # type: ignore[assignment]
+
+    @field_validator("rendering_speed", "magic_prompt")
+    @classmethod
+    def _given(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("must be a string (leave it out to keep the sidecar's)")
+        return value
+
+    def overrides(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.model_fields_set}
+
+
+class Sidecar(CallFields):
+    metadata: dict[str, str] | None = None
+    variants: list[Variant] | None = None
+    tags: dict[str, str] | None = None
+
     @field_validator("metadata")
     @classmethod
     def _metadata(cls, value: dict[str, str] | None) -> dict[str, str] | None:
@@ -162,11 +207,51 @@ class Sidecar(BaseModel):
                 raise ValueError(f"key {key!r} is written by Backdrop itself; choose another name")
         return value
 
+    @field_validator("variants")
+    @classmethod
+    def _variant_count(cls, value: list[Variant] | None) -> list[Variant] | None:
+        if value is not None and not 1 <= len(value) <= MAX_VARIANTS:
+            raise ValueError(f"must hold 1 to {MAX_VARIANTS} variants, not {len(value)}")
+        return value
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        if value is not None and len(value) > MAX_TAGS:
+            raise ValueError(f"S3 takes at most {MAX_TAGS} tags on an object, not {len(value)}")
+        for key, text in (value or {}).items():
+            problem = _tag_problem(key, text)
+            if problem:
+                raise ValueError(f"{key!r}: {problem}")
+        return value
+
     @model_validator(mode="after")
-    def _one_style_source(self) -> Sidecar:
-        if self.style_codes and self.style_reference_images:
-            raise ValueError("style_codes and style_reference_images cannot be used together")
+    def _variants_fit(self) -> Sidecar:
+        for index in range(len(self.variants or ())):
+            merged = self.variant(index + 1)
+            if merged.style_codes and merged.style_reference_images:
+                raise ValueError(
+                    f"variants[{index}]: style_codes and style_reference_images cannot be used together "
+                    "(one of them is the sidecar's)"
+                )
         return self
+
+    def variant(self, number: int) -> Sidecar:
+        """The sidecar as its variant ``number`` (from 1) asks for it: its own call's fields."""
+        variants = self.variants or []
+        return self.model_copy(update=variants[number - 1].overrides())
+
+
+def _tag_problem(key: str, value: str) -> str | None:
+    if not 1 <= len(key) <= MAX_TAG_KEY_CHARS:
+        return f"a tag key must have 1 to {MAX_TAG_KEY_CHARS} characters"
+    if key.lower().startswith("aws:"):
+        return "tag keys starting with 'aws:' are reserved by AWS"
+    if len(value) > MAX_TAG_VALUE_CHARS:
+        return f"a tag value must have at most {MAX_TAG_VALUE_CHARS} characters, not {len(value)}"
+    if not (_TAG_TEXT.fullmatch(key) and _TAG_TEXT.fullmatch(value)):
+        return "S3 tags take letters, digits, spaces and + - = . _ : / @ only"
+    return None
 
 
 def parse_sidecar(raw: bytes) -> Sidecar:

@@ -107,10 +107,13 @@ class World:
         attempt: int = 1,
         final: bool = True,
         replay_of: str | None = None,
+        replay_variant: int | None = None,
         message_id: str | None = None,
     ) -> list[Outcome]:
         """``final=False``: a work-queue message with receives left (``message-1`` unless named)."""
-        item = WorkItem(BUCKET, key, None, None, s3_record(key), replay_of=replay_of)
+        item = WorkItem(
+            BUCKET, key, None, None, s3_record(key), replay_of=replay_of, replay_variant=replay_variant
+        )
         delivery = Delivery(
             Deadline(300, clock=self.clock),
             "req-1",

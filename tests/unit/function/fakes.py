@@ -118,7 +118,14 @@ class FakeStore:
         return f"https://{obj.bucket}.s3.example/{obj.key}?expires={expires_in}"
 
     def write_output(
-        self, bucket: str, key: str, body: BinaryIO, *, content_type: str, metadata: dict[str, str]
+        self,
+        bucket: str,
+        key: str,
+        body: BinaryIO,
+        *,
+        content_type: str,
+        metadata: dict[str, str],
+        tags: dict[str, str] | None = None,
     ) -> int:
         if self.fail_writes_with is not None and self.writes_to_fail != 0:
             if self.writes_to_fail is not None:
@@ -130,6 +137,7 @@ class FakeStore:
             "body": data,
             "content_type": content_type,
             "metadata": metadata,
+            "tags": dict(tags or {}),
             "version_id": f"v{sum(map(len, self.output_versions.values())) + 1}",
         }
         versions.append(written)
@@ -163,6 +171,8 @@ class FakeApi:
     image: bytes = PNG_BYTES
     image_type: ImageType = PNG
     errors: list[BackdropError] = field(default_factory=list)
+    # Errors for the calls of one prompt only (a variant's), one for each such call.
+    errors_for_prompt: dict[str, list[BackdropError]] = field(default_factory=dict)
     payloads: list[dict[str, Any]] = field(default_factory=list)
     # Answers charged (a 200) whose body then fails with this error while it is read.
     lost_answers: list[BackdropError] = field(default_factory=list)
@@ -176,6 +186,8 @@ class FakeApi:
             self.while_answering.pop(0)()
         if self.errors:
             raise self.errors.pop(0)
+        if self.errors_for_prompt.get(payload["prompt"]):
+            raise self.errors_for_prompt[payload["prompt"]].pop(0)
         if self.lost_answers:
             return ApiImage(image_type=self.image_type, body=BreakingBody(self.lost_answers.pop(0)))
         return ApiImage(image_type=self.image_type, body=io.BytesIO(self.image))

@@ -44,7 +44,7 @@ def test_a_processed_pair_publishes_one_event_saying_where_what_and_what_it_cost
         "seed": 4321,
         "rendering_speed": "DEFAULT",
         "metadata": {"sku": "MUG-7"},
-        "cost": {"paid_calls": 1, "estimated_usd": 0.075},
+        "cost": {"paid_calls": 1, "estimated_usd": 0.075, "pair_estimated_usd": 0.075},
         "attempts": 1,
         "request_id": "req-1",
     }

@@ -69,6 +69,9 @@ def test_dlq_record_is_replayed_with_its_identity(error_class: str):
     (item,) = items_from_message(json.dumps(record))
     assert item.key == "a.jpg"
     assert item.replay_of == "2026-11-27T10:00:00Z/r-1/5"
+    assert item.replay_variant is None
+    (item,) = items_from_message(json.dumps({**record, "variant": 3}))
+    assert item.replay_variant == 3
 
 
 @pytest.mark.parametrize(

@@ -123,7 +123,13 @@ def test_a_direct_event_that_is_not_an_event_is_dead_lettered_once_as_invalid_ev
 ):
     answer = handle(runtime, event, Context())
     assert answer["outcomes"] == [
-        {"status": "failed", "image_key": None, "output_key": None, "error_class": "invalid_event"}
+        {
+            "status": "failed",
+            "image_key": None,
+            "variant": None,
+            "output_key": None,
+            "error_class": "invalid_event",
+        }
     ]
     one_invalid_event(world)
 

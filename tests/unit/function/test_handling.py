@@ -152,7 +152,13 @@ def test_a_direct_event_answers_with_its_outcomes(runtime: Runtime, world: World
     answer = handle(runtime, s3_notification("a.jpg"), Context())
     assert answer == {
         "outcomes": [
-            {"status": "processed", "image_key": "a.jpg", "output_key": "a.png", "error_class": None}
+            {
+                "status": "processed",
+                "image_key": "a.jpg",
+                "variant": None,
+                "output_key": "a.png",
+                "error_class": None,
+            }
         ]
     }
 

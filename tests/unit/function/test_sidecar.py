@@ -130,3 +130,66 @@ def test_every_problem_is_reported_at_once():
 )
 def test_malformed_documents_are_rejected_clearly(raw: bytes, message: str):
     assert message in rejection(raw)
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        ({"prompt": "a", "variants": []}, "variants: must hold 1 to 8 variants, not 0"),
+        ({"prompt": "a", "variants": [{}] * 9}, "variants: must hold 1 to 8 variants, not 9"),
+        ({"prompt": "a", "variants": [{"prompt": None}]}, "variants[0].prompt: must be a string"),
+        ({"prompt": "a", "variants": [{"prompt": "  "}]}, "variants[0].prompt: must not be empty"),
+        ({"prompt": "a", "variants": [{"seed": 5}]}, "variants[0].seed: must be between 100 and 999999"),
+        ({"prompt": "a", "variants": [{"metadata": {}}]}, "variants[0].metadata: unknown field"),
+        ({"prompt": "a", "variants": [{"rendering_speed": None}]}, "variants[0].rendering_speed: must be"),
+        (
+            {
+                "prompt": "a",
+                "style_codes": ["0A1B2C3D"],
+                "variants": [{}, {"style_reference_images": ["x.png"]}],
+            },
+            "variants[1]: style_codes and style_reference_images cannot be used together",
+        ),
+    ],
+)
+def test_every_variant_is_checked_before_any_call(document, message):
+    assert message in rejection(document)
+
+
+def test_a_variant_overrides_only_what_it_gives_and_null_means_none():
+    sidecar = parse(
+        {
+            "prompt": "counter",
+            "seed": 200,
+            "color_palette": {"name": "EMBER"},
+            "variants": [{"prompt": "beach", "seed": None, "color_palette": None}],
+        }
+    )
+    first = sidecar.variant(1)
+    assert (first.prompt, first.seed, first.color_palette, first.rendering_speed) == (
+        "beach",
+        None,
+        None,
+        "DEFAULT",
+    )
+
+
+@pytest.mark.parametrize(
+    ("tags", "message"),
+    [
+        ({f"k{n}": "v" for n in range(11)}, "at most 10 tags"),
+        ({"aws:created": "x"}, "'aws:created': tag keys starting with 'aws:' are reserved"),
+        ({"": "x"}, "a tag key must have 1 to 128 characters"),
+        ({"k" * 129: "x"}, "a tag key must have 1 to 128 characters"),
+        ({"sku": "v" * 257}, "a tag value must have at most 256 characters"),
+        ({"sku": "A#1"}, "S3 tags take letters, digits, spaces and + - = . _ : / @ only"),
+        ({"sku": 7}, "tags.sku: must be a string"),
+    ],
+)
+def test_tags_follow_s3s_rules_before_any_call(tags, message):
+    assert message in rejection({"prompt": "a", "tags": tags})
+
+
+def test_tags_in_any_script_with_s3s_punctuation_are_taken():
+    tags = {"Kategorie": "Schuhe/Größe 42", "campaign": "spring+2027 @shop:main=1_a-b.c"}
+    assert parse({"prompt": "a", "tags": tags}).tags == tags

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any, BinaryIO
+from urllib.parse import quote, urlencode
 
 from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
@@ -143,17 +144,22 @@ class S3ObjectStore:
         return self._s3.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in)
 
     def write_output(
-        self, bucket: str, key: str, body: BinaryIO, *, content_type: str, metadata: dict[str, str]
+        self,
+        bucket: str,
+        key: str,
+        body: BinaryIO,
+        *,
+        content_type: str,
+        metadata: dict[str, str],
+        tags: dict[str, str] | None = None,
     ) -> int:
         counted = CountingStream(b"", body)
+        extra = {"ContentType": content_type, "Metadata": metadata}
+        if tags:
+            # Set with the object itself (x-amz-tagging), so that no untagged result is ever seen.
+            extra["Tagging"] = urlencode(tags, quote_via=quote)
         try:
-            self._s3.upload_fileobj(
-                counted,
-                bucket,
-                key,
-                ExtraArgs={"ContentType": content_type, "Metadata": metadata},
-                Config=_STREAMING_UPLOAD,
-            )
+            self._s3.upload_fileobj(counted, bucket, key, ExtraArgs=extra, Config=_STREAMING_UPLOAD)
         except (ClientError, BotoCoreError, S3UploadFailedError, OSError, HTTPError) as error:
             # A refusal (AccessDenied, NoSuchBucket, a KMS key denied) is no passing trouble: a
             # later receive would meet it again, and in another container pay again.
