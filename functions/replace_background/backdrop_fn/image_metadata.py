@@ -12,6 +12,8 @@ Why a lossless rewrite: metadata lives in segments (JPEG) and chunks (PNG, WebP)
 beside the compressed pixels. ``metadata_free`` walks them once to plan the copy and once more to
 stream it, keeping what draws the picture (and its colour profile) and dropping the rest: the
 pixels are the same bytes, memory stays at one segment, and the size is known before the upload.
+An EXIF orientation other than 1 is written back in an EXIF of its own, so the copy is shown the
+way the original was (a WebP's EXIF is at its end, where the first bytes do not reach).
 
 What counts as personal metadata: whatever can say where a photo was taken or with which camera,
 or carry free text that may: EXIF GPS, camera and lens serial numbers, the owner's name, maker
@@ -208,6 +210,11 @@ class _Reader:
             self.position += step
             count -= step
 
+    def peek(self, count: int) -> bytes:
+        """Up to ``count`` bytes, left unread."""
+        self._fill(count)
+        return self._buffer[self._at : self._at + count]
+
     def at_end(self) -> bool:
         return self._fill(1) == 0
 
@@ -312,10 +319,12 @@ def _jpeg_keeps(segment: _Segment) -> bool:
 
 def _jpeg_plan(reader: _Reader, tag_srgb: bool) -> _Plan:
     plan = _Plan()
-    has_profile, components, after_jfif = False, 0, 2
+    has_profile, components, after_jfif, orientation = False, 0, 2, 1
     for segment in _jpeg_segments(reader):
         if not _jpeg_keeps(segment):
             plan.changed = True
+            if orientation == 1 and segment.marker == _APP1 and segment.payload.startswith(_EXIF):
+                orientation = _orientation_in(segment.payload)
             continue
         plan.copy(segment.start, segment.end)
         has_profile = has_profile or segment.marker == _APP2
@@ -325,19 +334,21 @@ def _jpeg_plan(reader: _Reader, tag_srgb: bool) -> _Plan:
             after_jfif = segment.end  # JFIF must stay the first segment
     if not reader.at_end():
         plan.changed = True  # a trailer after EOI: appended images or video, with their metadata
+    if orientation != 1:
+        plan.insert(after_jfif, _jpeg_segment(_APP1, _EXIF + _orientation_exif(orientation)))
     if tag_srgb and not has_profile and components == 3:
         plan.insert(after_jfif, _jpeg_icc_segments(srgb_profile()))
     return plan
 
 
+def _jpeg_segment(marker: int, payload: bytes) -> bytes:
+    return bytes((0xFF, marker)) + struct.pack(">H", len(payload) + 2) + payload
+
+
 def _jpeg_icc_segments(profile: bytes) -> bytes:
     pieces = [profile[at : at + _ICC_PIECE] for at in range(0, len(profile), _ICC_PIECE)]
     return b"".join(
-        b"\xff\xe2"
-        + struct.pack(">H", 2 + len(_ICC) + 2 + len(piece))
-        + _ICC
-        + bytes((number, len(pieces)))
-        + piece
+        _jpeg_segment(_APP2, _ICC + bytes((number, len(pieces))) + piece)
         for number, piece in enumerate(pieces, start=1)
     )
 
@@ -398,10 +409,11 @@ def _cicp_name(data: bytes) -> str:
 
 def _png_plan(reader: _Reader, tag_srgb: bool) -> _Plan:
     plan = _Plan()
-    has_colour, after_header = False, 0
-    for chunk in _png_chunks(reader, frozenset()):
+    has_colour, after_header, orientation = False, 0, 1
+    for chunk in _png_chunks(reader, frozenset((b"eXIf",))):
         if chunk.kind[0] & 0x20 and chunk.kind not in _PNG_DRAWING:  # ancillary, not drawing
             plan.changed = True
+            orientation = _orientation_in(chunk.data) if chunk.kind == b"eXIf" else orientation
             continue
         if not plan.ranges and chunk.kind != b"IHDR":
             raise ValueError("no IHDR first")
@@ -412,6 +424,8 @@ def _png_plan(reader: _Reader, tag_srgb: bool) -> _Plan:
         plan.changed = True
     if tag_srgb and not has_colour:
         plan.insert(after_header, _png_chunk(b"sRGB", b"\x00"))  # perceptual intent
+    if orientation != 1:
+        plan.insert(after_header, _png_chunk(b"eXIf", _orientation_exif(orientation)))
     return plan
 
 
@@ -451,8 +465,7 @@ def _webp_condition(reader: _Reader, found: _Findings) -> None:
             elif chunk.kind == b"ICCP":
                 found.colour_profile = _profile_name(chunk.data)
             elif chunk.kind == b"EXIF":
-                tiff = chunk.data
-                _read_exif(tiff[len(_EXIF) :] if tiff.startswith(_EXIF) else tiff, found)
+                _read_exif(chunk.data.removeprefix(_EXIF), found)
             elif chunk.kind == b"XMP ":
                 found.note("XMP")
     finally:
@@ -469,12 +482,13 @@ def _webp_plan(reader: _Reader, tag_srgb: bool) -> _Plan:
     plan = _Plan()
     extended: bytes | None = None  # the VP8X payload
     simple: bytes | None = None  # or the one a simple (VP8 or VP8L) file would have
-    has_profile = False
-    for chunk in _riff_chunks(reader, frozenset((b"VP8X",))):
+    has_profile, orientation = False, 1
+    for chunk in _riff_chunks(reader, frozenset((b"VP8X", b"EXIF"))):
         if chunk.kind not in _WEBP_DRAWING:
             plan.changed = True
+            orientation = _orientation_in(chunk.data) if chunk.kind == b"EXIF" else orientation
         elif chunk.kind == b"VP8X" and not plan.ranges and extended is None:
-            extended = chunk.data  # written anew, without the EXIF and XMP flags
+            extended = chunk.data  # written anew, with flags for what is left
         else:
             if extended is None and simple is None:
                 simple = _vp8x_for(chunk)
@@ -482,25 +496,24 @@ def _webp_plan(reader: _Reader, tag_srgb: bool) -> _Plan:
             plan.copy(chunk.start, chunk.end)
     if not reader.at_end():
         plan.changed = True
-    add_profile = tag_srgb and not has_profile
-    if extended is not None:
-        plan.prefix = _vp8x_chunk(extended, add_profile)
-        plan.changed = plan.changed or plan.prefix[8:18] != extended
-    elif simple is not None and add_profile:
-        plan.prefix = _vp8x_chunk(simple, add_profile)
-        plan.changed = True
-    elif simple is None:
+    if extended is None and simple is None:
         raise ValueError("no image chunk")
+    profile = srgb_profile() if tag_srgb and not has_profile else b""
+    exif = _orientation_exif(orientation) if orientation != 1 else b""
+    if extended is not None or profile or exif:  # else a simple file stays simple
+        plan.prefix = _vp8x_chunk(extended or simple or b"", profile=profile, exif=bool(exif))
+        plan.changed = plan.changed or plan.prefix[8:18] != extended
+    plan.suffix = _riff_chunk(b"EXIF", exif) if exif else b""
     return plan
 
 
-def _vp8x_chunk(payload: bytes, add_profile: bool) -> bytes:
-    """A VP8X chunk without the EXIF and XMP flags; with the sRGB profile's chunk after it."""
+def _vp8x_chunk(payload: bytes, *, profile: bytes, exif: bool) -> bytes:
+    """A VP8X chunk whose flags say what is left, then the profile's chunk when one is added."""
     if len(payload) != 10:
         raise ValueError("VP8X length")
-    flags = payload[0] & ~(_VP8X_EXIF | _VP8X_XMP) | (_VP8X_ICC if add_profile else 0)
-    vp8x = _riff_chunk(b"VP8X", bytes((flags,)) + payload[1:])
-    return vp8x + _riff_chunk(b"ICCP", srgb_profile()) if add_profile else vp8x
+    flags = payload[0] & ~(_VP8X_EXIF | _VP8X_XMP) | (_VP8X_EXIF if exif else 0)
+    vp8x = _riff_chunk(b"VP8X", bytes((flags | (_VP8X_ICC if profile else 0),)) + payload[1:])
+    return vp8x + _riff_chunk(b"ICCP", profile) if profile else vp8x
 
 
 def _vp8x_for(chunk: _Chunk) -> bytes:
@@ -555,6 +568,18 @@ def _ifd_entries(tiff: bytes, offset: int, order: str) -> Iterator[tuple[int, by
         at = offset + 2 + 12 * index
         (tag,) = struct.unpack(order + "H", tiff[at : at + 2])
         yield tag, tiff[at + 8 : at + 12]
+
+
+def _orientation_in(tiff: bytes) -> int:
+    """The orientation an EXIF block says (a WebP's may start with JPEG's "Exif" header)."""
+    found = _Findings()
+    _read_exif(tiff.removeprefix(_EXIF), found)
+    return found.orientation
+
+
+def _orientation_exif(orientation: int) -> bytes:
+    """EXIF (a TIFF structure) that says nothing but the orientation."""
+    return b"II*\x00" + struct.pack("<IHHHIHHI", 8, 1, _ORIENTATION, 3, 1, orientation, 0, 0)
 
 
 # --- ICC profiles ----------------------------------------------------------------------------------
@@ -668,6 +693,7 @@ class _Plan:
         self.ranges: list[tuple[int, int]] = []
         self.insertions: dict[int, bytes] = {}  # at an original offset
         self.prefix = b""  # WebP: the VP8X (and ICCP) written after the RIFF header
+        self.suffix = b""  # WebP: the EXIF chunk that keeps the orientation
         self.changed = False
 
     def copy(self, start: int, end: int) -> None:
@@ -677,7 +703,7 @@ class _Plan:
             self.ranges.append((start, end))
 
     def insert(self, at: int, data: bytes) -> None:
-        self.insertions[at] = data
+        self.insertions[at] = self.insertions.get(at, b"") + data
         self.changed = True
 
     def pieces(self) -> list[bytes | tuple[int, int]]:
@@ -695,28 +721,31 @@ class _Plan:
 def metadata_free(open: Callable[[], BinaryIO], size: int, *, tag_srgb: bool) -> CleanImage | None:
     """A copy of the image without EXIF, XMP, comments and text, or any segment or chunk that does
     not draw the picture, wherever it is in the file; with ``tag_srgb``, an image without a colour
-    profile is tagged sRGB. The compressed pixels are copied as they are. None when nothing would
-    change. ``open`` is called once to plan the copy and once for each ``open`` of the result.
+    profile is tagged sRGB. The compressed pixels are copied as they are, and an orientation other
+    than 1 is kept in an EXIF that says nothing else. None when nothing would change.
 
-    Raises InvalidImage when the file's structure cannot be walked to its end.
+    ``open`` is called once to plan the copy, and once more for each ``open`` of the result;
+    ``size`` is the original's. Raises InvalidImage when its structure cannot be walked to its end.
     """
-    with open() as stream:
-        image_type = images.sniff(stream.read(images.SNIFF_BYTES))
     planners = {images.JPEG: _jpeg_plan, images.PNG: _png_plan, images.WEBP: _webp_plan}
-    if image_type is None:
-        raise InvalidImage("not a JPEG, PNG or WebP image: its metadata cannot be removed")
     with open() as stream:
+        reader = _Reader(stream)
+        image_type = images.sniff(reader.peek(images.SNIFF_BYTES))
+        if image_type is None:
+            raise InvalidImage("not a JPEG, PNG or WebP image: its metadata cannot be removed")
         try:
-            plan = planners[image_type](_Reader(stream), tag_srgb)
+            plan = planners[image_type](reader, tag_srgb)
         except _MALFORMED as error:
             raise InvalidImage(
                 f"a damaged {image_type.name}: its metadata cannot be removed ({error or 'truncated'})"
             ) from error
+    if reader.position > size:
+        raise InvalidImage(f"the {image_type.name} is larger than its {size:,} bytes: it changed")
     if not plan.changed:
         return None
     pieces = plan.pieces()
     if image_type is images.WEBP:  # a new RIFF header, with the copy's size
-        pieces = [plan.prefix, *pieces]
+        pieces = [plan.prefix, *pieces, plan.suffix]
         pieces.insert(0, b"RIFF" + struct.pack("<I", 4 + _length(pieces)) + b"WEBP")
     return CleanImage(_length(pieces), lambda: io.BufferedReader(_Spliced(open, pieces)))
 

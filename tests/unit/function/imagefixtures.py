@@ -126,17 +126,20 @@ def clean_srgb_jpeg(size: tuple[int, int] = (96, 64)) -> bytes:
     return encode(picture(size), "JPEG", icc_profile=littlecms_srgb_profile())
 
 
-def png_with_exif_and_xmp() -> bytes:
+def png_with_exif_and_xmp(orientation: int = 1) -> bytes:
     """A PNG with an eXIf chunk (GPS, serials), XMP in an iTXt chunk and a tEXt comment."""
     info = PngInfo()
     info.add_itxt("XML:com.adobe.xmp", XMP.decode())
     info.add_text("Comment", COMMENT.decode())
-    return encode(picture(), "PNG", exif=phone_exif(1), pnginfo=info)
+    return encode(picture(), "PNG", exif=phone_exif(orientation), pnginfo=info)
 
 
-def webp_with_exif(*, lossless: bool = False, size: tuple[int, int] = (96, 64), noisy: bool = False) -> bytes:
+def webp_with_exif(
+    orientation: int = 1, *, lossless: bool = False, size: tuple[int, int] = (96, 64), noisy: bool = False
+) -> bytes:
     """A WebP with EXIF (GPS, serials) and XMP chunks after its image data."""
-    return encode(picture(size, noisy=noisy), "WEBP", exif=phone_exif(1), xmp=XMP, lossless=lossless)
+    exif = phone_exif(orientation)
+    return encode(picture(size, noisy=noisy), "WEBP", exif=exif, xmp=XMP, lossless=lossless)
 
 
 def decoded(data: bytes) -> Image.Image:

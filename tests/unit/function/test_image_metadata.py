@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import io
 import struct
+import subprocess
+import sys
 import zlib
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -325,7 +328,10 @@ def test_no_gps_serial_or_xmp_survives_in_the_copy(name: str):
     copy = cleaned_bytes(original)
 
     assert not [secret for secret in fx.SECRETS if secret in copy]
-    assert not fx.decoded(copy).getexif()
+    exif = fx.decoded(copy).getexif()
+    assert set(exif) <= {0x0112}  # an orientation at most
+    assert not exif.get_ifd(0x8825)
+    assert not exif.get_ifd(0x8769)
     assert "xmp" not in fx.decoded(copy).info
     assert not input_condition(head(copy)).needs_cleaning
 
@@ -407,13 +413,45 @@ def test_a_webp_is_given_the_extended_layout_to_carry_its_profile(mode: str, los
     assert fx.decoded(copy).tobytes() == fx.decoded(original).tobytes()
 
 
-def test_webp_flags_and_riff_size_match_what_is_left():
+def test_webp_flags_and_riff_size_match_what_is_left_when_upright():
     copy = cleaned_bytes(fx.webp_with_exif(), tag_srgb=False)
 
     assert copy[20] & 0x0C == 0  # neither the EXIF nor the XMP flag
     assert struct.unpack("<I", copy[4:8])[0] == len(copy) - 8
     assert b"EXIF" not in copy
     assert b"XMP " not in copy
+
+
+@pytest.mark.parametrize(
+    ("original", "orientation"),
+    [
+        (fx.sideways_phone_photo(), 6),
+        (fx.encode(fx.picture(), "JPEG", exif=fx.phone_exif(8, big_endian=True)), 8),
+        (fx.png_with_exif_and_xmp(orientation=5), 5),
+        (fx.webp_with_exif(3), 3),
+        (fx.webp_with_exif(6, size=(400, 400), noisy=True, lossless=True), 6),
+    ],
+)
+def test_the_copy_keeps_the_orientation_and_nothing_else_of_the_exif(original: bytes, orientation: int):
+    copy = cleaned_bytes(original, tag_srgb=False)
+
+    assert dict(fx.decoded(copy).getexif()) == {0x0112: orientation}
+    assert not [secret for secret in fx.SECRETS if secret in copy]
+    assert fx.decoded(copy).tobytes() == fx.decoded(original).tobytes()
+
+
+def test_a_copy_of_an_upright_webp_has_no_exif_flag():
+    copy = cleaned_bytes(fx.webp_with_exif(1), tag_srgb=False)
+
+    assert copy[20] & 0x08 == 0
+    assert b"EXIF" not in copy
+
+
+def test_an_original_larger_than_its_size_says_is_refused():
+    data = fx.png_with_exif_and_xmp()
+
+    with pytest.raises(InvalidImage, match="changed"):
+        metadata_free(lambda: io.BytesIO(data), len(data) - 100, tag_srgb=True)
 
 
 def test_whatever_follows_a_jpeg_end_is_dropped():
@@ -462,3 +500,21 @@ def test_the_srgb_profile_is_one_littlecms_takes_for_srgb():
     assert ImageCms.getProfileDescription(ours).strip() == "sRGB (compact)"
     assert len(srgb_profile()) < 1024
     assert max(high for _, high in ImageChops.difference(converted, image).getextrema()) <= 1
+
+
+def test_reading_and_cleaning_images_never_imports_pillow():
+    script = (
+        "import io, sys\n"
+        "from backdrop_fn.image_metadata import input_condition, metadata_free\n"
+        f"data = {fx.sideways_phone_photo()!r}\n"
+        "input_condition(data)\n"
+        "metadata_free(lambda: io.BytesIO(data), len(data), tag_srgb=True).open().read()\n"
+        "print(sorted(name for name in sys.modules if name.split('.')[0] == 'PIL'))\n"
+    )
+    source = Path(__file__).parents[3] / "functions" / "replace_background"
+
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=source, capture_output=True, text=True, check=True
+    )
+
+    assert result.stdout.strip() == "[]"
