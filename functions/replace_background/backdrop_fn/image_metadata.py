@@ -121,10 +121,15 @@ class InputCondition:
 
 @dataclass(frozen=True)
 class CleanImage:
-    """An image without its personal metadata, streamed from the original on each ``open``."""
+    """An image without its personal metadata, streamed from the original on each ``open``.
+
+    ``orientation`` is the EXIF orientation the copy keeps: the only way to learn a WebP's, whose
+    EXIF is beyond the first bytes. One other than 1 means the image still needs decoding.
+    """
 
     size: int
     open: Callable[[], BinaryIO] = field(repr=False)
+    orientation: int = 1
 
 
 class _Truncated(Exception):
@@ -334,6 +339,7 @@ def _jpeg_plan(reader: _Reader, tag_srgb: bool) -> _Plan:
             after_jfif = segment.end  # JFIF must stay the first segment
     if not reader.at_end():
         plan.changed = True  # a trailer after EOI: appended images or video, with their metadata
+    plan.orientation = orientation
     if orientation != 1:
         plan.insert(after_jfif, _jpeg_segment(_APP1, _EXIF + _orientation_exif(orientation)))
     if tag_srgb and not has_profile and components == 3:
@@ -424,6 +430,7 @@ def _png_plan(reader: _Reader, tag_srgb: bool) -> _Plan:
         plan.changed = True
     if tag_srgb and not has_colour:
         plan.insert(after_header, _png_chunk(b"sRGB", b"\x00"))  # perceptual intent
+    plan.orientation = orientation
     if orientation != 1:
         plan.insert(after_header, _png_chunk(b"eXIf", _orientation_exif(orientation)))
     return plan
@@ -470,8 +477,8 @@ def _webp_condition(reader: _Reader, found: _Findings) -> None:
                 found.note("XMP")
     finally:
         # EXIF and XMP come after the image data, usually beyond the first bytes: the flags say
-        # they are there. The orientation in such an EXIF stays unknown (taken as 1): the cleaned
-        # copy drops it, and a WebP's orientation tag is not applied by browsers anyway.
+        # they are there. The orientation in such an EXIF stays unknown here (taken as 1); the
+        # cleaned copy, made from the whole file, says it (CleanImage.orientation).
         if flags & _VP8X_EXIF and b"EXIF" not in seen:
             found.note("EXIF (end of file)")
         if flags & _VP8X_XMP and b"XMP " not in seen:
@@ -504,6 +511,7 @@ def _webp_plan(reader: _Reader, tag_srgb: bool) -> _Plan:
         plan.prefix = _vp8x_chunk(extended or simple or b"", profile=profile, exif=bool(exif))
         plan.changed = plan.changed or plan.prefix[8:18] != extended
     plan.suffix = _riff_chunk(b"EXIF", exif) if exif else b""
+    plan.orientation = orientation
     return plan
 
 
@@ -694,6 +702,7 @@ class _Plan:
         self.insertions: dict[int, bytes] = {}  # at an original offset
         self.prefix = b""  # WebP: the VP8X (and ICCP) written after the RIFF header
         self.suffix = b""  # WebP: the EXIF chunk that keeps the orientation
+        self.orientation = 1  # the one the original's EXIF said
         self.changed = False
 
     def copy(self, start: int, end: int) -> None:
@@ -747,7 +756,7 @@ def metadata_free(open: Callable[[], BinaryIO], size: int, *, tag_srgb: bool) ->
     if image_type is images.WEBP:  # a new RIFF header, with the copy's size
         pieces = [plan.prefix, *pieces, plan.suffix]
         pieces.insert(0, b"RIFF" + struct.pack("<I", 4 + _length(pieces)) + b"WEBP")
-    return CleanImage(_length(pieces), lambda: io.BufferedReader(_Spliced(open, pieces)))
+    return CleanImage(_length(pieces), lambda: io.BufferedReader(_Spliced(open, pieces)), plan.orientation)
 
 
 def _length(pieces: list[bytes | tuple[int, int]]) -> int:
