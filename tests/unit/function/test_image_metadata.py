@@ -175,6 +175,27 @@ def test_a_png_srgb_chunk_says_srgb():
     assert input_condition(tagged).colour_profile == "srgb"
 
 
+@pytest.mark.parametrize(
+    ("code_points", "expected"), [(b"\x01\x0d\x00\x01", "srgb"), (b"\x0c\x0d\x00\x01", "cICP 12/13")]
+)
+def test_png_colour_code_points_say_whether_it_is_srgb(code_points: bytes, expected: str):
+    plain = fx.encode(fx.picture(), "PNG")
+
+    tagged = plain[:33] + chunk(b"cICP", code_points) + plain[33:]
+
+    assert input_condition(tagged).colour_profile == expected
+    assert cleaned(tagged) is None  # already tagged: nothing to add
+
+
+def test_a_png_chunk_claiming_more_than_two_gigabytes_is_unreadable_and_refused():
+    plain = fx.encode(fx.picture(), "PNG")
+    data = plain[:33] + struct.pack(">I", 0x80000000) + b"tEXt" + plain[33:]
+
+    assert input_condition(data).personal_metadata == ("unreadable structure",)
+    with pytest.raises(InvalidImage, match="damaged PNG"):
+        cleaned(data)
+
+
 @pytest.mark.parametrize("lossless", [False, True])
 def test_webp_exif_and_xmp_chunks_are_read(lossless: bool):
     condition = input_condition(head(fx.webp_with_exif(lossless=lossless)))
