@@ -459,6 +459,7 @@ def test_the_copy_keeps_the_orientation_and_nothing_else_of_the_exif(original: b
     copy = cleaned_bytes(original, tag_srgb=False)
 
     assert clean.orientation == orientation
+    Image.open(io.BytesIO(copy)).verify()
     assert dict(fx.decoded(copy).getexif()) == {0x0112: orientation}
     assert not [secret for secret in fx.SECRETS if secret in copy]
     assert fx.decoded(copy).tobytes() == fx.decoded(original).tobytes()
