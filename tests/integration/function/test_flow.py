@@ -11,7 +11,7 @@ from urllib.parse import unquote
 import pytest
 from PIL import Image
 
-from tests.integration.conftest import API_KEY, INPUT_BUCKET, Stack, photo
+from tests.integration.conftest import API_KEY, INPUT_BUCKET, OUTPUT_BUCKET, Stack, photo
 
 SIDECAR = {"prompt": "a sunny beach at noon", "seed": 4321, "rendering_speed": "TURBO"}
 
@@ -220,3 +220,23 @@ def test_a_large_image_streams_both_ways_byte_for_byte(stack: Stack, transfer: s
 def _dimensions(document: dict) -> list[list[str]]:
     (directive,) = document["_aws"]["CloudWatchMetrics"]
     return directive["Dimensions"]
+
+
+def test_variants_are_stored_at_their_own_keys_and_every_output_carries_the_sidecars_tags(stack: Stack):
+    stack.upload("shop/boot.jpg", photo("JPEG"))
+    sidecar = {
+        **SIDECAR,
+        "variants": [{}, {"prompt": "in the snow"}],
+        "tags": {"sku": "BOOT-9", "season": "winter"},
+    }
+    stack.upload("shop/boot.jpg.json", sidecar)
+    assert stack.deliver() == {"batchItemFailures": []}
+    assert [request.body["prompt"] for request in stack.emulator.requests] == [
+        SIDECAR["prompt"],
+        "in the snow",
+    ]
+    assert stack.output_keys() == ["shop/boot.png", "shop/boot.v2.png"]
+    for key, variant in (("shop/boot.png", "1"), ("shop/boot.v2.png", "2")):
+        assert stack.output(key)["Metadata"]["variant"] == variant
+        tagging = stack.s3.get_object_tagging(Bucket=OUTPUT_BUCKET, Key=key)["TagSet"]
+        assert {tag["Key"]: tag["Value"] for tag in tagging} == {"sku": "BOOT-9", "season": "winter"}
