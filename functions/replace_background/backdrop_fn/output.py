@@ -6,15 +6,22 @@ See docs/REFERENCE.md#output-keys-and-metadata.
 from __future__ import annotations
 
 import dataclasses
+import io
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from backdrop_fn import keys
 from backdrop_fn.config import Settings
 from backdrop_fn.errors import BackdropError, InvalidImage, InvalidSidecar, OutputWriteFailed
+from backdrop_fn.image_metadata import metadata_free
 from backdrop_fn.images import ANSWER_TYPES
 from backdrop_fn.pairing import Pair, sha256
 from backdrop_fn.ports import KeptAnswer, ObjectStore, OutputOwners
 from backdrop_fn.sidecar import RESERVED_METADATA_KEYS, Sidecar
+
+logger = logging.getLogger(__name__)
 
 # S3 refuses a PUT whose user metadata (names and values, in bytes) is larger than this,
 # and keys longer than this many bytes.
@@ -87,7 +94,7 @@ class Output:
     ) -> StoredOutput:
         """Store the kept answer at the output key of the image (and variant), tagged as asked."""
         out_key = self.key(image_key, answer.image_type.extension, variant)
-        with answer.open() as body:
+        with as_published(answer.open, out_key)() as body:
             written = self._store.write_output(
                 self._bucket,
                 out_key,
@@ -138,6 +145,23 @@ class Output:
             return False
         self._store.delete_version(self._bucket, out_key, current.version_id)
         return True
+
+
+def as_published(open_image: Callable[[], BinaryIO], key: str) -> Callable[[], BinaryIO]:
+    """The image as an output is stored: without any metadata it may carry (an API may copy the
+    input's), and tagged sRGB when it says nothing of its colours. Pixels are left as they are."""
+    with open_image() as body:
+        size = body.seek(0, io.SEEK_END)
+    try:
+        clean = metadata_free(open_image, size, tag_srgb=True)
+    except InvalidImage as error:
+        # Paid for and the API's own: stored as it came rather than lost.
+        logger.warning(
+            "an answer's metadata could not be walked: stored as it came",
+            extra={"key": key, "error": error.message},
+        )
+        return open_image
+    return open_image if clean is None else clean.open
 
 
 def _written_with(

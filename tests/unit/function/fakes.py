@@ -17,6 +17,7 @@ from PIL import Image
 from backdrop_fn.errors import BackdropError, BudgetExceeded, ClaimInProgress, EventNotPublished
 from backdrop_fn.images import PNG, ImageType
 from backdrop_fn.outcome import Outcome
+from backdrop_fn.image_metadata import srgb_profile
 from backdrop_fn.ports import ApiImage, ObjectInfo, Purchases, SpendReservation, StoredObject
 from backdrop_fn.pricing import price_of
 from backdrop_fn.streams import JsonBody
@@ -25,9 +26,10 @@ from backdrop_fn.vocabulary import ErrorClass, Metric
 
 
 def picture(fmt: str, size: tuple[int, int] = (8, 6)) -> bytes:
-    """A real, tiny image: the pipeline checks more than the first bytes."""
+    """A real, tiny image in sRGB: the pipeline checks more than the first bytes, and stores an
+    answer that says its colours as it came."""
     out = io.BytesIO()
-    Image.new("RGB", size, (200, 30, 30)).save(out, format=fmt)
+    Image.new("RGB", size, (200, 30, 30)).save(out, format=fmt, icc_profile=srgb_profile())
     return out.getvalue()
 
 

@@ -86,7 +86,13 @@ def s3_grants(parameters: dict[str, str] | None = None) -> dict[str, tuple[set[s
     return grants
 
 
-WRITE_OUTPUTS = {"s3:putobject", "s3:abortmultipartupload", "s3:getobject", "s3:deleteobjectversion"}
+WRITE_OUTPUTS = {
+    "s3:putobject",
+    "s3:putobjecttagging",
+    "s3:abortmultipartupload",
+    "s3:getobject",
+    "s3:deleteobjectversion",
+}
 READ_INPUTS = {"s3:getobject", "s3:getobjectversion"}
 
 
@@ -95,6 +101,12 @@ def test_outputs_of_5_mib_or_more_can_be_uploaded_in_parts():
     # Create/UploadPart/Complete are covered by s3:PutObject, AbortMultipartUpload is not.
     granted, _ = s3_grants()["arn:aws:s3:::stack-out/*"]
     assert {"s3:putobject", "s3:abortmultipartupload"} <= granted
+
+
+def test_outputs_can_be_written_with_the_sidecars_tags():
+    # A PutObject carrying x-amz-tagging is refused without s3:PutObjectTagging.
+    granted, _ = s3_grants()["arn:aws:s3:::stack-out/*"]
+    assert "s3:putobjecttagging" in granted
 
 
 def test_a_superseded_result_can_be_withdrawn_by_its_own_version():
