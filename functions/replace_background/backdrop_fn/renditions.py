@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, BinaryIO, cast
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from backdrop_fn.errors import InternalError
+from backdrop_fn.images import MAX_PIXELS
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -41,8 +42,8 @@ if TYPE_CHECKING:
 MAX_RENDITIONS = 8
 MAX_SIDE = 8192
 MAX_NAME_CHARS = 64
-# How much Pillow shrinks by whole-pixel averaging (fast) before the final Lanczos pass: 2.0
-# keeps the result indistinguishable from Lanczos alone at a fraction of its time.
+# Pillow's own choice for thumbnails: whole-pixel averaging (fast) down to twice the size, then a
+# bicubic pass; indistinguishable from Lanczos all the way at a fraction of its time.
 REDUCING_GAP = 2.0
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -248,15 +249,17 @@ def render(
     Memory: the result is decoded once (a JPEG only to the largest size any rendition needs) and
     held while the renditions are made from it; each rendition's pixels and bytes are let go as
     soon as the next one is asked for, so the caller should write each before asking for the next.
-    A 24 MP PNG with three renditions peaks about 200 MB above the idle function
-    (docs/PERFORMANCE.md, figure 8). The result is expected within the function's input limit
-    (``images.MAX_PIXELS``); Pillow refuses one more than twice as large as a decompression bomb.
+    Three renditions of a 24 MP PNG peak at about 165 MB above the idle process, 70 MB more than
+    decoding it alone (docs/PERFORMANCE.md, figure 8). A result over the function's input limit
+    (``images.MAX_PIXELS``, 64 MP: the API answers no larger than what it was sent) is not
+    decoded: in a 512 MB function it could not be.
 
     Every rendition is in sRGB (converted from the result's own profile, if it has one), tagged
     with the sRGB profile, and carries no EXIF, XMP, comment or text: nothing of the input's
     metadata can reach it. The result's EXIF orientation, if any, is applied.
 
-    Errors: a result Pillow cannot decode, or a rendition it cannot encode, raises ``InternalError``
+    Errors: a result Pillow cannot decode or over the limit, or a rendition it cannot encode, raises
+    ``InternalError``
     (permanent: the same bytes fail the same way; the result itself is already kept and written).
     What ``open`` raises passes through unchanged.
     """
@@ -293,6 +296,8 @@ def _decoded(opened: Image.Image, renditions: Sequence[Rendition]) -> tuple[Imag
     from backdrop_fn.srgb import has_alpha
 
     width, height = opened.size
+    if width * height > MAX_PIXELS:
+        raise ValueError(f"it is {width:,} x {height:,} pixels, over the limit of {MAX_PIXELS:,}")
     if opened.getexif().get(_ORIENTATION_TAG) in _QUARTER_TURNS:
         width, height = height, width
     needed = max(_geometry(width, height, rendition).scale for rendition in renditions)
@@ -322,7 +327,7 @@ def _rendered(
 
     encoding = _ENCODINGS[rendition.format]
     scaled = source.resize(
-        geometry.size, Image.Resampling.LANCZOS, box=geometry.crop, reducing_gap=REDUCING_GAP
+        geometry.size, Image.Resampling.BICUBIC, box=geometry.crop, reducing_gap=REDUCING_GAP
     )
     if scaled.mode == "RGBa":
         scaled = scaled.convert("RGBA")

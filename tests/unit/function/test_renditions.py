@@ -164,9 +164,9 @@ def test_cover_fills_the_box_with_the_middle_of_the_result():
     assert square.size == (50, 50)
     for corner in ((0, 0), (49, 0), (0, 49), (49, 49)):
         red, green, blue = square.getpixel(corner)[:3]
-        assert green > 240
-        assert red < 15
-        assert blue < 15
+        assert green > 220
+        assert red < 40
+        assert blue < 40
 
 
 def test_pad_fills_a_jpeg_with_white_and_a_png_with_transparency_by_default():
@@ -300,3 +300,10 @@ def test_a_failure_to_read_the_kept_result_passes_through_as_it_is():
 
     with pytest.raises(InfrastructureUnavailable):
         list(render(unavailable, [rendition(width=10)]))
+
+
+def test_a_result_over_the_pixel_limit_is_not_decoded(monkeypatch):
+    monkeypatch.setattr("backdrop_fn.renditions.MAX_PIXELS", 20 * 10 - 1)
+
+    with pytest.raises(InternalError, match="20 x 10 pixels, over the limit"):
+        list(render(lambda: io.BytesIO(encoded(striped((20, 10)), "PNG")), [rendition(width=5)]))
