@@ -28,6 +28,7 @@ def srgb_profile() -> bytes:
 
 
 def has_alpha(image: Image.Image) -> bool:
+    """Whether ``image`` may have transparent pixels: an alpha band, or a palette's transparency."""
     return image.mode in _WITH_ALPHA or "transparency" in image.info
 
 
