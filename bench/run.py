@@ -433,6 +433,59 @@ def backfill(objects: int, small: int) -> list[Figure]:
     ]
 
 
+# -- 8. renditions -----------------------------------------------------------------------------
+
+
+def renditions(runs: int) -> list[Figure]:
+    """Three renditions of a 24 MP PNG (bench/renditions.py, each measured in a fresh process)."""
+    run = run_json([PYTHON, "-m", "bench.renditions", "--runs", str(runs)], dict(os.environ))
+    what = ", ".join(f"{r['width']}x{r['height']} {r['format']} {r['fit']}" for r in run["renditions"])
+    times = [
+        Figure(
+            f"8. time, {r['width']}x{r['height']} {r['format']} {r['fit']}",
+            ours,
+            bare,
+            "s",
+            1.3,
+            "baseline: copy(), thumbnail() and save() on the decoded PNG"
+            + (", with the decoding (render decodes before its first)" if index == 0 else ""),
+        )
+        for index, (r, ours, bare) in enumerate(
+            zip(run["renditions"], run["seconds"], run["baseline_seconds"], strict=True)
+        )
+    ]
+    cold = run["cold_import"]
+    return [
+        Figure(
+            "8. peak memory, three renditions of a 24 MP PNG",
+            run["peak_mb"],
+            run["decode_peak_mb"],
+            "MB",
+            512,
+            f"{what}; the process's VmHWM (idle after imports {run['idle_mb']:.0f} MB; bare Pillow "
+            f"{run['bare_peak_mb']:.0f} MB); baseline: the same imports and the PNG decoded",
+            target_is_absolute=True,
+        ),
+        Figure(
+            "8. time per rendition, three renditions of a 24 MP PNG",
+            sum(run["seconds"]) / len(times),
+            sum(run["baseline_seconds"]) / len(times),
+            "s",
+            1.3,
+            f"{what}, {runs} runs in turns, medians; baseline: bare Pillow, decoded once",
+        ),
+        *times,
+        Figure(
+            "8. cold import of the handler, after renditions",
+            cold["app_s"],
+            cold["base_s"],
+            "s",
+            0.5,
+            "a fresh interpreter; baseline: `import boto3, requests`",
+        ),
+    ]
+
+
 # -- the table ----------------------------------------------------------------------------------
 
 
@@ -475,6 +528,7 @@ says little. Nothing here is asserted by `make test`.
 ```sh
 make bench          # everything, about 25 minutes here; writes this file
 python -m bench.backfill --objects 100000   # figure 7 alone (most of it fills the bucket), one JSON line
+python -m bench.renditions --runs 9         # figure 8 alone, about a minute, one JSON line
 ```
 
 Each service runs in a process of its own (moto server, the emulator, the function), so that
@@ -526,6 +580,8 @@ def main(argv: list[str] | None = None) -> int:
     figures += added_latency(args.latency_pairs, api_latency=0.05)
     console.print(f"backfill of {args.backfill_objects:,} objects (filling the bucket takes most of it)…")
     figures += backfill(args.backfill_objects, args.backfill_small)
+    console.print("renditions of a 24 MP result…")
+    figures += renditions(args.runs)
     render(figures, console)
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(markdown(figures, where_time_goes, "make bench"))
