@@ -7,24 +7,20 @@ Only the modules that already decided to decode a picture import this one, and i
 from __future__ import annotations
 
 import io
-from functools import cache
 from typing import cast
 
 from PIL import Image, ImageCms
 
+from backdrop_fn.image_metadata import srgb_profile
 from backdrop_fn.images import MAX_PIXELS
+
+__all__ = ["has_alpha", "in_srgb", "srgb_profile", "without_metadata"]
 
 # Pillow's own bomb check, set to the function's input limit: nothing the function decodes (an
 # input already checked against it, or the API's answer to such an input) is larger.
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 _WITH_ALPHA = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
-
-
-@cache
-def srgb_profile() -> bytes:
-    """The ICC profile every output is tagged with (LittleCMS's built-in sRGB)."""
-    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
 
 def has_alpha(image: Image.Image) -> bool:

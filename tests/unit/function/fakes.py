@@ -15,9 +15,9 @@ from typing import Any, BinaryIO
 from PIL import Image
 
 from backdrop_fn.errors import BackdropError, BudgetExceeded, ClaimInProgress, EventNotPublished
+from backdrop_fn.image_metadata import srgb_profile
 from backdrop_fn.images import PNG, ImageType
 from backdrop_fn.outcome import Outcome
-from backdrop_fn.image_metadata import srgb_profile
 from backdrop_fn.ports import ApiImage, ObjectInfo, Purchases, SpendReservation, StoredObject
 from backdrop_fn.pricing import price_of
 from backdrop_fn.streams import JsonBody
