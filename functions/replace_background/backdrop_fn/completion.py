@@ -93,6 +93,7 @@ class CompletionEvents:
 def processed_detail(
     pair: Pair,
     output: StoredOutput,
+    renditions: list[StoredOutput],
     *,
     written_metadata: dict[str, str],
     sidecar_metadata: dict[str, str] | None,
@@ -123,7 +124,10 @@ def processed_detail(
             "content_type": output.content_type,
             "bytes": output.bytes,
         },
-        "renditions": [],
+        "renditions": [
+            {"key": rendition.key, "content_type": rendition.content_type, "bytes": rendition.bytes}
+            for rendition in renditions
+        ],
         "seed": int(written_metadata["seed"]),
         "rendering_speed": written_metadata["rendering-speed"],
         "metadata": sidecar_metadata or {},

@@ -9,13 +9,26 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import ErrorDetails
 
+from backdrop_fn.renditions import Rendition, check_renditions
+from backdrop_fn.validation_messages import described
 from backdrop_fn.vocabulary import ImageTransfer, RenderingSpeed
 
 DEFAULT_API_URL = "https://api.segmind.com/v1/ideogram-3-replace-background"
 _VERBATIM = frozenset({"OUTPUT_PREFIX", "output_prefix"})
+
+
+_RENDITIONS = TypeAdapter(list[Rendition])
 
 
 class ConfigurationError(ValueError):
@@ -67,6 +80,8 @@ class Settings(BaseModel):
     # Where each outcome's completion event goes (CONTRACT.md §8): the account's default bus
     # unless a bus is named.
     event_bus_name: str = Field("default", alias="EVENT_BUS_NAME")
+    # Renditions of every result whose sidecar asks for none (CONTRACT.md §9): a JSON list.
+    default_renditions: tuple[Rendition, ...] = Field((), alias="DEFAULT_RENDITIONS")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -114,6 +129,19 @@ class Settings(BaseModel):
     @property
     def outputs_share_an_input_bucket(self) -> bool:
         return self.input_buckets is not None and self.output_bucket in self.input_buckets
+
+    @field_validator("default_renditions", mode="before")
+    @classmethod
+    def _renditions(cls, value: Any) -> Any:
+        """A JSON list of renditions, checked as a sidecar's are, each problem named."""
+        if not isinstance(value, str):
+            return value
+        try:
+            renditions = _RENDITIONS.validate_json(value)
+        except ValidationError as error:
+            problems = described(error, Rendition).removeprefix(": ")
+            raise ValueError(f"must be a JSON list of renditions: {problems}") from None
+        return tuple(check_renditions(renditions))
 
     @field_validator("image_transfer", mode="before")
     @classmethod

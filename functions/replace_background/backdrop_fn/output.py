@@ -27,6 +27,10 @@ logger = logging.getLogger(__name__)
 # and keys longer than this many bytes.
 S3_METADATA_LIMIT = 2048
 S3_KEY_LIMIT = 1024
+# What a rendition adds to its result's metadata at most: "variant" (1-8) and "rendition" (a name
+# of up to 64 characters, or "8192x8192").
+_RENDITION_METADATA_BYTES = len("variant") + 1 + len("rendition") + 64
+_PAIR_METADATA_LIMIT = S3_METADATA_LIMIT - _RENDITION_METADATA_BYTES
 # An owner that disappears while another takes over is looked at again, this many times at most.
 _OWNER_ROUNDS = 3
 
@@ -105,6 +109,21 @@ class Output:
             )
         return StoredOutput(self._bucket, out_key, answer.image_type.content_type, written)
 
+    def opener(self, stored: StoredOutput) -> Callable[[], BinaryIO]:
+        """How to read a stored result back (for its renditions)."""
+
+        def open_result() -> BinaryIO:
+            found = self._store.describe(stored.bucket, stored.key)
+            if found is None:
+                raise OutputWriteFailed(
+                    f"the result s3://{stored.bucket}/{stored.key} was deleted before its renditions "
+                    "were made",
+                    retryable=False,
+                )
+            return self._store.open(found[0])
+
+        return open_result
+
     def version_of(self, stored: StoredOutput) -> StoredOutput:
         """The written output with its version id, for its completion event; a streamed upload
         does not say it, so it is asked for, and a failed look leaves it unknown."""
@@ -122,7 +141,7 @@ class Output:
         for image_type in ANSWER_TYPES:
             out_key = self.key(image_key, image_type.extension, variant)
             found = self._store.describe(self._bucket, out_key)
-            if found is not None and _written_with(found[1], metadata, ignoring=frozenset({"seed"})):
+            if found is not None and written_with(found[1], metadata, ignoring=frozenset({"seed"})):
                 info, written = found
                 stored = StoredOutput(
                     self._bucket, out_key, image_type.content_type, info.size, info.version_id
@@ -141,7 +160,7 @@ class Output:
         if found is None:
             return False
         current, current_metadata = found
-        if not _written_with(current_metadata, metadata) or current.version_id in (None, "null"):
+        if not written_with(current_metadata, metadata) or current.version_id in (None, "null"):
             return False
         self._store.delete_version(self._bucket, out_key, current.version_id)
         return True
@@ -164,7 +183,7 @@ def as_published(open_image: Callable[[], BinaryIO], key: str) -> Callable[[], B
     return open_image if clean is None else clean.open
 
 
-def _written_with(
+def written_with(
     found: dict[str, str], metadata: dict[str, str], *, ignoring: frozenset[str] = frozenset()
 ) -> bool:
     """Whether an output object's metadata is this pair's: what the function itself writes (source
@@ -176,8 +195,9 @@ def _written_with(
 def output_metadata(pair: Pair, sidecar: Sidecar, seed: int) -> dict[str, str]:
     """The reference's metadata first, then ours while there is room, then the sidecar's.
 
-    S3 takes 2 KB of user metadata. A long non-ASCII key grows threefold when encoded, so the
-    nice-to-have entries give way before the sidecar's own metadata is blamed.
+    S3 takes 2 KB of user metadata, of which a rendition adds its ``variant`` and ``rendition``.
+    A long non-ASCII key grows threefold when encoded, so the nice-to-have entries give way before
+    the sidecar's own metadata is blamed.
     """
     written = {
         "source-bucket": pair.image.bucket,
@@ -189,24 +209,24 @@ def output_metadata(pair: Pair, sidecar: Sidecar, seed: int) -> dict[str, str]:
     }
     if pair.variant is not None:
         written["variant"] = str(pair.variant)
-    if _size(written) > S3_METADATA_LIMIT:
+    if _size(written) > _PAIR_METADATA_LIMIT:
         raise InvalidImage(
             f"the image key is too long to record as S3 metadata once percent-encoded "
-            f"({_size(written):,} of {S3_METADATA_LIMIT:,} bytes): shorten it"
+            f"({_size(written):,} of {_PAIR_METADATA_LIMIT:,} bytes): shorten it"
         )
     extras = {"magic-prompt": sidecar.magic_prompt.value}
     if pair.sidecar is not None:
         extras["sidecar-etag"] = pair.sidecar.info.etag
         extras["sidecar-key"] = keys.metadata_value(pair.sidecar.info.key)
     for name, value in extras.items():
-        if _size(written) + len(name) + len(value) <= S3_METADATA_LIMIT:
+        if _size(written) + len(name) + len(value) <= _PAIR_METADATA_LIMIT:
             written[name] = value
     own = {name.lower(): keys.metadata_value(value) for name, value in (sidecar.metadata or {}).items()}
-    if _size(written) + _size(own) > S3_METADATA_LIMIT:
+    if _size(written) + _size(own) > _PAIR_METADATA_LIMIT:
         raise InvalidSidecar(
             f"metadata: {_size(own):,} bytes once encoded, but only "
-            f"{S3_METADATA_LIMIT - _size(written):,} of S3's {S3_METADATA_LIMIT:,} "
-            "are left after the image's own; shorten the sidecar's metadata"
+            f"{_PAIR_METADATA_LIMIT - _size(written):,} of S3's {S3_METADATA_LIMIT:,} "
+            "are left after the image's own and a rendition's; shorten the sidecar's metadata"
         )
     return {**written, **own}
 

@@ -51,6 +51,7 @@ from backdrop_fn.ports import (
     SpendGuard,
 )
 from backdrop_fn.purchase import Purchase
+from backdrop_fn.rendition_output import RenditionOutputs
 from backdrop_fn.sidecar import SEED_MAX, SEED_MIN
 from backdrop_fn.timing import TimeBudget
 from backdrop_fn.vocabulary import Metric
@@ -92,6 +93,7 @@ class Pipeline:
         self._purchase = Purchase(
             self._request,
             Output(settings, store, owners),
+            RenditionOutputs(settings, store),
             self._pairs,
             api=api,
             kept=kept,

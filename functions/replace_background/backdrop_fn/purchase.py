@@ -13,7 +13,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, BinaryIO
 
 from backdrop_fn.api_request import ApiRequest
 from backdrop_fn.completion import CompletionEvents, processed_detail
@@ -36,6 +36,7 @@ from backdrop_fn.ports import (
     SpendReservation,
 )
 from backdrop_fn.pricing import price_of
+from backdrop_fn.rendition_output import RenditionOutputs
 from backdrop_fn.sidecar import Sidecar
 from backdrop_fn.timing import Deadline, TimeBudget
 from backdrop_fn.vocabulary import Metric
@@ -51,6 +52,7 @@ class Purchase:
         self,
         request: ApiRequest,
         output: Output,
+        renditions: RenditionOutputs,
         pairs: PairFinder,
         *,
         api: BackgroundApi,
@@ -67,6 +69,7 @@ class Purchase:
     ) -> None:
         self._request = request
         self._output = output
+        self._renditions = renditions
         self._pairs = pairs
         self._api = api
         self._kept = kept
@@ -87,13 +90,6 @@ class Purchase:
         purchase_id = pair_id if item.replay_of is None else f"{pair_id}#{sha256(item.replay_of)}"
         try:
             return self._replace_background(pair, pair_id, purchase_id, delivery)
-        except _AlreadyStored as already:
-            logger.info(
-                "processed: stored by an earlier attempt whose container ended before it was done",
-                extra={"key": pair.image.key, "output_key": already.stored.key},
-            )
-            # That container ended before it could tell: this attempt does.
-            return self._processed(pair, already.stored, already.metadata, purchase_id, None, delivery)
         except _VerdictWaiting as waiting:
             # Paid for, failed, and its record could not be sent then: send it, pay nothing.
             return self._dead_letters.send_record(FailureRecord.model_validate_json(waiting.record))
@@ -145,7 +141,10 @@ class Purchase:
     def _replace_background(self, pair: Pair, pair_id: str, purchase_id: str, delivery: Delivery) -> Outcome:
         answer, paid, latency_ms = self._kept.find(pair_id), 0, None
         if answer is None:
-            answer, paid, latency_ms = self._buy_answer(pair, pair_id, purchase_id, delivery)
+            try:
+                answer, paid, latency_ms = self._buy_answer(pair, pair_id, purchase_id, delivery)
+            except _AlreadyStored as already:
+                return self._stored_earlier(pair, already, purchase_id, delivery)
         else:
             logger.info("storing the answer paid for by an earlier attempt", extra={"key": pair.image.key})
             self._metrics.add(Metric.KEPT_ANSWERS_REUSED, 1)
@@ -154,23 +153,56 @@ class Purchase:
         except OutputWriteFailed as error:
             # Retried like any passing trouble; a kept answer makes the retry free.
             raise self._not_stored(error, answer, pair.image.key, purchase_id, paid) from None
-        self._kept.forget(pair_id)
         self._metrics.add(Metric.IMAGES_PROCESSED, 1)
         self._metrics.add(Metric.OUTPUT_BYTES, stored.bytes)
         if not self._still_current(pair):
+            self._kept.forget(pair_id)
             # No event: the newer version's own event tells of the result that stands.
             return self._superseded(pair, stored.key, answer)
+        # Made from the kept answer, which is let go only once they are written: a failed one is
+        # retried from it, never by buying the picture again.
+        renditions = self._renditions_of(pair, stored, answer.open, answer.metadata)
+        self._kept.forget(pair_id)
         logger.info(
             "processed", extra={"key": pair.image.key, "output_key": stored.key, "output_bytes": stored.bytes}
         )
+        stored = self._output.version_of(stored)
+        return self._processed(pair, stored, renditions, answer.metadata, purchase_id, latency_ms, delivery)
+
+    def _stored_earlier(
+        self, pair: Pair, already: _AlreadyStored, purchase_id: str, delivery: Delivery
+    ) -> Outcome:
+        """A result an earlier attempt stored, its container ended before it could tell: this one
+        does, with its renditions made from the stored result."""
+        logger.info(
+            "processed: stored by an earlier attempt whose container ended before it was done",
+            extra={"key": pair.image.key, "output_key": already.stored.key},
+        )
+        renditions = self._renditions_of(
+            pair, already.stored, self._output.opener(already.stored), already.metadata
+        )
         return self._processed(
-            pair, self._output.version_of(stored), answer.metadata, purchase_id, latency_ms, delivery
+            pair, already.stored, renditions, already.metadata, purchase_id, None, delivery
+        )
+
+    def _renditions_of(
+        self, pair: Pair, result: StoredOutput, open_result: Callable[[], BinaryIO], metadata: dict[str, str]
+    ) -> list[StoredOutput]:
+        sidecar = self._sidecar_of(pair)
+        return self._renditions.write(
+            result,
+            open_result,
+            self._renditions.asked(sidecar),
+            metadata=metadata,
+            variant=pair.variant,
+            tags=None if sidecar is None else sidecar.tags,
         )
 
     def _processed(
         self,
         pair: Pair,
         stored: StoredOutput,
+        renditions: list[StoredOutput],
         written_metadata: dict[str, str],
         purchase_id: str,
         latency_ms: float | None,
@@ -181,6 +213,7 @@ class Purchase:
         detail = processed_detail(
             pair,
             stored,
+            renditions,
             written_metadata=written_metadata,
             sidecar_metadata=None if sidecar is None else sidecar.metadata,
             pair_estimated_usd=self._pair_estimated_usd(pair),
@@ -295,6 +328,9 @@ class Purchase:
         metadata = output_metadata(pair, sidecar, seed)
         payload = self._request.payload(pair, sidecar, seed)
         self._output.claim_key(pair.image.bucket, pair.image.key, pair.variant)
+        self._renditions.check_keys(
+            self._output.key(pair.image.key, "png", pair.variant), self._renditions.asked(sidecar)
+        )
         answer, paid, latency_ms = self._pay(purchase_id, payload, delivery, pair=pair, metadata=metadata)
         try:
             with contextlib.closing(answer.body):

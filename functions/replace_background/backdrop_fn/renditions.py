@@ -263,10 +263,10 @@ def render(
     (permanent: the same bytes fail the same way; the result itself is already kept and written).
     What ``open`` raises passes through unchanged.
     """
+    if not renditions:
+        return  # before Pillow is imported: a result without renditions never loads it
     from PIL import Image
 
-    if not renditions:
-        return
     stream = open()
     try:
         with stream, Image.open(stream) as opened:

@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from backdrop_fn.errors import InvalidSidecar
+from backdrop_fn.renditions import Rendition, check_renditions
 from backdrop_fn.sidecar_json import load_json
 from backdrop_fn.style_references import style_reference_problem
 from backdrop_fn.validation_messages import described
@@ -189,6 +190,8 @@ class Variant(CallFields):
 class Sidecar(CallFields):
     metadata: dict[str, str] | None = None
     variants: list[Variant] | None = None
+    # None: the stack's DEFAULT_RENDITIONS; an empty list: none at all.
+    renditions: list[Rendition] | None = None
     tags: dict[str, str] | None = None
 
     @field_validator("metadata")
@@ -212,6 +215,13 @@ class Sidecar(CallFields):
     def _variant_count(cls, value: list[Variant] | None) -> list[Variant] | None:
         if value is not None and not 1 <= len(value) <= MAX_VARIANTS:
             raise ValueError(f"must hold 1 to {MAX_VARIANTS} variants, not {len(value)}")
+        return value
+
+    @field_validator("renditions")
+    @classmethod
+    def _renditions(cls, value: list[Rendition] | None) -> list[Rendition] | None:
+        if value is not None:
+            check_renditions(value)
         return value
 
     @field_validator("tags")

@@ -58,6 +58,8 @@ class FakeStore:
         self.reads: list[tuple[str, int | None]] = []
         self.fail_writes_with: BackdropError | None = None
         self.writes_to_fail: int | None = None  # with fail_writes_with: only this many more fail
+        # Writes of one key that fail, one error for each.
+        self.failing_writes: dict[str, list[BackdropError]] = {}
         # Every version written to each output key, oldest first, as in a versioned bucket.
         self.output_versions: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self.clock: Callable[[], datetime] = lambda: UPLOADED
@@ -105,6 +107,8 @@ class FakeStore:
 
     def open(self, obj: ObjectInfo) -> BinaryIO:
         self.reads.append((obj.key, "stream"))
+        if (obj.bucket, obj.key) in self.outputs:  # a stored result, read back for its renditions
+            return io.BytesIO(self.outputs[(obj.bucket, obj.key)]["body"])
         return io.BytesIO(self.objects[(obj.bucket, obj.key)])
 
     def read_small(self, bucket: str, key: str, *, limit: int) -> StoredObject | None:
@@ -129,6 +133,8 @@ class FakeStore:
         metadata: dict[str, str],
         tags: dict[str, str] | None = None,
     ) -> int:
+        if self.failing_writes.get(key):
+            raise self.failing_writes[key].pop(0)
         if self.fail_writes_with is not None and self.writes_to_fail != 0:
             if self.writes_to_fail is not None:
                 self.writes_to_fail -= 1
