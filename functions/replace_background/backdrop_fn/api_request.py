@@ -6,11 +6,15 @@ refused here, before the API is called (docs/REFERENCE.md#the-sidecar).
 
 from __future__ import annotations
 
+import io
+import logging
 from typing import Any
 
 from backdrop_fn import images
 from backdrop_fn.config import Settings
 from backdrop_fn.errors import BackdropError, InvalidImage, InvalidSidecar, MissingObject
+from backdrop_fn.image_metadata import input_condition, metadata_free
+from backdrop_fn.input_fix import upright_srgb
 from backdrop_fn.pairing import Pair
 from backdrop_fn.ports import InlineImage, ObjectInfo, ObjectStore
 from backdrop_fn.pricing import price_of
@@ -18,6 +22,8 @@ from backdrop_fn.sidecar import MAX_SIDECAR_BYTES, Sidecar, parse_sidecar
 from backdrop_fn.style_references import is_url
 from backdrop_fn.timing import TimeBudget
 from backdrop_fn.vocabulary import ImageTransfer
+
+logger = logging.getLogger(__name__)
 
 
 class ApiRequest:
@@ -84,11 +90,39 @@ class ApiRequest:
         return payload
 
     def _image_field(self, obj: ObjectInfo, what: str, head: bytes | None = None) -> str | InlineImage:
-        """A presigned URL the API fetches (url mode), or the bytes, streamed into the request."""
+        """A presigned URL the API fetches (url mode), or the bytes, streamed into the request; the
+        pair's own image (its ``head`` read already) made fit to send first, when it needs it."""
         self._check_image(obj, what, head)
+        fixed = None if head is None else self._fit_to_send(obj, head)
+        if fixed is not None:
+            return fixed
         if self._settings.image_transfer is ImageTransfer.BASE64:
             return InlineImage(size=obj.size, open=lambda: self._store.open(obj))
         return self._store.presigned_url(obj, expires_in=self._budget.presigned_url_seconds)
+
+    def _fit_to_send(self, obj: ObjectInfo, head: bytes) -> InlineImage | None:
+        """The image upright, in sRGB and without personal metadata, sent inline; None when its
+        first bytes show it needs nothing, and it goes as uploaded.
+
+        Only a turned image or one in another colour space is decoded (Pillow); one that only
+        carries GPS, serials or other personal metadata gets a lossless copy without them.
+        """
+        condition = input_condition(head)
+        if not condition.needs_decoding:
+            if not condition.needs_cleaning:
+                return None
+            clean = metadata_free(lambda: self._store.open(obj), obj.size, tag_srgb=False)
+            if clean is None:
+                return None
+            if clean.orientation == 1:  # a WebP's EXIF, at its end, may say it is turned after all
+                logger.info(
+                    "input sent without its personal metadata",
+                    extra={"key": obj.key, "found": condition.reasons()},
+                )
+                return InlineImage(size=clean.size, open=clean.open)
+        fixed = upright_srgb(self._store.read(obj)).data
+        logger.info("input sent upright and in sRGB", extra={"key": obj.key, "found": condition.reasons()})
+        return InlineImage(size=len(fixed), open=lambda: io.BytesIO(fixed))
 
     def _style_reference(self, bucket: str, reference: str, index: int) -> str | InlineImage:
         if is_url(reference):

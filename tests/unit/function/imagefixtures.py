@@ -19,6 +19,7 @@ BODY_SERIAL = "BODY-SN-0047110815"
 CAMERA_SERIAL = "CAM-SN-2718281828"
 LENS_SERIAL = "LENS-SN-3141592653"
 OWNER = "OWNER-Erika-Mustermann"
+GPS_IFD = 0x8825
 GPS_DATUM = "GPS-DATUM-SECRET-PLACE"
 MAKER_NOTE = b"MAKERNOTE-SECRET-SERIAL"
 XMP_SECRET = "XMP-SECRET-LOCATION"
@@ -146,3 +147,25 @@ def decoded(data: bytes) -> Image.Image:
     image = Image.open(io.BytesIO(data))
     image.load()
     return image
+
+
+def red_blue_swapped_profile() -> bytes:
+    """An RGB profile that is not sRGB: sRGB with its red and blue primaries exchanged.
+
+    Converted to sRGB, a pixel that is red in its numbers becomes blue: whether a conversion
+    happened shows in one pixel.
+    """
+    profile = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    (count,) = struct.unpack(">I", profile[128:132])
+    tags = {}
+    for entry in range(count):
+        start = 132 + 12 * entry
+        tags[bytes(profile[start : start + 4])] = struct.unpack(">II", profile[start + 4 : start + 12])
+    (red_at, size), (blue_at, _) = tags[b"rXYZ"], tags[b"bXYZ"]
+    red, blue = profile[red_at : red_at + size], profile[blue_at : blue_at + size]
+    profile[red_at : red_at + size], profile[blue_at : blue_at + size] = blue, red
+    return bytes(profile)
+
+
+def is_srgb_tagged(image: Image.Image) -> bool:
+    return image.info.get("icc_profile") == srgb_profile()

@@ -5,11 +5,11 @@ from PIL import Image, PngImagePlugin
 
 from backdrop_fn.errors import InvalidImage
 from backdrop_fn.input_fix import upright_srgb
-from tests.unit.function.photos import (
+from tests.unit.function.imagefixtures import (
+    BODY_SERIAL,
     GPS_IFD,
-    SERIAL,
     decoded,
-    encoded,
+    encode,
     is_srgb_tagged,
     phone_exif,
     red_blue_swapped_profile,
@@ -30,14 +30,14 @@ def sideways_phone_photo() -> bytes:
     """What a phone held upright writes: the sensor's pixels turned a quarter, orientation 6
     (turn 90° clockwise to view), where it was, its serial, in a profile that is not sRGB."""
     stored = upright_scene().transpose(Image.Transpose.ROTATE_90)
-    return encoded(
+    return encode(
         stored,
         "JPEG",
         quality=95,
         exif=phone_exif(6),
         icc_profile=red_blue_swapped_profile(),
-        comment=f"owner's camera {SERIAL}".encode(),
-        xmp=f'<x:xmpmeta xmlns:x="adobe:ns:meta/"><serial>{SERIAL}</serial></x:xmpmeta>'.encode(),
+        comment=f"owner's camera {BODY_SERIAL}".encode(),
+        xmp=f'<x:xmpmeta xmlns:x="adobe:ns:meta/"><serial>{BODY_SERIAL}</serial></x:xmpmeta>'.encode(),
     )
 
 
@@ -64,12 +64,12 @@ def test_photo_in_another_profile_reaches_the_api_in_srgb():
 
 def test_no_gps_serial_or_comment_of_the_photo_reaches_the_api():
     photo = sideways_phone_photo()
-    assert SERIAL.encode() in photo
+    assert BODY_SERIAL.encode() in photo
     assert b"Exif\x00\x00" in photo
 
     fixed = upright_srgb(photo).data
 
-    assert SERIAL.encode() not in fixed
+    assert BODY_SERIAL.encode() not in fixed
     assert b"Exif\x00\x00" not in fixed  # no EXIF at all: no GPS IFD, no orientation left to apply twice
     assert b"xmpmeta" not in fixed
     assert decoded(fixed).getexif().get_ifd(GPS_IFD) == {}
@@ -80,8 +80,8 @@ def test_png_keeps_its_transparency_and_loses_its_text():
     scene.putpixel((6, 40), (0, 0, 0, 0))
     stored = scene.transpose(Image.Transpose.ROTATE_180)
     text = PngImagePlugin.PngInfo()
-    text.add_text("Author", SERIAL)
-    photo = encoded(stored, "PNG", exif=phone_exif(3), pnginfo=text, icc_profile=red_blue_swapped_profile())
+    text.add_text("Author", BODY_SERIAL)
+    photo = encode(stored, "PNG", exif=phone_exif(3), pnginfo=text, icc_profile=red_blue_swapped_profile())
 
     fixed = upright_srgb(photo)
 
@@ -90,7 +90,7 @@ def test_png_keeps_its_transparency_and_loses_its_text():
     assert picture.getpixel((5, 5))[:3] == BLACK  # turned back by 180°
     assert picture.getpixel((6, 40))[3] == 0  # the transparent pixel, turned with the rest
     assert picture.getpixel((33, 19))[3] == 255
-    assert SERIAL.encode() not in fixed.data
+    assert BODY_SERIAL.encode() not in fixed.data
     assert b"eXIf" not in fixed.data
     assert is_srgb_tagged(picture)
 
@@ -99,7 +99,7 @@ def test_png_keeps_its_transparency_and_loses_its_text():
     ("lossless", "chunk", "other"), [(True, b"VP8L", b"VP8 "), (False, b"VP8 ", b"VP8L")]
 )
 def test_webp_stays_lossless_or_lossy_as_it_came(lossless, chunk, other):
-    photo = encoded(
+    photo = encode(
         upright_scene(),
         "WEBP",
         lossless=lossless,
@@ -113,7 +113,7 @@ def test_webp_stays_lossless_or_lossy_as_it_came(lossless, chunk, other):
     assert (fixed.width, fixed.height) == (60, 40)
     assert chunk in fixed.data
     assert other not in fixed.data
-    assert SERIAL.encode() not in fixed.data
+    assert BODY_SERIAL.encode() not in fixed.data
 
 
 def test_an_image_pillow_cannot_read_is_refused_before_any_call():

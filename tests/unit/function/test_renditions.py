@@ -17,7 +17,7 @@ from backdrop_fn.renditions import (
     rendition_key,
     rendition_label,
 )
-from tests.unit.function import photos
+from tests.unit.function import imagefixtures as photos
 
 
 def rendition(**fields: Any) -> Rendition:
@@ -123,7 +123,7 @@ def test_more_renditions_than_the_limit_are_refused():
 
 
 def test_contain_fits_inside_the_box_keeping_the_aspect():
-    result = photos.encoded(striped((600, 400)), "PNG")
+    result = photos.encode(striped((600, 400)), "PNG")
     (by_width, by_height, by_both) = rendered(
         result,
         rendition(format="png", width=300),
@@ -134,7 +134,7 @@ def test_contain_fits_inside_the_box_keeping_the_aspect():
 
 
 def test_a_rendition_is_never_larger_than_the_result_but_pad_reaches_the_box():
-    result = photos.encoded(striped((60, 40)), "PNG")
+    result = photos.encode(striped((60, 40)), "PNG")
     (contained, covered, padded, own) = rendered(
         result,
         rendition(width=600, height=600),
@@ -153,7 +153,7 @@ def test_a_rendition_is_never_larger_than_the_result_but_pad_reaches_the_box():
 
 def test_cover_fills_the_box_with_the_middle_of_the_result():
     (square,) = rendered(
-        photos.encoded(striped(), "PNG"), rendition(format="png", width=50, height=50, fit="cover")
+        photos.encode(striped(), "PNG"), rendition(format="png", width=50, height=50, fit="cover")
     )
 
     assert square.size == (50, 50)
@@ -165,7 +165,7 @@ def test_cover_fills_the_box_with_the_middle_of_the_result():
 
 
 def test_pad_fills_a_jpeg_with_white_and_a_png_with_transparency_by_default():
-    result = photos.encoded(striped((300, 100)), "PNG")
+    result = photos.encode(striped((300, 100)), "PNG")
     jpeg, png, coloured = rendered(
         result,
         rendition(width=200, height=200, fit="pad"),
@@ -188,7 +188,7 @@ def test_a_transparent_result_is_flattened_onto_the_background_for_jpeg():
     result.paste((0, 255, 0, 255), (40, 40, 60, 60))
 
     jpeg, on_red, webp = rendered(
-        photos.encoded(result, "PNG"),
+        photos.encode(result, "PNG"),
         rendition(width=50),
         rendition(width=50, background="#ff0000"),
         rendition(format="webp", width=50, quality=100),
@@ -204,14 +204,14 @@ def test_a_transparent_result_is_flattened_onto_the_background_for_jpeg():
 
 
 def test_renditions_carry_the_srgb_profile_and_no_metadata_of_the_result():
-    result = photos.encoded(
+    result = photos.encode(
         striped(),
         "JPEG",
         exif=photos.phone_exif(1),
-        comment=photos.SERIAL.encode(),
-        xmp=f"<x:xmpmeta>{photos.SERIAL}</x:xmpmeta>".encode(),
+        comment=photos.BODY_SERIAL.encode(),
+        xmp=f"<x:xmpmeta>{photos.BODY_SERIAL}</x:xmpmeta>".encode(),
     )
-    assert photos.SERIAL.encode() in result
+    assert photos.BODY_SERIAL.encode() in result
 
     outputs = [
         out.data
@@ -227,7 +227,7 @@ def test_renditions_carry_the_srgb_profile_and_no_metadata_of_the_result():
     ]
 
     for data in outputs:
-        assert photos.SERIAL.encode() not in data
+        assert photos.BODY_SERIAL.encode() not in data
         assert b"Exif\x00\x00" not in data
         assert b"eXIf" not in data
         assert b"xmpmeta" not in data
@@ -235,7 +235,7 @@ def test_renditions_carry_the_srgb_profile_and_no_metadata_of_the_result():
 
 
 def test_a_result_in_another_profile_is_converted_to_srgb():
-    result = photos.encoded(
+    result = photos.encode(
         Image.new("RGB", (40, 40), (220, 20, 20)), "PNG", icc_profile=photos.red_blue_swapped_profile()
     )
 
@@ -246,7 +246,7 @@ def test_a_result_in_another_profile_is_converted_to_srgb():
 
 
 def test_a_jpeg_result_decoded_at_a_fraction_still_gives_the_exact_box():
-    result = photos.encoded(striped((4000, 3000)), "JPEG", quality=90)
+    result = photos.encode(striped((4000, 3000)), "JPEG", quality=90)
 
     small, large = rendered(result, rendition(width=500), rendition(width=1200, format="webp"))
 
@@ -255,7 +255,7 @@ def test_a_jpeg_result_decoded_at_a_fraction_still_gives_the_exact_box():
 
 
 def test_a_sideways_result_is_rendered_upright():
-    result = photos.encoded(striped((300, 100)), "JPEG", exif=photos.phone_exif(6))
+    result = photos.encode(striped((300, 100)), "JPEG", exif=photos.phone_exif(6))
 
     (upright,) = rendered(result, rendition(width=50))
 
@@ -264,7 +264,7 @@ def test_a_sideways_result_is_rendered_upright():
 
 
 def test_the_result_is_read_once_for_all_its_renditions():
-    result = photos.encoded(striped(), "PNG")
+    result = photos.encode(striped(), "PNG")
     opened = []
 
     def open_result() -> io.BytesIO:
@@ -303,4 +303,4 @@ def test_a_result_over_the_pixel_limit_is_not_decoded(monkeypatch):
     monkeypatch.setattr("backdrop_fn.renditions.MAX_PIXELS", 20 * 10 - 1)
 
     with pytest.raises(InternalError, match="20 x 10 pixels, over the limit"):
-        list(render(lambda: io.BytesIO(photos.encoded(striped((20, 10)), "PNG")), [rendition(width=5)]))
+        list(render(lambda: io.BytesIO(photos.encode(striped((20, 10)), "PNG")), [rendition(width=5)]))
