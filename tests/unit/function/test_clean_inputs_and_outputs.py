@@ -31,7 +31,8 @@ def test_a_sideways_phone_photo_reaches_the_api_upright_in_srgb_and_without_gps_
     received = fx.decoded(image)
     assert received.size == (64, 96)  # turned as its EXIF orientation 6 says
     red_band = received.getpixel((received.width - 2, received.height // 2))  # the top is now on the right
-    assert red_band[0] > 150 and red_band[1] < 100
+    assert red_band[0] > 150
+    assert red_band[1] < 100
     assert fx.is_srgb_tagged(received)
     carried = [secret for secret in fx.SECRETS if secret in photo]
     assert len(carried) >= 7
@@ -40,7 +41,8 @@ def test_a_sideways_phone_photo_reaches_the_api_upright_in_srgb_and_without_gps_
 
 def test_an_upright_srgb_photo_goes_exactly_as_uploaded(world: World):
     image = sent(world, fx.clean_srgb_jpeg())
-    assert isinstance(image, str) and image.startswith("https://in-bucket.s3.example/p.jpg")
+    assert isinstance(image, str)
+    assert image.startswith("https://in-bucket.s3.example/p.jpg")
 
 
 def test_an_upright_photo_with_only_gps_and_serials_goes_without_them_and_its_pixels_untouched(world: World):
@@ -49,7 +51,8 @@ def test_an_upright_photo_with_only_gps_and_serials_goes_without_them_and_its_pi
     assert isinstance(image, bytes)
     assert fx.decoded(image).tobytes() == fx.decoded(photo).tobytes()  # a lossless copy, not re-encoded
     for secret in (fx.BODY_SERIAL.encode(), fx.GPS_DATUM.encode()):
-        assert secret in photo and secret not in image
+        assert secret in photo
+        assert secret not in image
 
 
 def test_an_answer_carrying_the_inputs_metadata_is_stored_without_it_and_tagged_srgb(world: World):
@@ -62,7 +65,8 @@ def test_an_answer_carrying_the_inputs_metadata_is_stored_without_it_and_tagged_
     world.event("p.jpg")
     stored = world.output("p.png")["body"]
     for secret in (fx.BODY_SERIAL.encode(), fx.GPS_DATUM.encode(), fx.COMMENT):
-        assert secret in world.api.image and secret not in stored
+        assert secret in world.api.image
+        assert secret not in stored
     picture = Image.open(io.BytesIO(stored))
     assert picture.info.get("srgb") is not None or fx.is_srgb_tagged(picture)
     assert picture.tobytes() == Image.open(io.BytesIO(world.api.image)).tobytes()
