@@ -146,6 +146,15 @@ def test_the_plan_s_rate_reaches_the_function_and_no_pacing_is_the_default():
     assert paced["REQUESTS_PER_MINUTE"] == "50"
 
 
+def test_the_stacks_default_renditions_reach_the_function_as_the_json_given():
+    names = {"OutputBucket": "o", "DeadLetterQueue": "d", "WorkQueue": "w", "IdempotencyTable": "t"}
+    names |= {"ApiKeySecret": "s", "InputBucket": "i"}
+    assert resolve_environment(load_spec(TEMPLATE), names)["DEFAULT_RENDITIONS"] == ""
+    renditions = '[{"format": "jpeg", "width": 2000, "height": 2000, "fit": "pad"}]'
+    given = resolve_environment(load_spec(TEMPLATE, {"DefaultRenditions": renditions}), names)
+    assert given["DEFAULT_RENDITIONS"] == renditions
+
+
 def test_the_buckets_are_versioned_as_the_template_says():
     spec = load_spec(TEMPLATE)
     assert set(spec.versioned_buckets) == {"InputBucket", "OutputBucket"}
