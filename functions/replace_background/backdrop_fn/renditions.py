@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from backdrop_fn.errors import InternalError
 from backdrop_fn.images import MAX_PIXELS
+from backdrop_fn.vocabulary import HEX_COLOUR
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -47,7 +48,6 @@ MAX_NAME_CHARS = 64
 REDUCING_GAP = 2.0
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-_COLOUR = re.compile(r"#[0-9A-Fa-f]{6}")
 TRANSPARENT = "transparent"
 WHITE = "#ffffff"
 # EXIF orientations that turn the picture a quarter: its width and height swap.
@@ -123,7 +123,7 @@ class Rendition(BaseModel):
     @field_validator("background")
     @classmethod
     def _background(cls, value: str | None) -> str | None:
-        if value is not None and value != TRANSPARENT and not _COLOUR.fullmatch(value):
+        if value is not None and value != TRANSPARENT and not HEX_COLOUR.fullmatch(value):
             raise ValueError(f'must look like #rrggbb or be "transparent", not {value!r}')
         return value
 

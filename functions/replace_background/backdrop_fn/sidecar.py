@@ -16,7 +16,7 @@ from backdrop_fn.renditions import Rendition, check_renditions
 from backdrop_fn.sidecar_json import load_json
 from backdrop_fn.style_references import style_reference_problem
 from backdrop_fn.validation_messages import described
-from backdrop_fn.vocabulary import MagicPrompt, RenderingSpeed
+from backdrop_fn.vocabulary import HEX_COLOUR, MagicPrompt, RenderingSpeed
 
 MAX_SIDECAR_BYTES = 64 * 1024
 MAX_PROMPT_CHARS = 4000
@@ -45,7 +45,6 @@ MAX_TAGS = 10
 MAX_TAG_KEY_CHARS, MAX_TAG_VALUE_CHARS = 128, 256
 
 _STYLE_CODE = re.compile(r"[0-9A-Fa-f]{8}")
-_COLOR_HEX = re.compile(r"#[0-9A-Fa-f]{6}")
 _METADATA_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 # Letters and digits in any script, spaces, and + - = . _ : / @
 _TAG_TEXT = re.compile(r"[\w\s+\-=.:/@]*")
@@ -61,7 +60,7 @@ class PaletteMember(BaseModel):
     @field_validator("color_hex")
     @classmethod
     def _hex(cls, value: str) -> str:
-        if not _COLOR_HEX.fullmatch(value):
+        if not HEX_COLOUR.fullmatch(value):
             raise ValueError(f"must look like #rrggbb, not {value!r}")
         return value
 

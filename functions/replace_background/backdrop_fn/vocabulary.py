@@ -6,7 +6,11 @@ the metrics adapter, the sidecar model and the settings model all take them from
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
+
+# A colour as the sidecar writes it, in a palette or a rendition's background.
+HEX_COLOUR = re.compile(r"#[0-9A-Fa-f]{6}")
 
 # The message attribute of a work-queue message sent again after a receive that made no attempt:
 # the attempts its earlier copies made (docs/REFERENCE.md#retries).
