@@ -46,7 +46,11 @@ def test_a_processed_pair_and_a_failure_each_reach_a_rule_on_the_bus(stack: Stac
     assert processed["detail"]["output"]["key"] == "shop/vase.png"
     assert processed["detail"]["output"]["version_id"]  # the template's output bucket keeps versions
     assert processed["detail"]["metadata"] == {"sku": "VASE-2"}
-    assert processed["detail"]["cost"] == {"paid_calls": 1, "estimated_usd": 0.075}
+    assert processed["detail"]["cost"] == {
+        "paid_calls": 1,
+        "estimated_usd": 0.075,
+        "pair_estimated_usd": 0.075,
+    }
     assert events[FAILED]["detail"]["error"]["class"] == "invalid_sidecar"
     assert events[FAILED]["detail"] == stack.dlq()[0][0]
 
