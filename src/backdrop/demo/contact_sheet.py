@@ -320,12 +320,12 @@ _CSS = """
   .missing { display: flex; align-items: center; justify-content: center; color: var(--muted);
              border: 2px dashed #d5d9e1; background: #f8f9fb; font-style: italic; }
   figcaption { font-size: 12px; color: var(--muted); margin-top: 4px; text-transform: uppercase;
-               letter-spacing: 0.06em; }
+               letter-spacing: 0.06em; overflow-wrap: anywhere; }
   figcaption span { display: block; text-transform: none; letter-spacing: 0;
                     font-variant-numeric: tabular-nums; }
   /* A pair with variants takes the whole row: its input and every variant side by side. */
   .card.wide { grid-column: 1 / -1; }
-  .pair.many { grid-template-columns: repeat(auto-fit, minmax(min(100%, 220px), 1fr)); }
+  .pair.many { grid-template-columns: repeat(auto-fit, minmax(min(100%, 150px), 1fr)); }
   .prompt.small { font-size: 12px; margin: 4px 0 0; }
   .notes { margin-top: 10px; font-size: 12px; color: var(--muted); }
   .notes p { display: inline; margin: 0 6px 0 0; }

@@ -179,13 +179,25 @@ def test_a_run_that_counted_nothing_has_no_chart(tmp_path):
     assert parsed.attribute("svg", "aria-label") == []
 
 
-POUCH = SheetEntry(
-    name="shop/pouch.webp",
-    input_path="inputs/shop/pouch.webp",
-    output_path="outputs/shop/pouch.png",
-    prompt="a spring kitchen counter",
-    input_facts=PictureFacts(640, 480, "WEBP", 26_908),
-    output_facts=PictureFacts(640, 480, "PNG", 171_234),
+def done(file: str, prompt: str, input_facts: PictureFacts, output_facts: PictureFacts, **more) -> SheetEntry:
+    """A processed pair's entry for ``shop/<file>``, its output a PNG, as the demo links them."""
+    output = "outputs/shop/" + file.rsplit(".", 1)[0] + ".png"
+    return SheetEntry(
+        f"shop/{file}",
+        f"inputs/shop/{file}",
+        output,
+        prompt,
+        input_facts=input_facts,
+        output_facts=output_facts,
+        **more,
+    )
+
+
+POUCH = done(
+    "pouch.webp",
+    "a spring kitchen counter",
+    PictureFacts(640, 480, "WEBP", 26_908),
+    PictureFacts(640, 480, "PNG", 171_234),
     renditions=(
         RenditionShot(
             "marketplace", "outputs/shop/pouch@marketplace.jpg", PictureFacts(2000, 2000, "JPEG", 412_345)
@@ -211,13 +223,11 @@ POUCH = SheetEntry(
         VariantShot(number=3, prompt="a beach", output_path=None),
     ),
 )
-PHONE = SheetEntry(
-    name="shop/phone.jpg",
-    input_path="inputs/shop/phone.jpg",
-    output_path="outputs/shop/phone.png",
-    prompt="a windowsill",
-    input_facts=PictureFacts(640, 512, "JPEG", 50_640),
-    output_facts=PictureFacts(512, 640, "PNG", 190_400),
+PHONE = done(
+    "phone.jpg",
+    "a windowsill",
+    PictureFacts(640, 512, "JPEG", 50_640),
+    PictureFacts(512, 640, "PNG", 190_400),
     input_notes=("EXIF orientation 6", "GPS position", "camera serial number"),
     input_as_stored_path="as-stored/shop/phone.jpg.png",
 )
