@@ -154,7 +154,8 @@ def run_demo(out: Path, *, latency: float = 0.5, settle_seconds: int = 2, timeou
         report["figures"] = figures.read(out / "function.log")
         _print_summary(console, report, elapsed, finished, out)
         _write_sheet(out, plan, report, elapsed)
-    return 0 if finished and report["processed"] == plan.expected_results else 1
+    made = (report["processed"], report["renditions"])
+    return 0 if finished and made == (plan.expected_results, plan.expected_renditions) else 1
 
 
 def _upload(box: Sandbox, plan: Plan) -> None:
@@ -217,7 +218,8 @@ def _collect(box: Sandbox, plan: Plan, out: Path) -> dict[str, Any]:
         "processed": sum(file.rendition is None for file in outputs),
         "renditions": sum(file.rendition is not None for file in outputs),
         "pairs": len({file.source_key for file in outputs}),
-        "events_usd": sum(event.detail.get("cost", {}).get("estimated_usd") or 0.0 for event in events),
+        # A failure after a paid call (its result not stored) tells its cost too.
+        "events_usd": sum((event.detail.get("cost") or {}).get("estimated_usd") or 0.0 for event in events),
         "failed_by_class": Counter(letter.error_class for letter in letters),
         "events": Counter(event.detail_type for event in events),
         "api_calls": len(box.emulator.requests),
