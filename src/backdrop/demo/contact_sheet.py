@@ -1,5 +1,10 @@
 """A contact sheet for the demo: one self-contained HTML page, each input beside its output.
 
+A pair with variants shows them side by side, each with its prompt; the renditions written
+beside a result follow it as thumbnails with their name, pixel size, format and bytes. An input
+stored sideways (an EXIF orientation) is shown as stored, from a copy without the EXIF that
+browsers turn it by, so that the upright output shows what the pipeline turned.
+
 The page has inline CSS only (no scripts, no fonts or images from elsewhere) and links the
 pictures by paths relative to its own folder, so the folder can be zipped, mailed or opened
 from disk. Every text on it (keys, prompts, error messages) is user data and is escaped.
@@ -18,6 +23,37 @@ from backdrop.figures import Moment
 
 
 @dataclass(frozen=True)
+class PictureFacts:
+    """What a file holds: its pixel size as stored, its format and its length."""
+
+    width: int
+    height: int
+    format: str  # as Pillow names it: "JPEG", "PNG", "WEBP", "AVIF"
+    bytes: int
+
+    def __str__(self) -> str:
+        return f"{self.width} × {self.height} {self.format} · {_size(self.bytes)}"
+
+
+@dataclass(frozen=True)
+class RenditionShot:
+    name: str  # the rendition's name, or its "<width>x<height>"
+    path: str  # relative to the sheet's folder
+    facts: PictureFacts
+
+
+@dataclass(frozen=True)
+class VariantShot:
+    """One of a pair's results beyond the first (variant n ≥ 2), with its own prompt."""
+
+    number: int
+    prompt: str | None
+    output_path: str | None  # None when this variant failed
+    facts: PictureFacts | None = None
+    renditions: tuple[RenditionShot, ...] = ()
+
+
+@dataclass(frozen=True)
 class SheetEntry:
     name: str  # the input key, e.g. "shop/coffee.jpg"
     input_path: (
@@ -27,6 +63,17 @@ class SheetEntry:
     prompt: str | None
     error_class: str | None = None
     error_message: str | None = None
+    input_facts: PictureFacts | None = None
+    output_facts: PictureFacts | None = None
+    # What the input carried that the pipeline must deal with ("EXIF orientation 6", "GPS
+    # position"), and which of those any of its outputs still carries.
+    input_notes: tuple[str, ...] = ()
+    output_notes: tuple[str, ...] = ()
+    # For an input stored sideways or mirrored: a copy of its pixels as stored, shown instead of it
+    # (browsers turn the input itself as its EXIF says, whatever the page's CSS asks).
+    input_as_stored_path: str | None = None
+    renditions: tuple[RenditionShot, ...] = ()  # the first result's
+    variants: tuple[VariantShot, ...] = ()  # variants 2 and on
 
     @property
     def failed(self) -> bool:
@@ -113,27 +160,118 @@ def _card(entry: SheetEntry) -> str:
             f'\n      <div class="error"><code>{_text(entry.error_class or "unknown")}</code>'
             f"<p>{_text(message)}</p></div>"
         )
-    return f"""    <section class="card{" failed" if entry.failed else ""}">
+    classes = "card" + (" failed" if entry.failed else "") + (" wide" if entry.variants else "")
+    input_label = "Input, as stored" if entry.input_as_stored_path else "Input"
+    output_label = "Variant 1" if entry.variants else "Output"
+    figures = [
+        _figure(
+            entry.input_path,
+            input_label,
+            entry.name,
+            "not an image",
+            entry.input_facts,
+            shown=entry.input_as_stored_path,
+        ),
+        _figure(entry.output_path, output_label, entry.name, "no output", entry.output_facts),
+        *(_variant_figure(entry.name, variant) for variant in entry.variants),
+    ]
+    pictures = "\n        ".join(figures)
+    return f"""    <section class="{classes}">
       <div class="head"><h2 title="{_text(entry.name)}">{_text(entry.name)}</h2>{status}</div>
       {prompt}
-      <div class="pair">
-        {_figure(entry.input_path, "Input", entry.name, "not an image")}
-        {_figure(entry.output_path, "Output", entry.name, "no output")}
-      </div>{error}
+      <div class="pair{" many" if entry.variants else ""}">
+        {pictures}
+      </div>{_notes(entry)}{_renditions(entry)}{error}
     </section>"""
 
 
-def _figure(path: str | None, label: str, name: str, missing: str) -> str:
+def _variant_figure(name: str, variant: VariantShot) -> str:
+    label = f"Variant {variant.number}"
+    prompt = f'<p class="prompt small">{_text(variant.prompt)}</p>' if variant.prompt else ""
+    return _figure(variant.output_path, label, name, "no output", variant.facts, caption_extra=prompt)
+
+
+def _notes(entry: SheetEntry) -> str:
+    if not entry.input_notes:
+        return ""
+    given = _chips(entry.input_notes)
+    if entry.output_notes:
+        kept = f'<p class="kept">its outputs still carry</p>{_chips(entry.output_notes)}'
+    elif entry.output_path:
+        kept = '<p class="gone">its outputs: none of it</p>'
+    else:
+        kept = ""
+    return f'\n      <div class="notes"><p>The input carried</p>{given}{kept}</div>'
+
+
+def _chips(notes: tuple[str, ...]) -> str:
+    return "<ul>" + "".join(f"<li>{_text(note)}</li>" for note in notes) + "</ul>"
+
+
+def _renditions(entry: SheetEntry) -> str:
+    shots = [(1, shot) for shot in entry.renditions] + [
+        (variant.number, shot) for variant in entry.variants for shot in variant.renditions
+    ]
+    if not shots:
+        return ""
+    with_variant = bool(entry.variants)
+    figures = "\n          ".join(
+        _rendition_figure(entry.name, shot, f"variant {number} · " if with_variant else "")
+        for number, shot in shots
+    )
+    return f"""
+      <div class="renditions">
+        <h3>Renditions <span>written beside the result, no paid call</span></h3>
+        <div class="strip">
+          {figures}
+        </div>
+      </div>"""
+
+
+def _rendition_figure(name: str, shot: RenditionShot, prefix: str) -> str:
+    link = _link(shot.path)
+    return (
+        f'<figure class="rendition"><a href="{link}"><img src="{link}" '
+        f'alt="Rendition {_text(shot.name)}: {_text(name)}" loading="lazy"></a>'
+        f"<figcaption><b>{_text(prefix + shot.name)}</b><span>{_text(shot.facts)}</span></figcaption>"
+        "</figure>"
+    )
+
+
+def _figure(
+    path: str | None,
+    label: str,
+    name: str,
+    missing: str,
+    facts: PictureFacts | None = None,
+    shown: str | None = None,
+    caption_extra: str = "",
+) -> str:
+    """``path``'s picture, linked; ``shown`` (another picture) in its place when given."""
     if path is None:
         return (
             f'<figure><div class="missing">{_text(missing)}</div>'
-            f"<figcaption>{_text(label)}</figcaption></figure>"
+            f"<figcaption>{_text(label)}</figcaption>{caption_extra}</figure>"
         )
-    link = _text(quote(path.replace("\\", "/"), safe="/"))
+    link = _link(path)
+    detail = f"<span>{_text(facts)}</span>" if facts else ""
     return (
-        f'<figure><a href="{link}"><img src="{link}" alt="{_text(label)}: {_text(name)}" loading="lazy"></a>'
-        f"<figcaption>{_text(label)}</figcaption></figure>"
+        f'<figure><a href="{link}"><img src="{_link(shown or path)}" alt="{_text(label)}: {_text(name)}" '
+        f'loading="lazy"></a><figcaption>{_text(label)}{detail}</figcaption>{caption_extra}</figure>'
     )
+
+
+def _link(path: str) -> str:
+    return _text(quote(path.replace("\\", "/"), safe="/"))
+
+
+def _size(count: int) -> str:
+    """Bytes as people read them: "812 B", "38.4 KB", "1.2 MB" (1 KB = 1,000 bytes)."""
+    if count < 1000:
+        return f"{count} B"
+    if count < 1_000_000:
+        return f"{count / 1000:.1f} KB"
+    return f"{count / 1_000_000:.1f} MB"
 
 
 def _text(value: object) -> str:
@@ -159,7 +297,7 @@ _CSS = """
   .summary td { font-variant-numeric: tabular-nums; font-weight: 600; overflow-wrap: anywhere; }
   /* Two cards side by side from about 1,150 px, one below 600 px; never wider than the window. */
   .cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(min(100%, 560px), 1fr));
-           gap: 18px; }
+           gap: 18px; grid-auto-flow: dense; }
   .card { background: var(--paper); border: 1px solid var(--line); border-radius: 10px;
           padding: 14px 16px 16px; box-shadow: 0 1px 2px rgba(20, 30, 50, 0.05); min-width: 0; }
   .card.failed { border-left: 5px solid var(--bad); }
@@ -182,7 +320,27 @@ _CSS = """
   .missing { display: flex; align-items: center; justify-content: center; color: var(--muted);
              border: 2px dashed #d5d9e1; background: #f8f9fb; font-style: italic; }
   figcaption { font-size: 12px; color: var(--muted); margin-top: 4px; text-transform: uppercase;
-               letter-spacing: 0.06em; }
+               letter-spacing: 0.06em; overflow-wrap: anywhere; }
+  figcaption span { display: block; text-transform: none; letter-spacing: 0;
+                    font-variant-numeric: tabular-nums; }
+  /* A pair with variants takes the whole row: its input and every variant side by side. */
+  .card.wide { grid-column: 1 / -1; }
+  .pair.many { grid-template-columns: repeat(auto-fit, minmax(min(100%, 150px), 1fr)); }
+  .prompt.small { font-size: 12px; margin: 4px 0 0; }
+  .notes { margin-top: 10px; font-size: 12px; color: var(--muted); }
+  .notes p { display: inline; margin: 0 6px 0 0; }
+  .notes ul { display: inline; margin: 0; padding: 0; list-style: none; }
+  .notes .gone { color: var(--good); font-weight: 600; }
+  .notes .kept { color: var(--bad); font-weight: 600; }
+  .notes li { display: inline-block; margin: 2px 6px 2px 0; padding: 1px 8px; border-radius: 999px;
+              background: #eef1f6; color: var(--ink); }
+  .renditions { margin-top: 12px; border-top: 1px solid var(--line); padding-top: 10px; }
+  .renditions h3 { font-size: 13px; margin: 0 0 8px; }
+  .renditions h3 span { font-weight: 400; color: var(--muted); margin-left: 6px; }
+  .strip { display: grid; grid-template-columns: repeat(auto-fill, minmax(min(100%, 150px), 1fr));
+           gap: 10px; }
+  figure.rendition img { height: 120px; }
+  figure.rendition b { display: block; color: var(--ink); }
   .error { margin-top: 12px; padding: 10px 12px; border-radius: 6px; background: #fdecea; color: #7b1f16; }
   .error code { font: 600 13px ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; color: var(--bad); }
   .error p { margin: 4px 0 0; overflow-wrap: anywhere; white-space: pre-wrap; }

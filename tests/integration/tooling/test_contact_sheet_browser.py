@@ -20,7 +20,13 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from backdrop.demo.contact_sheet import SheetEntry, write_contact_sheet
+from backdrop.demo.contact_sheet import (
+    PictureFacts,
+    RenditionShot,
+    SheetEntry,
+    VariantShot,
+    write_contact_sheet,
+)
 from backdrop.figures import Moment
 
 BROWSERS = (
@@ -77,7 +83,8 @@ def picture(path: Path, size: tuple[int, int], colour: str) -> None:
 
 @pytest.fixture(scope="module")
 def sheet(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A sheet with wide pictures, a long key, an unbroken prompt and a long error message."""
+    """A sheet with wide pictures, a long key, an unbroken prompt, a long error message, and a
+    pair with three variants and their renditions."""
     folder = tmp_path_factory.mktemp("sheet")
     picture(folder / "inputs/shop/wide.jpg", (1200, 400), "#c98")
     picture(folder / "outputs/shop/wide.png", (1200, 400), "#8ac")
@@ -87,6 +94,31 @@ def sheet(tmp_path_factory: pytest.TempPathFactory) -> Path:
         SheetEntry("shop/wide.jpg", "inputs/shop/wide.jpg", "outputs/shop/wide.png", "a" * 300),
         SheetEntry(long_key, "inputs/shop/tall.png", None, "studio", "invalid_sidecar", "sead: " + "x" * 400),
         SheetEntry("shop/not-a-photo.jpg", None, None, None, "invalid_image", "starts with '%PDF-1.7'"),
+        SheetEntry(
+            "shop/wide.jpg",
+            "inputs/shop/wide.jpg",
+            "outputs/shop/wide.png",
+            "b" * 200,
+            output_facts=PictureFacts(1200, 400, "PNG", 123_456),
+            input_notes=(
+                "EXIF orientation 6",
+                "Display P3 colour profile",
+                "GPS position",
+                "camera serial number",
+            ),
+            renditions=tuple(
+                RenditionShot(
+                    f"marketplace-{n}-" + "x" * 40,
+                    "outputs/shop/wide.png",
+                    PictureFacts(2000, 2000, "JPEG", 9),
+                )
+                for n in range(4)
+            ),
+            variants=tuple(
+                VariantShot(n, "c" * 200, "outputs/shop/wide.png", PictureFacts(1200, 400, "PNG", 1_234_567))
+                for n in (2, 3)
+            ),
+        ),
     ]
     summary = [
         ("Uploads (images, sidecars, one repeat)", "19"),

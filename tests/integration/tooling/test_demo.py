@@ -10,7 +10,12 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageChops, ImageStat
 
+from backdrop.completion_events import PROCESSED
+from backdrop.demo.phone_photo import BODY_SERIAL, GPS_IFD
+from backdrop.demo.picture_facts import carried
 from backdrop.demo.run import SAMPLES
+
+PRICES = {"TURBO": 0.037, "DEFAULT": 0.075, "QUALITY": 0.113}
 
 
 @pytest.fixture(scope="module")
@@ -65,15 +70,32 @@ def test_the_contact_sheet_shows_inputs_outputs_and_failures(demo_out: Path):
     assert "Estimated cost" in page
 
 
+def paid_calls(manifest: list[dict]) -> list[str]:
+    """The rendering speed of each paid call the manifest asks for: one a variant."""
+    return [
+        variant.get("rendering_speed", sample.get("rendering_speed", "DEFAULT"))
+        for sample in manifest
+        for variant in sample.get("variants") or [{}]
+    ]
+
+
+def processed_events(demo_out: Path, key: str) -> dict[int, dict]:
+    told = json.loads((demo_out / "events.json").read_text())
+    return {
+        event["detail"]["variant"]: event["detail"]
+        for event in told
+        if event["detail-type"] == PROCESSED and event["detail"]["input"]["key"] == key
+    }
+
+
 def test_the_contact_sheet_charts_the_run_as_the_function_counted_it(demo_out: Path):
     manifest = json.loads((SAMPLES / "manifest.json").read_text())
     page = (demo_out / "index.html").read_text()
-    # One paid call a sample, the two bad uploads failed before any call, and the spend they add up to.
-    spend = sum(
-        {"TURBO": 0.037, "DEFAULT": 0.075, "QUALITY": 0.113}[s.get("rendering_speed", "DEFAULT")]
-        for s in manifest
-    )
-    assert f'aria-label="API calls over the run: {len(manifest)} in ' in page
+    # One paid call a variant, the two bad uploads failed before any call, and the spend they add up to.
+    calls = paid_calls(manifest)
+    spend = sum(PRICES[speed] for speed in calls)
+    assert len(calls) == len(manifest) + 1  # the product with two variants
+    assert f'aria-label="API calls over the run: {len(calls)} in ' in page
     assert 'aria-label="Failures over the run: 2 in ' in page
     assert f'aria-label="Estimated spend over the run: ${spend:.3f} in ' in page
 
@@ -86,3 +108,80 @@ def test_the_function_logs_went_to_a_file_and_the_terminal_got_a_summary(demo_ou
     assert '"level"' not in terminal
     assert "Estimated cost" in terminal
     assert "invalid_sidecar" in terminal
+
+
+def test_the_product_with_two_variants_paid_two_calls_and_got_its_renditions_at_their_sizes(demo_out: Path):
+    events = processed_events(demo_out, "shop/coffee_pouch.webp")
+    assert sorted(events) == [1, 2]
+    assert [events[n]["cost"]["paid_calls"] for n in (1, 2)] == [1, 1]
+    assert {events[n]["cost"]["pair_estimated_usd"] for n in (1, 2)} == {2 * PRICES["DEFAULT"]}
+    assert [events[n]["output"]["key"] for n in (1, 2)] == [
+        "shop/coffee_pouch.png",
+        "shop/coffee_pouch.v2.png",
+    ]
+    sizes = {}
+    for variant in events.values():
+        for rendition in variant["renditions"]:
+            path = demo_out / "outputs" / rendition["key"]
+            assert path.stat().st_size == rendition["bytes"]
+            with Image.open(path) as image:
+                sizes[rendition["key"]] = (image.format, image.size)
+    assert sizes == {
+        "shop/coffee_pouch@marketplace.jpg": ("JPEG", (640, 640)),
+        "shop/coffee_pouch@storefront.webp": ("WEBP", (400, 400)),
+        "shop/coffee_pouch.v2@marketplace.jpg": ("JPEG", (640, 640)),
+        "shop/coffee_pouch.v2@storefront.webp": ("WEBP", (400, 400)),
+    }
+
+
+def test_the_summary_counts_paid_results_renditions_and_files(demo_out: Path):
+    manifest = json.loads((SAMPLES / "manifest.json").read_text())
+    results = len(paid_calls(manifest))
+    files = sorted(path for path in (demo_out / "outputs").rglob("*") if path.is_file())
+    assert len(files) == results + 4
+    terminal = " ".join((demo_out / "terminal.txt").read_text().split())
+    assert f"Results (a paid call each, variants included) │ {results} │" in terminal
+    assert "Renditions written (no paid call) │ 4 │" in terminal
+    assert f"Files written to outputs/ │ {len(files)} │" in terminal
+    spend = sum(PRICES[speed] for speed in paid_calls(manifest))
+    assert f"Estimated cost in the completion events │ ${spend:.3f} │" in terminal
+
+
+def test_the_sideways_phone_photo_comes_out_upright(demo_out: Path):
+    stored = Image.open(demo_out / "inputs" / "shop" / "phone_serum.jpg")
+    after = Image.open(demo_out / "outputs" / "shop" / "phone_serum.png")
+    upright = Image.open(SAMPLES / "dropper_bottle.jpg")  # what the phone photo was made from
+    assert stored.size == (640, 512)
+    assert after.size == upright.size == (512, 640)
+    width, height = upright.size
+    bottle = (width * 2 // 5, height // 3, width * 3 // 5, height * 2 // 3)
+    assert mean_difference(upright, after, bottle) < 12
+
+
+def test_no_output_carries_the_phone_photos_gps_or_serial(demo_out: Path):
+    given = carried((demo_out / "inputs" / "shop" / "phone_serum.jpg").read_bytes())
+    assert {"GPS position", "camera serial number"} <= set(given)
+    gps_pointer = [  # the GPS IFD's entry in the first IFD (tag, type LONG, count 1), either byte order
+        GPS_IFD.to_bytes(2, "little") + b"\x04\x00\x01\x00\x00\x00",
+        GPS_IFD.to_bytes(2, "big") + b"\x00\x04\x00\x00\x00\x01",
+    ]
+    outputs = [path for path in (demo_out / "outputs").rglob("*") if path.is_file()]
+    assert len(outputs) >= 9
+    for path in outputs:
+        data = path.read_bytes()
+        assert BODY_SERIAL.encode() not in data, path
+        assert not any(pointer in data for pointer in gps_pointer), path
+        assert carried(data) == (), path
+
+
+def test_the_contact_sheet_shows_variants_renditions_and_the_turned_input(demo_out: Path):
+    page = (demo_out / "index.html").read_text()
+    text = " ".join(page.split())
+    assert "Variant 2<span>640 × 480 PNG" in text
+    assert "a bag of coffee beans on a rustic wooden cafe table by a rainy window" in page
+    assert "<b>variant 2 · storefront</b><span>400 × 400 WEBP · " in text
+    assert "<b>variant 1 · marketplace</b><span>640 × 640 JPEG · " in text
+    assert 'src="as-stored/shop/phone_serum.jpg.png"' in page
+    assert (demo_out / "as-stored" / "shop" / "phone_serum.jpg.png").is_file()
+    assert "Input, as stored<span>640 × 512 JPEG" in text
+    assert "its outputs: none of it" in page

@@ -6,16 +6,26 @@ from __future__ import annotations
 import base64
 import json
 import re
+from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 import backdrop.demo
-from backdrop.demo.contact_sheet import SheetEntry, write_contact_sheet
+from backdrop.demo.contact_sheet import (
+    PictureFacts,
+    RenditionShot,
+    SheetEntry,
+    VariantShot,
+    write_contact_sheet,
+)
+from backdrop.demo.phone_photo import BODY_SERIAL, make_phone_photo
+from backdrop.demo.picture_facts import carried
 from backdrop.emulator.request_rules import PRESETS, check_body
 from backdrop.figures import Moment
+from backdrop_fn.sidecar import parse_sidecar
 
 DONE = SheetEntry(
     name="shop/coffee.jpg",
@@ -169,6 +179,131 @@ def test_a_run_that_counted_nothing_has_no_chart(tmp_path):
     assert parsed.attribute("svg", "aria-label") == []
 
 
+def done(file: str, prompt: str, input_facts: PictureFacts, output_facts: PictureFacts, **more) -> SheetEntry:
+    """A processed pair's entry for ``shop/<file>``, its output a PNG, as the demo links them."""
+    output = "outputs/shop/" + file.rsplit(".", 1)[0] + ".png"
+    return SheetEntry(
+        f"shop/{file}",
+        f"inputs/shop/{file}",
+        output,
+        prompt,
+        input_facts=input_facts,
+        output_facts=output_facts,
+        **more,
+    )
+
+
+POUCH = done(
+    "pouch.webp",
+    "a spring kitchen counter",
+    PictureFacts(640, 480, "WEBP", 26_908),
+    PictureFacts(640, 480, "PNG", 171_234),
+    renditions=(
+        RenditionShot(
+            "marketplace", "outputs/shop/pouch@marketplace.jpg", PictureFacts(2000, 2000, "JPEG", 412_345)
+        ),
+        RenditionShot(
+            "storefront", "outputs/shop/pouch@storefront.webp", PictureFacts(400, 400, "WEBP", 6_300)
+        ),
+    ),
+    variants=(
+        VariantShot(
+            number=2,
+            prompt="a rustic <wooden> cafe table",
+            output_path="outputs/shop/pouch.v2.png",
+            facts=PictureFacts(640, 480, "PNG", 165_800),
+            renditions=(
+                RenditionShot(
+                    "marketplace",
+                    "outputs/shop/pouch.v2@marketplace.jpg",
+                    PictureFacts(2000, 2000, "JPEG", 398_000),
+                ),
+            ),
+        ),
+        VariantShot(number=3, prompt="a beach", output_path=None),
+    ),
+)
+PHONE = done(
+    "phone.jpg",
+    "a windowsill",
+    PictureFacts(640, 512, "JPEG", 50_640),
+    PictureFacts(512, 640, "PNG", 190_400),
+    input_notes=("EXIF orientation 6", "GPS position", "camera serial number"),
+    input_as_stored_path="as-stored/shop/phone.jpg.png",
+)
+
+
+def figure_texts(page: str) -> list[str]:
+    """Each figure's text, its tags dropped and its spaces joined."""
+    figures = re.findall(r"<figure.*?</figure>", page, flags=re.S)
+    return [" ".join(re.sub(r"<[^>]+>", " ", figure).split()) for figure in figures]
+
+
+def test_variants_stand_side_by_side_each_with_its_prompt_and_size(tmp_path):
+    page, parsed = sheet(tmp_path, entries=(POUCH,))
+    figures = figure_texts(page)
+    assert figures[:4] == [
+        "Input 640 × 480 WEBP · 26.9 KB",
+        "Variant 1 640 × 480 PNG · 171.2 KB",
+        "Variant 2 640 × 480 PNG · 165.8 KB a rustic &lt;wooden&gt; cafe table",  # the prompt escaped
+        "no output Variant 3 a beach",
+    ]
+    assert 'class="card wide"' in page  # the whole row: input and three variants side by side
+    assert "outputs/shop/pouch.v2.png" in parsed.attribute("img", "src")
+
+
+def test_renditions_show_their_name_format_pixel_size_and_bytes(tmp_path):
+    page, parsed = sheet(tmp_path, entries=(POUCH,))
+    renditions = page[page.index('class="renditions"') :]
+    assert figure_texts(renditions) == [
+        "variant 1 · marketplace 2000 × 2000 JPEG · 412.3 KB",
+        "variant 1 · storefront 400 × 400 WEBP · 6.3 KB",
+        "variant 2 · marketplace 2000 × 2000 JPEG · 398.0 KB",
+    ]
+    sources = parsed.attribute("img", "src")
+    assert "outputs/shop/pouch%40marketplace.jpg" in sources
+    assert "outputs/shop/pouch.v2%40marketplace.jpg" in sources
+
+
+def test_a_pair_without_variants_names_its_renditions_alone(tmp_path):
+    plain = SheetEntry(
+        "shop/a.jpg",
+        "inputs/shop/a.jpg",
+        "outputs/shop/a.png",
+        "a studio",
+        renditions=(
+            RenditionShot("1000x1000", "outputs/shop/a@1000x1000.jpg", PictureFacts(1000, 1000, "JPEG", 999)),
+        ),
+    )
+    page, _ = sheet(tmp_path, entries=(plain,))
+    assert figure_texts(page) == ["Input", "Output", "1000x1000 1000 × 1000 JPEG · 999 B"]
+    assert 'class="card wide"' not in page
+
+
+def test_a_sideways_input_is_shown_as_stored_beside_its_upright_output(tmp_path):
+    page, parsed = sheet(tmp_path, entries=(PHONE,))
+    assert figure_texts(page) == [
+        "Input, as stored 640 × 512 JPEG · 50.6 KB",
+        "Output 512 × 640 PNG · 190.4 KB",
+    ]
+    # The copy without EXIF is shown (browsers would turn the input upright); the input is linked.
+    assert parsed.attribute("img", "src") == ["as-stored/shop/phone.jpg.png", "outputs/shop/phone.png"]
+    assert parsed.attribute("a", "href") == ["inputs/shop/phone.jpg", "outputs/shop/phone.png"]
+    text = " ".join(" ".join(parsed.text).split())
+    assert (
+        "The input carried EXIF orientation 6 GPS position camera serial number its outputs: none of it"
+        in text
+    )
+
+
+def test_what_an_output_still_carries_is_called_out(tmp_path):
+    leaky = replace(PHONE, output_notes=("GPS position",))
+    _, parsed = sheet(tmp_path, entries=(leaky,))
+    text = " ".join(" ".join(parsed.text).split())
+    assert "its outputs still carry GPS position" in text
+    assert "none of it" not in text
+
+
 def test_an_empty_sheet_is_still_a_page(tmp_path):
     page, _ = sheet(tmp_path, entries=(), summary=[])
     assert "<html" in page
@@ -201,17 +336,74 @@ def test_each_sample_opens_and_is_small(entry):
         assert image.format in {"JPEG", "PNG", "WEBP"}
 
 
+def calls_of(entry: dict) -> list[dict]:
+    """The API request bodies (without the image) a manifest entry's sidecar makes: one a variant."""
+    fields = {k: v for k, v in entry.items() if k not in {"file", "variants", "renditions"}}
+    return [{**fields, **variant} for variant in entry.get("variants") or [{}]]
+
+
 @pytest.mark.parametrize("entry", MANIFEST, ids=[e["file"] for e in MANIFEST])
 def test_each_manifest_entry_is_a_request_the_api_accepts(entry):
-    assert set(entry) <= {"file", "prompt", "seed", "rendering_speed", "color_palette"}
-    assert isinstance(entry["seed"], int)
-    assert 100 <= entry["seed"] <= 999999
-    palette = entry.get("color_palette")
-    if palette and "name" in palette:
-        assert palette["name"] in PRESETS
-    body = {k: v for k, v in entry.items() if k != "file"}
-    body["image"] = base64.b64encode((SAMPLES / entry["file"]).read_bytes()).decode()
-    check_body(body)  # raises RequestRejected for a broken rule
+    assert set(entry) <= {
+        "file",
+        "prompt",
+        "seed",
+        "rendering_speed",
+        "color_palette",
+        "variants",
+        "renditions",
+    }
+    image = base64.b64encode((SAMPLES / entry["file"]).read_bytes()).decode()
+    for body in calls_of(entry):
+        assert isinstance(body["seed"], int)
+        assert 100 <= body["seed"] <= 999999
+        palette = body.get("color_palette")
+        if palette and "name" in palette:
+            assert palette["name"] in PRESETS
+        check_body({**body, "image": image})  # raises RequestRejected for a broken rule
+
+
+@pytest.mark.parametrize("entry", MANIFEST, ids=[e["file"] for e in MANIFEST])
+def test_each_manifest_entry_is_a_sidecar_the_function_accepts(entry):
+    sidecar = {k: v for k, v in entry.items() if k != "file"}
+    parse_sidecar(json.dumps(sidecar).encode())  # raises InvalidSidecar for an unknown or bad field
+
+
+def test_one_product_asks_for_two_variants_with_two_renditions_each():
+    (product,) = [entry for entry in MANIFEST if "variants" in entry]
+    assert len(product["variants"]) == 2
+    assert len({body["prompt"] for body in calls_of(product)}) == 2
+    renditions = {r["name"]: r for r in product["renditions"]}
+    assert set(renditions) == {"marketplace", "storefront"}
+    assert (renditions["marketplace"]["format"], renditions["marketplace"]["fit"]) == ("jpeg", "pad")
+    assert (renditions["storefront"]["format"], renditions["storefront"]["fit"]) == ("webp", "cover")
+    # The emulator answers at the input's size, and a rendition is never larger than its result
+    # (but for pad's canvas): a box the result fills shows the rendition's own size.
+    with Image.open(SAMPLES / product["file"]) as image:
+        assert renditions["storefront"]["width"] <= min(image.size)
+        assert renditions["marketplace"]["width"] >= max(image.size)
+
+
+def test_the_phone_photo_is_stored_sideways_with_a_p3_profile_gps_and_a_serial():
+    data = (SAMPLES / "phone_serum.jpg").read_bytes()
+    assert carried(data) == (
+        "EXIF orientation 6",
+        "Display P3 v4 colour profile",
+        "GPS position",
+        "camera serial number",
+    )
+    with (
+        Image.open(SAMPLES / "dropper_bottle.jpg") as upright,
+        Image.open(SAMPLES / "phone_serum.jpg") as phone,
+    ):
+        assert phone.size == (upright.height, upright.width)
+        assert ImageOps.exif_transpose(phone).size == upright.size
+    assert BODY_SERIAL.encode() in data
+    assert "phone_serum.jpg" in {entry["file"] for entry in MANIFEST}
+
+
+def test_the_phone_photo_is_what_its_script_makes():
+    assert make_phone_photo() == (SAMPLES / "phone_serum.jpg").read_bytes()
 
 
 def test_the_formats_are_mixed():

@@ -10,6 +10,8 @@ from backdrop.demo.run import _clear_earlier_results
 def test_an_earlier_run_is_cleared_but_the_users_own_files_stay(tmp_path: Path):
     (tmp_path / "outputs" / "shop").mkdir(parents=True)
     (tmp_path / "outputs" / "shop" / "old.png").write_bytes(b"old")
+    (tmp_path / "as-stored" / "shop").mkdir(parents=True)
+    (tmp_path / "as-stored" / "shop" / "old.jpg.png").write_bytes(b"old")
     (tmp_path / "index.html").write_text("old sheet")
     (tmp_path / "function.log").write_text("old log")
     (tmp_path / "notes.txt").write_text("the user's own")
