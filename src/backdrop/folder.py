@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,7 +60,7 @@ class WatchState:
         temporary.write_text(json.dumps(state, indent=1, ensure_ascii=False), encoding="utf-8")
         temporary.replace(self.path)
 
-    def record_result(self, image_key: str, result: Path, inputs: dict[str, str | None]) -> None:
+    def record_result(self, image_key: str, result: Path, inputs: Mapping[str, str | None]) -> None:
         known = {key: md5.strip('"') for key, md5 in inputs.items() if key and md5}
         self.results[image_key] = {"result": result.relative_to(self.path.parent).as_posix(), "inputs": known}
 
