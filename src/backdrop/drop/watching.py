@@ -81,7 +81,7 @@ def watch_stack(drop: StackFolder, *, stop: threading.Event, interval: float = 1
 def summary_line(counts: dict[str, int], cost_usd: float, out: Path) -> str:
     unfinished = counts.get("unfinished", 0)
     line = (
-        f"stopped: {counts.get('sent', 0)} pairs sent, {counts.get('processed', 0)} processed, "
+        f"stopped: {counts.get('sent', 0)} sent, {counts.get('processed', 0)} processed, "
         f"{counts.get('failed', 0)} failed, {counts.get('skipped', 0)} unchanged not sent again; "
         f"estimated ${cost_usd:.3f}"
     )

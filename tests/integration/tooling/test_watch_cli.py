@@ -180,6 +180,6 @@ def test_watch_local_starts_a_stack_for_the_command_when_none_runs_and_ctrl_c_su
     watch.wait_for("cup.png → out/cup.png (")
     assert watch.interrupt() == 0, watch.output
     said = " ".join(watch.output.split())
-    assert "stopped: 1 pairs sent, 1 processed, 0 failed, 0 unchanged not sent again; estimated $0.037" in said
+    assert "stopped: 1 sent, 1 processed, 0 failed, 0 unchanged not sent again; estimated $0.037" in said
     assert (folder / "out" / "cup.png").exists()
     assert "Traceback" not in watch.output
