@@ -136,7 +136,7 @@ def _watch_stack(args: argparse.Namespace) -> int:
     stop = threading.Event()
     with _drop_folder(args) as drop:
         counts = _run_until_stopped(lambda: watch_stack(drop, stop=stop), stop)
-        drop.console.print(summary_line(counts, drop.cost_usd, drop.out))
+        drop.console.print(summary_line(drop, counts))
     return 0
 
 

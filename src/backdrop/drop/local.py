@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from urllib.parse import urlparse
 
 from backdrop import targets
@@ -61,4 +62,4 @@ def started(args: argparse.Namespace) -> Iterator[DropTarget]:
         ),
     ):
         args.endpoint_url = endpoint
-        yield local(args)
+        yield replace(local(args), ends_with_command=True)

@@ -161,7 +161,9 @@ def _send_all(
         if stop.is_set():
             return len(pairs) - number
         drop.send(pair)
+        shown.update(line, description=f"Sending {number + 1}/{len(pairs)}")
         _learn(drop, shown, line)
+    shown.update(line, description="Processed")
     return 0
 
 
@@ -200,7 +202,12 @@ def summary_view(drop: StackFolder, summary: RunSummary) -> RenderableType:
     if plan.waiting:
         table.add_row("waiting for a sidecar", str(len(plan.waiting)), "not sent: add K.json beside it")
     if summary.unfinished:
-        table.add_row("unfinished", str(len(summary.unfinished)), "sent: they finish on the stack")
+        fate = (
+            "sent to the stack started for this run, which stops with it: a run again sends them"
+            if drop.target.ends_with_command
+            else "sent: they finish on the stack"
+        )
+        table.add_row("unfinished", str(len(summary.unfinished)), fate)
     if summary.not_sent:
         table.add_row("not sent", str(summary.not_sent), "interrupted before sending them")
     parts: list[RenderableType] = [table]
@@ -215,7 +222,7 @@ def _by_class(classes: Counter[str]) -> str:
 
 
 def _unfinished(summary: RunSummary) -> Text:
-    text = Text("Still on their way (`backdrop status KEY`; run again to bring them back):\n", style="yellow")
+    text = Text("Still on their way (`backdrop status KEY`; a run again brings them back):\n", style="yellow")
     for key in summary.unfinished[:UNFINISHED_SHOWN]:
         text.append(f"  {key}\n")
     if len(summary.unfinished) > UNFINISHED_SHOWN:

@@ -29,6 +29,9 @@ class DropTarget:
     event_bus: str | None = "default"
     # With DefaultPrompt, an image without a sidecar is processed, not left waiting.
     default_prompt: bool = False
+    # A local stack started for this command: what it has not finished when the command ends is lost
+    # with it (and sent again by the next run), where a lasting stack would finish it.
+    ends_with_command: bool = False
 
     def catalog(self) -> Catalog:
         """The same places, as `backdrop status` looks at them."""

@@ -8,7 +8,6 @@ the stack would only count a duplicate, at no charge, and sending it is a reques
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 from rich.markup import escape
 
@@ -78,16 +77,19 @@ def watch_stack(drop: StackFolder, *, stop: threading.Event, interval: float = 1
     return dict(drop.counts, unfinished=len(drop.pending))
 
 
-def summary_line(counts: dict[str, int], cost_usd: float, out: Path) -> str:
-    unfinished = counts.get("unfinished", 0)
-    line = (
+def summary_line(drop: StackFolder, counts: dict[str, int]) -> str:
+    counted = (
         f"stopped: {counts.get('sent', 0)} sent, {counts.get('processed', 0)} processed, "
         f"{counts.get('failed', 0)} failed, {counts.get('skipped', 0)} unchanged not sent again; "
-        f"estimated ${cost_usd:.3f}"
+        f"estimated ${drop.cost_usd:.3f}"
     )
-    if unfinished:
-        line += (
-            f". {unfinished} still on their way: they finish on the stack, and `backdrop run "
-            f"{out.parent}` brings them back"
-        )
-    return line
+    unfinished = counts.get("unfinished", 0)
+    if not unfinished:
+        return counted
+    if drop.target.ends_with_command:
+        lost = "lost with the stack started for this command: sent next time"
+        return f"{counted}. {unfinished} unfinished, {lost}"
+    return (
+        f"{counted}. {unfinished} still on their way: they finish on the stack, and "
+        f"`backdrop run {drop.folder}` brings them back"
+    )
