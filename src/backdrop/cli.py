@@ -534,10 +534,7 @@ def _add_backfill(commands: Any) -> None:
         "sidecars (each is written beside its image as K.json, where no sidecar is)",
     )
     backfill.add_argument("--dry-run", action="store_true", help="show the plan, send and write nothing")
-    backfill.add_argument("--yes", action="store_true", help="do not ask before sending more than 50 pairs")
-    backfill.add_argument(
-        "--max-cost", type=_amount, metavar="USD", help="refuse (exit 3) when the estimate is above this"
-    )
+    _add_spending_questions(backfill)
     backfill.add_argument(
         "--resend",
         action="store_true",
@@ -568,10 +565,7 @@ def _add_run(commands: Any) -> None:
     )
     run.add_argument("folder")
     run.add_argument("--out", help="where results go (default: FOLDER/out)")
-    run.add_argument("--yes", action="store_true", help="do not ask before sending more than 50 pairs")
-    run.add_argument(
-        "--max-cost", type=_amount, metavar="USD", help="refuse (exit 3) when the estimate is above this"
-    )
+    _add_spending_questions(run)
     run.add_argument(
         "--timeout",
         type=_amount,
@@ -582,6 +576,14 @@ def _add_run(commands: Any) -> None:
     add_drop_target_arguments(run)
     add_local_start_arguments(run)
     run.set_defaults(handler=_run)
+
+
+def _add_spending_questions(parser: argparse.ArgumentParser) -> None:
+    """What backfill and run ask before spending, and the flags that answer for a script."""
+    parser.add_argument("--yes", action="store_true", help="do not ask before sending more than 50 pairs")
+    parser.add_argument(
+        "--max-cost", type=_amount, metavar="USD", help="refuse (exit 3) when the estimate is above this"
+    )
 
 
 def _stack_group(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:

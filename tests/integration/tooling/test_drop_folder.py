@@ -8,7 +8,6 @@ import io
 import json
 import signal
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from backdrop.local.sandbox import Sandbox, sandbox
 from backdrop.local.stack import LOCAL_API_KEY, LOCAL_NAMES
 from tests.integration.conftest import REGION, photo
 from tests.integration.conftest import table_rows as rows
+from tests.integration.tooling.test_backfill_cli import deploy
 
 IN, OUT = LOCAL_NAMES["InputBucket"], LOCAL_NAMES["OutputBucket"]
 PATIENCE = 60.0
@@ -277,17 +277,6 @@ def test_without_leave_to_subscribe_run_polls_the_output_bucket_and_leaves_the_d
     assert left["Attributes"]["ApproximateNumberOfMessages"] == "1"  # read, not taken
 
 
-STACK_TEMPLATE = {
-    "Parameters": {"EventBusName": {"Type": "String"}, "InputPrefix": {"Type": "String"}},
-    "Resources": {"Nothing": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
-    "Outputs": {
-        "InputBucketName": {"Value": IN},
-        "OutputBucketName": {"Value": OUT},
-        "DeadLetterQueueUrl": {"Value": "DLQ_URL"},
-    },
-}
-
-
 def test_run_on_a_stack_by_name_touches_no_bucket_but_its_own(
     box: Sandbox,
     aws: str,
@@ -295,14 +284,11 @@ def test_run_on_a_stack_by_name_touches_no_bucket_but_its_own(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ):
-    template = json.dumps(STACK_TEMPLATE).replace("DLQ_URL", box.stack.dlq_url)
-    boto3.client("cloudformation", region_name=REGION).create_stack(
-        StackName="shop",
-        TemplateBody=template,
-        Parameters=[
-            {"ParameterKey": "EventBusName", "ParameterValue": "default"},
-            {"ParameterKey": "InputPrefix", "ParameterValue": ""},
-        ],
+    deploy(
+        box.stack,  # a stack's work queue, which run does not need, and its DLQ
+        "shop",
+        {"EventBusName": "default", "InputPrefix": ""},
+        outputs={"DeadLetterQueueUrl": box.stack.dlq_url},
     )
     s3 = box.stack.client("s3")
     for decoy in ("shop-private", "backdrop-in-local-archive"):  # the same names, elsewhere
@@ -357,14 +343,14 @@ def local_target(box: Sandbox) -> DropTarget:
     )
 
 
-def steps_until(watching: StackWatch, done: Callable[[], bool], timeout: float = PATIENCE) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def after_a_step(watching: StackWatch, done: Callable[[], bool]) -> Callable[[], bool]:
+    """``done``, asked after each step of the watch (for ``Sandbox.wait_until``)."""
+
+    def check() -> bool:
         watching.step()
-        if done():
-            return True
-        time.sleep(0.2)
-    return False
+        return done()
+
+    return check
 
 
 def test_watch_on_a_stack_sends_settled_pairs_and_says_what_waits_and_what_is_a_free_duplicate(
@@ -380,13 +366,18 @@ def test_watch_on_a_stack_sends_settled_pairs_and_says_what_waits_and_what_is_a_
         drop = StackFolder(local_target(box), folder, folder / "out", console, outcomes)
         watching = StackWatch(drop)
         (folder / "shoe.png").write_bytes(photo())
-        assert steps_until(watching, lambda: "waiting for its sidecar" in log.read_text())
+        assert box.wait_until(
+            after_a_step(watching, lambda: "waiting for its sidecar" in log.read_text()), timeout=PATIENCE
+        )
         assert input_keys(box) == []  # a pair is sent whole
         (folder / "shoe.png.json").write_text(json.dumps({"prompt": "a beach", "rendering_speed": "TURBO"}))
         pair(folder, "bad.png", {"prompt": "x", "seed": 3})
-        assert steps_until(watching, lambda: drop.counts["processed"] == 1 and drop.counts["failed"] == 1)
+        assert box.wait_until(
+            after_a_step(watching, lambda: drop.counts["processed"] == 1 and drop.counts["failed"] == 1),
+            timeout=PATIENCE,
+        )
         (folder / "shoe.png").write_bytes(photo())  # saved again, unchanged
-        assert steps_until(watching, lambda: drop.counts["skipped"] == 1)
+        assert box.wait_until(after_a_step(watching, lambda: drop.counts["skipped"] == 1), timeout=PATIENCE)
     finally:
         outcomes.close()
     console.file.close()
