@@ -123,8 +123,8 @@ class PolledOutcomes:
     """The output bucket and the DLQ, looked at each round (see the module's docstring)."""
 
     how = (
-        "polling the output bucket (a LIST each round, a HEAD for each new result) and reading the DLQ "
-        "without taking from it: about $0.01 an hour at a round every 2 s"
+        "polling the output bucket (a LIST a round, a HEAD for each new result) and reading the DLQ "
+        "without taking from it: about $0.01 an hour of waiting on AWS (a round every 2 s)"
     )
 
     def __init__(self, target: DropTarget) -> None:
