@@ -143,7 +143,7 @@ class PolledOutcomes:
         bases = {_output_base(self.target.output_prefix, key): key for key in pending}
         found: dict[str, list[tuple[str, dict[str, str]]]] = {}
         for item in self._listed(_folder_of(list(bases))):
-            image_key = _owner(item["Key"], bases)
+            image_key = owner_of(item["Key"], bases)
             if image_key is None or (item["Key"], item["ETag"]) in self._not_ours:
                 continue
             metadata = self._metadata(item["Key"])
@@ -188,7 +188,7 @@ def _folder_of(bases: list[str]) -> str:
     return common[: common.rfind("/") + 1]
 
 
-def _owner(key: str, bases: Mapping[str, str]) -> str | None:
+def owner_of(key: str, bases: Mapping[str, str]) -> str | None:
     """The pending image whose output, variant or rendition ``key`` may be: ``shop/a.png``,
     ``shop/a.v2.png``, ``shop/a@2000x2000.jpg`` and ``shop/a.v2@amazon.jpg`` all belong to the
     image whose output base is ``shop/a``."""
@@ -268,7 +268,7 @@ class EventOutcomes:
         rule_arn = events.put_rule(
             Name=self.name,
             EventBusName=self._bus,
-            EventPattern=json.dumps(_pattern(key_prefix)),
+            EventPattern=json.dumps(event_pattern(key_prefix)),
             State="ENABLED",
             Description="backdrop run/watch: this run's outcomes; removed when it ends",
         )["RuleArn"]
@@ -299,7 +299,7 @@ class EventOutcomes:
                 step()
 
 
-def _pattern(key_prefix: str) -> dict[str, Any]:
+def event_pattern(key_prefix: str) -> dict[str, Any]:
     pattern: dict[str, Any] = {
         "source": ["backdrop"],
         "detail-type": [completion_events.PROCESSED, completion_events.FAILED],

@@ -57,8 +57,9 @@ def folder_pairs(folder: Path, out: Path, only: Iterable[Path] | None = None) ->
     paired: set[str] = set()
     pairs = []
     for image in images:
-        sidecar = next((c for c in (image + ".json", pair_stem(image) + ".json") if c in names), None)
-        paired.add(sidecar or "")
+        candidates = (image + ".json", pair_stem(image) + ".json")
+        sidecar = next((candidate for candidate in candidates if candidate in names), None)
+        paired.update(candidates)  # an outranked stem sidecar is its image's, not one waiting for an image
         if wanted is None or pair_stem(image) in wanted:
             pairs.append(FolderPair(image, sidecar))
     for sidecar in sorted(names - set(images) - paired):
