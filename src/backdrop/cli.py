@@ -23,6 +23,7 @@ from backdrop.drop.local import add_local_start_arguments
 from backdrop.drop.target import add_drop_target_arguments
 from backdrop.emulator import Emulator, EmulatorSettings
 from backdrop.emulator.faults import KINDS as FAULT_KINDS
+from backdrop.terminal import INTERRUPTED
 
 
 def parse_faults(text: str) -> dict[str, float]:
@@ -144,8 +145,14 @@ def _run(args: argparse.Namespace) -> int:
     from backdrop.drop.run import RunRequest, run_folder
 
     request = RunRequest(yes=args.yes, max_cost_usd=args.max_cost, timeout_seconds=args.timeout)
-    with _drop_folder(args) as drop:
-        return run_folder(drop, request, drop.console, ask=lambda question: _confirm(drop.console, question))
+    try:
+        with _drop_folder(args) as drop:
+            return run_folder(
+                drop, request, drop.console, ask=lambda question: _confirm(drop.console, question)
+            )
+    except KeyboardInterrupt:  # before the sending began (while looking at the folder): nothing sent
+        Console(stderr=True).print("Interrupted before anything was sent.")
+        return INTERRUPTED
 
 
 @contextlib.contextmanager

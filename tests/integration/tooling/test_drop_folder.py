@@ -432,3 +432,33 @@ def test_every_object_an_event_names_is_brought_back_renditions_included(
     for key in ("shop/shoe-1.png", "shop/shoe-1@2000x2000.jpg", "shop/shoe-1@amazon.webp"):
         assert (folder / "out" / key).read_bytes() == key.encode()
     assert drop.cost_usd == pytest.approx(0.075)
+
+
+def test_run_with_the_buckets_given_and_no_event_bus_polls_and_brings_everything_back(
+    box: Sandbox, aws: str, folder: Path, capsys: pytest.CaptureFixture[str]
+):
+    pair(folder, "a.png")
+    pair(folder, "bad.png", {"prompt": "x", "seed": 3})
+    where = [
+        "--input-bucket",
+        IN,
+        "--output-bucket",
+        OUT,
+        "--dlq-url",
+        box.stack.dlq_url,
+        "--event-bus",
+        "none",
+    ]
+
+    code = main(["run", str(folder), *where, "--endpoint-url", aws, "--region", REGION])
+
+    shown = " ".join(capsys.readouterr().out.split())
+    assert code == 1, shown
+    assert "No completion events (the stack publishes no completion events): polling instead." in shown
+    assert (folder / "out" / "a.png").exists()
+    assert json.loads((folder / "out" / "failed" / "bad.png.error.json").read_text())["error"]["class"] == (
+        "invalid_sidecar"
+    )
+    assert subscriptions_left(box) == ([], [])  # none was made
+    assert main(["run", str(folder), "--input-bucket", IN, "--endpoint-url", aws, "--region", REGION]) == 2
+    assert "go together" in " ".join(capsys.readouterr().err.split())
