@@ -201,6 +201,8 @@ def summary_view(drop: StackFolder, summary: RunSummary) -> RenderableType:
         table.add_row("answered by the stack already", str(plan.on_stack), "brought back, not sent again")
     if plan.waiting:
         table.add_row("waiting for a sidecar", str(len(plan.waiting)), "not sent: add K.json beside it")
+    if plan.lonely_sidecars:
+        table.add_row("sidecar without an image", str(len(plan.lonely_sidecars)), "not sent")
     if summary.unfinished:
         fate = (
             "sent to the stack started for this run, which stops with it: a run again sends them"
