@@ -17,6 +17,8 @@ input bucket, so a stand-in for yours is made first, and its EventBridge deliver
 `backdrop enable-eventbridge`'s own helper, as you would on AWS. Files are uploaded under
 ``--input-prefix``; with ``--outputs-in-bucket`` the results come back from that same bucket,
 under ``--output-prefix``. In DIR/out they are laid out as DIR is, without the prefixes.
+
+With ``--stack NAME`` or ``--local``, the same folder is run against a stack instead (backdrop/drop/).
 """
 
 from __future__ import annotations
