@@ -8,18 +8,22 @@ import signal
 import socket
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
 from rich.console import Console
+from rich.markup import escape
 from rich.prompt import Confirm
 from rich.table import Table
 
 from backdrop import bucket_events, dead_letters, figures, spend, targets
+from backdrop.drop.local import add_local_start_arguments
+from backdrop.drop.target import add_drop_target_arguments
 from backdrop.emulator import Emulator, EmulatorSettings
 from backdrop.emulator.faults import KINDS as FAULT_KINDS
+from backdrop.terminal import INTERRUPTED
 
 
 def parse_faults(text: str) -> dict[str, float]:
@@ -80,6 +84,8 @@ def _watch(args: argparse.Namespace) -> int:
     from backdrop.console import function_output_to
     from backdrop.watch import ExistingBucket, watch
 
+    if args.local or args.stack or args.input_bucket or args.output_bucket or args.dlq_url:
+        return _watch_stack(args)
     problem = _busy_port(("--moto-port", args.moto_port), ("--api-port", args.api_port))
     if args.outputs_in_bucket and not (args.existing_bucket and args.output_prefix):
         # As the template's Rules refuse it: results among the inputs would be taken for inputs.
@@ -123,6 +129,61 @@ def _watch(args: argparse.Namespace) -> int:
         )
         console.print(_figures_table(figures.read(log)))
     return 0
+
+
+def _watch_stack(args: argparse.Namespace) -> int:
+    from backdrop.drop.watching import summary_line, watch_stack
+
+    stop = threading.Event()
+    with _drop_folder(args) as drop:
+        counts = _run_until_stopped(lambda: watch_stack(drop, stop=stop), stop)
+        drop.console.print(summary_line(drop, counts))
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from backdrop.drop.run import RunRequest, run_folder
+
+    request = RunRequest(yes=args.yes, max_cost_usd=args.max_cost, timeout_seconds=args.timeout)
+    try:
+        with _drop_folder(args) as drop:
+            return run_folder(
+                drop, request, drop.console, ask=lambda question: _confirm(drop.console, question)
+            )
+    except KeyboardInterrupt:  # before the sending began (while looking at the folder): nothing sent
+        Console(stderr=True).print("Interrupted before anything was sent.")
+        return INTERRUPTED
+
+
+@contextlib.contextmanager
+def _drop_folder(args: argparse.Namespace) -> Iterator[Any]:
+    """The folder against its stack, with a way to learn outcomes that is taken away at the end:
+    the local stack answering at --local's port, or one started for the command (the function's
+    output then goes to DIR/out/function.log), or the deployed stack."""
+    from backdrop.console import function_output_to
+    from backdrop.drop import local, target
+    from backdrop.drop.outcomes import subscribe
+    from backdrop.drop.stack_folder import StackFolder
+
+    folder = Path(args.folder).resolve()
+    out = Path(args.out).resolve() if args.out else folder / "out"
+    if not folder.is_dir():
+        raise targets.TargetError(f"no folder {folder}")
+    with contextlib.ExitStack() as ending:
+        where = local.running(args) if args.local else target.deployed(args)
+        console = _console()
+        if where is None:
+            console = ending.enter_context(function_output_to(out / "function.log"))
+            console.print(
+                f"No local stack at {targets.local_endpoint(args)}: starting one for this command "
+                f"(emulated API {args.api_latency:g} s a call; the function's log: {out / 'function.log'})."
+            )
+            where = ending.enter_context(local.started(args))
+        outcomes, why_not = subscribe(where, where.input_prefix + args.prefix)
+        ending.callback(outcomes.close)
+        if why_not:
+            console.print(f"[yellow]No completion events ({escape(why_not)}): polling instead.[/]")
+        yield StackFolder(where, folder, out, console, outcomes, prefix=args.prefix)
 
 
 def _figures_table(run: figures.RunFigures) -> Table:
@@ -424,7 +485,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="the webhook's Authorization header, as WebhookSecretArn's value on the stack "
         "(default: Backdrop)",
     )
+    add_drop_target_arguments(watch, moto_port=False)
+    add_local_start_arguments(watch, api_port=False)
     watch.set_defaults(handler=_watch)
+    _add_run(commands)
 
     dlq = commands.add_parser("dlq", help="summarise the dead-letter queue by error class")
     _add_error_class(dlq)
@@ -477,10 +541,7 @@ def _add_backfill(commands: Any) -> None:
         "sidecars (each is written beside its image as K.json, where no sidecar is)",
     )
     backfill.add_argument("--dry-run", action="store_true", help="show the plan, send and write nothing")
-    backfill.add_argument("--yes", action="store_true", help="do not ask before sending more than 50 pairs")
-    backfill.add_argument(
-        "--max-cost", type=_amount, metavar="USD", help="refuse (exit 3) when the estimate is above this"
-    )
+    _add_spending_questions(backfill)
     backfill.add_argument(
         "--resend",
         action="store_true",
@@ -497,6 +558,39 @@ def _add_backfill(commands: Any) -> None:
     )
     targets.add_aws_arguments(_stack_group(backfill))
     backfill.set_defaults(handler=_backfill)
+
+
+def _add_run(commands: Any) -> None:
+    run = commands.add_parser(
+        "run",
+        help="process a folder once on a stack: send every new pair, wait, bring the results back",
+        description="Send every pair of FOLDER (an image and its .json sidecar) that has no result in "
+        "FOLDER/out yet to the stack, wait for every outcome with a progress bar, bring results into "
+        "FOLDER/out and failures into FOLDER/out/failed, and sum up. Exit codes: 0 nothing failed, "
+        "1 something failed, 3 refused by --max-cost, 4 not confirmed, 5 timed out with pairs "
+        "unfinished (they finish on the stack), 130 Ctrl-C.",
+    )
+    run.add_argument("folder")
+    run.add_argument("--out", help="where results go (default: FOLDER/out)")
+    _add_spending_questions(run)
+    run.add_argument(
+        "--timeout",
+        type=_amount,
+        default=3600.0,
+        metavar="SECONDS",
+        help="longest wait for the outcomes (default: 3600); what is unfinished then finishes on the stack",
+    )
+    add_drop_target_arguments(run)
+    add_local_start_arguments(run)
+    run.set_defaults(handler=_run)
+
+
+def _add_spending_questions(parser: argparse.ArgumentParser) -> None:
+    """What backfill and run ask before spending, and the flags that answer for a script."""
+    parser.add_argument("--yes", action="store_true", help="do not ask before sending more than 50 pairs")
+    parser.add_argument(
+        "--max-cost", type=_amount, metavar="USD", help="refuse (exit 3) when the estimate is above this"
+    )
 
 
 def _stack_group(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:

@@ -83,19 +83,21 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
     add_aws_arguments(where)
 
 
-def add_aws_arguments(where: argparse._ActionsContainer) -> None:
-    """Which AWS: the local stack, an endpoint, a region and a profile."""
+def add_aws_arguments(where: argparse._ActionsContainer, *, moto_port: bool = True) -> None:
+    """Which AWS: the local stack, an endpoint, a region and a profile. ``moto_port=False`` for a
+    command that has its own --moto-port."""
     where.add_argument(
         "--local",
         action="store_true",
         help="the local stack of `backdrop watch` "
         f"(at --endpoint-url, else AWS_ENDPOINT_URL, else {LOCAL_ENDPOINT})",
     )
-    where.add_argument(
-        "--moto-port",
-        type=int,
-        help="with --local (implied): the port `backdrop watch --moto-port` gave its local stack",
-    )
+    if moto_port:
+        where.add_argument(
+            "--moto-port",
+            type=int,
+            help="with --local (implied): the port `backdrop watch --moto-port` gave its local stack",
+        )
     where.add_argument("--endpoint-url", help="an AWS endpoint (AWS_ENDPOINT_URL works too)")
     where.add_argument("--region", help="AWS region (default: your configuration's)")
     where.add_argument("--profile", help="AWS profile")
@@ -105,7 +107,7 @@ def client(args: argparse.Namespace, service: str) -> Any:
     """A ``service`` client: the local stack's with --local or --moto-port, else your configuration's."""
     if args.local or args.moto_port:
         return _local_client(args, service)
-    return _configured(lambda: _session(args).client(service, endpoint_url=args.endpoint_url))
+    return _configured(lambda: aws_session(args).client(service, endpoint_url=args.endpoint_url))
 
 
 def resolve(args: argparse.Namespace) -> Queues:
@@ -219,8 +221,8 @@ def _local_catalog(args: argparse.Namespace) -> Catalog:
 
 
 def _deployed_catalog(args: argparse.Namespace) -> Catalog:
-    session = _session(args)
-    stack = _stack(args, session, "OutputBucketName")
+    session = aws_session(args)
+    stack = describe_stack(args, session, "OutputBucketName")
     return Catalog(
         session.client("s3", endpoint_url=args.endpoint_url),
         session.client("sqs", endpoint_url=args.endpoint_url),
@@ -259,8 +261,8 @@ def _local_deployment(args: argparse.Namespace, config: Config) -> Deployment:
 
 
 def _deployed_stack(args: argparse.Namespace, config: Config) -> Deployment:
-    session = _session(args)
-    stack = _stack(args, session, "WorkQueueUrl")
+    session = aws_session(args)
+    stack = describe_stack(args, session, "WorkQueueUrl")
     for needed in ("InputBucketName", "OutputBucketName"):
         if needed not in stack.outputs:
             raise TargetError(f"stack {args.stack!r} has no {needed} output: is it a Backdrop stack?")
@@ -294,17 +296,17 @@ def _deployment(
 
 
 def _deployed(args: argparse.Namespace) -> Queues:
-    session = _session(args)
+    session = aws_session(args)
     sqs = session.client("sqs", endpoint_url=args.endpoint_url)
     if args.dlq_url:
         return Queues(sqs, args.dlq_url, args.work_queue_url)
-    stack = _stack(args, session, "DeadLetterQueueUrl", also="--dlq-url URL")
+    stack = describe_stack(args, session, "DeadLetterQueueUrl", also="--dlq-url URL")
     return Queues(sqs, stack.outputs["DeadLetterQueueUrl"], stack.outputs.get("WorkQueueUrl"))
 
 
 def _deployed_spend(args: argparse.Namespace) -> SpendTable:
-    session = _session(args)
-    stack = _stack(args, session, "IdempotencyTableName")
+    session = aws_session(args)
+    stack = describe_stack(args, session, "IdempotencyTableName")
     return SpendTable(
         session.client("dynamodb", endpoint_url=args.endpoint_url),
         stack.outputs["IdempotencyTableName"],
@@ -314,18 +316,18 @@ def _deployed_spend(args: argparse.Namespace) -> SpendTable:
 
 
 @dataclass(frozen=True)
-class _Stack:
+class StackDescription:
     outputs: dict[str, str]
     parameters: dict[str, str]
 
 
-def _session(args: argparse.Namespace) -> boto3.session.Session:
+def aws_session(args: argparse.Namespace) -> boto3.session.Session:
     return boto3.session.Session(profile_name=args.profile, region_name=args.region)
 
 
-def _stack(
+def describe_stack(
     args: argparse.Namespace, session: boto3.session.Session, needed: str, *, also: str = ""
-) -> _Stack:
+) -> StackDescription:
     try:
         stacks = session.client("cloudformation", endpoint_url=args.endpoint_url).describe_stacks(
             StackName=args.stack
@@ -338,7 +340,7 @@ def _stack(
             f"pass --stack NAME{', ' + also if also else ''} or --local"
         ) from None
     found = stacks["Stacks"][0]
-    stack = _Stack(
+    stack = StackDescription(
         outputs={o["OutputKey"]: o["OutputValue"] for o in found.get("Outputs", [])},
         parameters={p["ParameterKey"]: p.get("ParameterValue", "") for p in found.get("Parameters", [])},
     )

@@ -17,14 +17,15 @@ input bucket, so a stand-in for yours is made first, and its EventBridge deliver
 `backdrop enable-eventbridge`'s own helper, as you would on AWS. Files are uploaded under
 ``--input-prefix``; with ``--outputs-in-bucket`` the results come back from that same bucket,
 under ``--output-prefix``. In DIR/out they are laid out as DIR is, without the prefixes.
+
+With ``--stack NAME`` or ``--local``, the same folder is run against a stack instead (backdrop/drop/).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,13 +39,23 @@ from backdrop import completion_events
 from backdrop.bucket_events import enable_eventbridge
 from backdrop.dead_letters import DeadLetter, read_all, release
 from backdrop.emulator import EmulatorSettings
+from backdrop.folder import (
+    STATE_FILE,
+    OutFolder,
+    SettledFiles,
+    WatchState,
+    content_md5,
+    duplicate_line,
+    failed_line,
+    pair_stem,
+    processed_line,
+    uploaded_line,
+    waiting_for_image_line,
+    waiting_for_sidecar_line,
+)
 from backdrop.local.moto_server import moto_server
 from backdrop.local.sandbox import Sandbox, sandbox
 from backdrop.local.stack import LOCAL_API_KEY, REGION
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
-WATCHED_SUFFIXES = (*IMAGE_SUFFIXES, ".json")
-STATE_FILE = ".backdrop-watch.json"
 
 # What the console repeats from the function's own log (DIR/out/function.log, one JSON object a
 # line, as CloudWatch has it): these message texts of backdrop_fn/pipeline.py and their key field.
@@ -52,64 +63,11 @@ STATE_FILE = ".backdrop-watch.json"
 WAITING_FOR_SIDECAR = "image waits for its sidecar"
 WAITING_FOR_IMAGE = "sidecar waits for its image"
 HANDLED_BEFORE = "duplicate: this pair was handled before"
-NOTICES = {
-    WAITING_FOR_SIDECAR: ("key", "[yellow]…[/] {key}: waiting for its sidecar ({key}.json)"),
-    WAITING_FOR_IMAGE: ("key", "[yellow]…[/] {key}: waiting for its image"),
-    HANDLED_BEFORE: (
-        "image_key",
-        "[blue]=[/] {key}: duplicate, no charge (this image and sidecar were done before)",
-    ),
+NOTICES: dict[str, tuple[str, Callable[[str], str]]] = {
+    WAITING_FOR_SIDECAR: ("key", waiting_for_sidecar_line),
+    WAITING_FOR_IMAGE: ("key", waiting_for_image_line),
+    HANDLED_BEFORE: ("image_key", duplicate_line),
 }
-
-
-def pair_stem(key: str) -> str:
-    """What an image and its sidecars share: ``shop/shoe.jpg``, ``shop/shoe.jpg.json`` and
-    ``shop/shoe.json`` all give ``shop/shoe``."""
-    if key.lower().endswith(".json"):
-        key = key[: -len(".json")]
-    stem, dot, suffix = key.rpartition(".")
-    return stem if dot and f".{suffix.lower()}" in IMAGE_SUFFIXES else key
-
-
-def content_md5(body: bytes) -> str:
-    """The S3 ETag of a single-part upload: the fingerprint the output's metadata carries."""
-    return hashlib.md5(body, usedforsecurity=False).hexdigest()
-
-
-@dataclass
-class WatchState:
-    """What earlier runs did with this folder (see the module's docstring), kept at ``path``."""
-
-    path: Path
-    uploaded: dict[str, str] = field(default_factory=dict)  # key → MD5 of what was uploaded last
-    # image key → {"result": its file, relative to out/, "inputs": {key: MD5 it was made from}}
-    results: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    @classmethod
-    def load(cls, path: Path) -> WatchState:
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            return cls(path, dict(data["uploaded"]), dict(data["results"]))
-        except (OSError, ValueError, KeyError, TypeError):
-            return cls(path)  # the first run here, or a state file that cannot be read: start afresh
-
-    def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.path.with_name(self.path.name + ".tmp")
-        state = {"version": 1, "uploaded": self.uploaded, "results": self.results}
-        temporary.write_text(json.dumps(state, indent=1, ensure_ascii=False), encoding="utf-8")
-        temporary.replace(self.path)
-
-    def record_result(self, image_key: str, result: Path, inputs: dict[str, str | None]) -> None:
-        known = {key: md5.strip('"') for key, md5 in inputs.items() if key and md5}
-        self.results[image_key] = {"result": result.relative_to(self.path.parent).as_posix(), "inputs": known}
-
-    def result_from(self, key: str, md5: str) -> str | None:
-        """The result, still in out/, made from this very version of ``key``; None if there is none."""
-        for entry in self.results.values():
-            if entry.get("inputs", {}).get(key) == md5 and (self.path.parent / entry["result"]).exists():
-                return str(entry["result"])
-        return None
 
 
 class FunctionLog:
@@ -153,8 +111,6 @@ class FolderSync:
     # A developer's own endpoint: each completion event's detail is POSTed to it.
     webhook: str | None = None
     webhook_authorization: str = completion_events.DEFAULT_AUTHORIZATION
-    _seen_sizes: dict[Path, tuple[int, int]] = field(default_factory=dict)
-    _uploaded: dict[Path, tuple[int, int]] = field(default_factory=dict)
     _in_bucket: dict[str, set[str]] = field(default_factory=dict)  # key → every MD5 uploaded this run
     _held: dict[str, dict[str, bytes]] = field(default_factory=dict)  # pair stem → unchanged files
     _redropped: set[str] = field(default_factory=set)  # pair stems saved again unchanged
@@ -167,6 +123,8 @@ class FolderSync:
     def __post_init__(self) -> None:
         self.state = WatchState.load(self.out / STATE_FILE)
         self._log = FunctionLog(self.function_log) if self.function_log else None
+        self._settled = SettledFiles(self.folder, self.out)
+        self._results = OutFolder(self.out, (self.box.stack.output_prefix, self.box.stack.input_prefix))
 
     def sync(self) -> None:
         self._upload_settled_files()
@@ -178,27 +136,9 @@ class FolderSync:
 
     # -- uploads ----------------------------------------------------------------------------------
 
-    def _settled_changes(self) -> Iterator[Path]:
-        """Files changed since they were last uploaded, and unchanged since the last look (a file
-        still being written waits)."""
-        for path in sorted(self.folder.rglob("*")):
-            if (
-                not path.is_file()
-                or self.out in path.parents
-                or not path.name.lower().endswith(WATCHED_SUFFIXES)
-            ):
-                continue
-            stat = path.stat()
-            signature = (stat.st_size, stat.st_mtime_ns)
-            settled = self._seen_sizes.get(path) == signature
-            self._seen_sizes[path] = signature
-            if settled and self._uploaded.get(path) != signature:
-                self._uploaded[path] = signature
-                yield path
-
     def _upload_settled_files(self) -> None:
         skipped: list[str] = []
-        for path in self._settled_changes():
+        for path in self._settled.changes():
             key = self.box.stack.input_prefix + path.relative_to(self.folder).as_posix()
             body = path.read_bytes()
             md5 = content_md5(body)
@@ -227,16 +167,9 @@ class FolderSync:
         self._in_bucket.setdefault(key, set()).add(md5)
         self.state.uploaded[key] = md5
         self.counts["uploaded"] += 1
-        self.console.print(f"[cyan]↑[/] {escape(key)}{note}")
+        self.console.print(uploaded_line(key, note))
 
     # -- results ----------------------------------------------------------------------------------
-
-    def _local(self, key: str) -> str:
-        """Where an S3 key lands under out/: without the stack's prefixes, as the folder has it."""
-        for prefix in (self.box.stack.output_prefix, self.box.stack.input_prefix):
-            if prefix and key.startswith(prefix):
-                key = key[len(prefix) :]
-        return key
 
     def _download_results(self) -> None:
         s3 = self.box.stack.client("s3")
@@ -249,9 +182,7 @@ class FolderSync:
             if item is None or self._downloaded.get(item["Key"]) == item["ETag"]:
                 continue
             obj = s3.get_object(Bucket=bucket, Key=item["Key"])
-            target = self.out / self._local(item["Key"])
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(obj["Body"].read())
+            target = self._results.keep_result(item["Key"], obj["Body"].read())
             self._downloaded[item["Key"]] = item["ETag"]
             self.counts["processed"] += 1
             metadata = {name: unquote(value) for name, value in obj["Metadata"].items()}
@@ -264,16 +195,10 @@ class FolderSync:
                     metadata.get("sidecar-key", ""): metadata.get("sidecar-etag"),
                 },
             )
-            self.console.print(
-                f"[green]✓[/] {escape(source)} → {escape(str(target.relative_to(self.folder)))}"
-            )
-            stale = self._failure_file(source)
-            if stale.exists():  # an earlier failure of this image, fixed since
-                stale.unlink()
+            self.console.print(processed_line(source, str(target.relative_to(self.folder))))
+            stale = self._results.drop_stale_failure(source)
+            if stale is not None:
                 self.console.print(f"  (its earlier failure, {stale.relative_to(self.folder)}, is removed)")
-
-    def _failure_file(self, key: str) -> Path:
-        return self.out / "failed" / f"{self._local(key)}.error.json"
 
     def _record_failures(self) -> None:
         sqs = self.box.stack.client("sqs")
@@ -284,16 +209,10 @@ class FolderSync:
             if letter.message_id in self._failures_seen:
                 continue
             self._failures_seen.add(letter.message_id)
-            target = self._failure_file(letter.key)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(
-                json.dumps(letter.record or {"body": letter.body}, indent=2, ensure_ascii=False)
-            )
+            target = self._results.keep_failure(letter.key, letter.record or {"body": letter.body})
             self.state.record_result(letter.key, target, self._inputs_of(letter))
             self.counts["failed"] += 1
-            self.console.print(
-                f"[red]✗[/] {escape(letter.key)}: [bold]{letter.error_class}[/] — {escape(letter.message)}"
-            )
+            self.console.print(failed_line(letter.key, letter.error_class, letter.message))
 
     def _inputs_of(self, letter: DeadLetter) -> dict[str, str | None]:
         source = (letter.record or {}).get("source") or {}
@@ -306,11 +225,11 @@ class FolderSync:
     def _report_function_log(self) -> None:
         said: set[str] = set()
         for entry in self._log.new_entries() if self._log else []:
-            field_name, text = NOTICES.get(str(entry.get("message")), ("", ""))
+            field_name, notice = NOTICES.get(str(entry.get("message")), ("", _silent))
             key = str(entry.get(field_name) or "")
             if not key or (entry["message"] == HANDLED_BEFORE and not self._was_redropped(key)):
                 continue  # the other half's event of a new pair is a duplicate too: no news to the user
-            line = text.format(key=escape(key))
+            line = notice(key)
             if line not in said:
                 said.add(line)
                 self.console.print(line)
@@ -332,6 +251,10 @@ class FolderSync:
             self._redropped.discard(stem)
             return True
         return False
+
+
+def _silent(key: str) -> str:
+    return ""
 
 
 def dlq_commands(endpoint: str) -> str:

@@ -7,28 +7,16 @@ and the ledger holds exactly what SQS accepted. A second Ctrl-C stops at once.
 
 from __future__ import annotations
 
-import contextlib
-import signal
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    SpinnerColumn,
-    Task,
-    TextColumn,
-    TimeRemainingColumn,
-)
-from rich.text import Text
 
+from backdrop import terminal
 from backdrop.backfill import bucket, ledger, manifest
 from backdrop.backfill.assess import Assessor, StackSettings
 from backdrop.backfill.ledger import Ledger, Work
@@ -37,14 +25,16 @@ from backdrop.backfill.report import Summary, plan_view, summary_view
 from backdrop.backfill.send import BATCH, Sender
 from backdrop.backfill.walk import Listed, PairingWalk
 from backdrop.targets import Deployment, TargetError
+from backdrop.terminal import (
+    INTERRUPTED,
+    Ask,
+    confirmation,
+    over_max_cost,
+)
 from backdrop_fn.adapters.s3 import S3ObjectStore
 
 OK = 0
 NOT_ALL_SENT = 1  # entries SQS refused, or a call that failed: a run again sends them
-OVER_MAX_COST = 3
-NOT_CONFIRMED = 4
-INTERRUPTED = 130  # 128 + SIGINT, as a shell reports it
-CONFIRM_ABOVE = 50  # pairs sent without asking
 # The work queue's retention when it cannot be read: the template's 14 days.
 _RETENTION_SECONDS = 14 * 24 * 3600
 _PROGRESS_EVERY = 200  # verdicts between two updates of the planning line
@@ -60,9 +50,6 @@ class Request:
     resend: bool = False
     concurrency: int = 16
     ledger_path: Path | None = None
-
-
-Ask = Callable[[str], "bool | None"]  # the question's answer; None when no one can be asked
 
 
 @dataclass(frozen=True)
@@ -98,7 +85,7 @@ def _run(
     plan = Plan()
     failure = None
     try:
-        with _stopped_by_signals(stop):
+        with terminal.stopped_by_signals(stop):
             _plan(stack, request, rows, book, plan, console, stop)
     except KeyboardInterrupt:  # a second Ctrl-C: what was judged so far is shown
         plan.complete = False
@@ -137,23 +124,12 @@ def _refusal(plan: Plan, request: Request, ask: Ask) -> tuple[int, str] | None:
     cost = plan.cost_usd()
     if plan.to_send == 0:
         return OK, "Nothing to send."
-    if request.max_cost_usd is not None and cost > request.max_cost_usd:
-        return OVER_MAX_COST, (
-            f"[red]Refused: the estimated cost ${cost:,.3f} is over "
-            f"--max-cost ${request.max_cost_usd:,.2f}.[/] "
-            "Nothing was sent. Send less (--prefix, a shorter manifest) or raise --max-cost."
-        )
+    refused = over_max_cost(cost, request.max_cost_usd, "Send less (--prefix, a shorter manifest)")
+    if refused is not None:
+        return refused
     if request.dry_run:
         return OK, "Dry run: nothing was sent."
-    if plan.to_send <= CONFIRM_ABOVE or request.yes:
-        return None
-    answer = ask(f"Send {plan.to_send:,} pairs (estimated ${cost:,.3f}) to the work queue?")
-    if answer is None:
-        return NOT_CONFIRMED, (
-            f"[red]Not sent: {plan.to_send:,} pairs is more than {CONFIRM_ABOVE}, and there is no terminal "
-            "to ask.[/] Pass --yes to send them (and --max-cost USD to cap what that may cost)."
-        )
-    return None if answer else (NOT_CONFIRMED, "Not sent.")
+    return confirmation(plan.to_send, cost, yes=request.yes, ask=ask, where="the work queue")
 
 
 def _retention(stack: Deployment) -> float:
@@ -181,7 +157,7 @@ def _plan(
 ) -> Plan:
     settings = _settings(stack)
     store = S3ObjectStore(stack.s3)
-    with _progress(console) as shown:
+    with terminal.progress(console) as shown:
         line = shown.add_task("Planning", total=None)
 
         def progress(plan: Plan) -> None:
@@ -273,7 +249,7 @@ def _send(stack: Deployment, plan: Plan, book: Ledger, console: Console, stop: t
     sender = Sender(stack.sqs, stack.work_queue_url, stack.s3, stack.input_bucket, stack.region)
     summary = Summary(plan)
     started = time.monotonic()
-    with _stopped_by_signals(stop), _progress(console, bar=True) as shown:
+    with terminal.stopped_by_signals(stop), terminal.progress(console, bar=True) as shown:
         line = shown.add_task("Sending", total=plan.to_send)
         try:
             for batch in _batches(book.planned(), BATCH):
@@ -303,41 +279,3 @@ def _batches(works: Iterable[Work], size: int) -> Iterator[list[Work]]:
             batch = []
     if batch:
         yield batch
-
-
-def _progress(console: Console, *, bar: bool = False) -> Progress:
-    columns = [SpinnerColumn(), TextColumn("{task.description}")]
-    if bar:
-        columns += [
-            BarColumn(),
-            MofNCompleteColumn(),
-            _Rate(),
-            TimeRemainingColumn(),
-        ]
-    # Piped into a file, a live bar would print nothing useful: the summary says it all.
-    return Progress(*columns, console=console, disable=not console.is_terminal, transient=not bar)
-
-
-class _Rate(ProgressColumn):
-    def render(self, task: Task) -> Text:
-        return Text(f"{task.speed or 0:,.0f} pairs/s", style="progress.data.speed")
-
-
-@contextlib.contextmanager
-def _stopped_by_signals(stop: threading.Event) -> Iterator[None]:
-    """Ctrl-C and SIGTERM set ``stop``; a second one raises KeyboardInterrupt, to stop at once."""
-    if threading.current_thread() is not threading.main_thread():
-        yield  # signals reach only the main thread: whoever runs us there decides
-        return
-
-    def handle(number: int, frame: object) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-
-    previous = {number: signal.signal(number, handle) for number in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)

@@ -314,12 +314,20 @@ STACK_TEMPLATE = {
 
 
 def deploy(
-    shop: Shop, name: str, parameters: dict[str, str], *, input_bucket: str = IN, output_bucket: str = OUT
+    shop: Shop,
+    name: str,
+    parameters: dict[str, str],
+    *,
+    input_bucket: str = IN,
+    output_bucket: str = OUT,
+    outputs: dict[str, str] | None = None,
 ) -> None:
-    """A stack in moto's CloudFormation with a Backdrop stack's outputs and these parameters."""
+    """A stack in moto's CloudFormation with a Backdrop stack's outputs (and ``outputs``) and these
+    parameters."""
     template = json.loads(json.dumps(STACK_TEMPLATE).replace("WORK_QUEUE_URL", shop.work_queue_url))
     template["Outputs"]["InputBucketName"]["Value"] = input_bucket
     template["Outputs"]["OutputBucketName"]["Value"] = output_bucket
+    template["Outputs"].update({output: {"Value": value} for output, value in (outputs or {}).items()})
     template["Parameters"] = {parameter: {"Type": "String"} for parameter in parameters}
     boto3.client("cloudformation", region_name=REGION).create_stack(
         StackName=name,

@@ -164,3 +164,22 @@ def test_results_beside_the_inputs_without_an_output_prefix_are_refused(start_wa
     said = " ".join(watch.output.split())  # as wrapped for the terminal
     assert "--outputs-in-bucket needs --existing-bucket and a non-empty --output-prefix" in said
     assert "Traceback" not in watch.output
+
+
+def test_watch_local_starts_a_stack_for_the_command_when_none_runs_and_ctrl_c_sums_up(
+    start_watch, tmp_path: Path
+):
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    watch = start_watch(folder, "--local", "--api-latency", "0")
+    watch.wait_for("starting one for this command")
+    watch.wait_for("Outcomes: completion events on bus 'default'")
+    watch.wait_for("Ctrl-C to stop")
+    (folder / "cup.png.json").write_text(json.dumps({"prompt": "a cafe", "rendering_speed": "TURBO"}))
+    (folder / "cup.png").write_bytes(photo())
+    watch.wait_for("cup.png → out/cup.png (")
+    assert watch.interrupt() == 0, watch.output
+    said = " ".join(watch.output.split())
+    assert "stopped: 1 sent, 1 processed, 0 failed, 0 unchanged not sent again; estimated $0.037" in said
+    assert (folder / "out" / "cup.png").exists()
+    assert "Traceback" not in watch.output
