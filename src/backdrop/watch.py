@@ -184,8 +184,9 @@ class FolderSync:
             obj = s3.get_object(Bucket=bucket, Key=item["Key"])
             target = self._results.keep_result(item["Key"], obj["Body"].read())
             self._downloaded[item["Key"]] = item["ETag"]
-            self.counts["processed"] += 1
             metadata = {name: unquote(value) for name, value in obj["Metadata"].items()}
+            # A result a paid call made (each variant's); its renditions come with it, free.
+            self.counts["processed"] += "rendition" not in metadata
             source = metadata.get("source-key", "?")
             self.state.record_result(
                 source,

@@ -47,6 +47,8 @@ class Pending:
     image_etag: str
     sidecar_key: str | None
     sidecar_etag: str | None
+    # How many outcomes answer it: one per variant its sidecar asks for, else one.
+    calls: int = 1
     sent_at: float = field(default_factory=time.monotonic)
     sent_wall: float = field(default_factory=time.time)
 
@@ -64,6 +66,8 @@ class Outcome:
     record: dict[str, Any] = field(default_factory=dict)  # a failure's DLQ record
     sidecar_key: str | None = None
     sidecar_etag: str | None = None
+    # The sidecar's variant this is the outcome of (from 1); None: the whole pair's.
+    variant: int | None = None
 
     def answers(self, pending: Pending) -> bool:
         """Whether this is the outcome of these very versions (not of an earlier upload's)."""
@@ -98,6 +102,7 @@ def of_event(event: CompletionEvent) -> Outcome:
             cost_usd=cost,
             sidecar_key=sidecar.get("key"),
             sidecar_etag=_etag(sidecar.get("etag")),
+            variant=_variant(detail.get("variant")),
         )
     source = detail.get("source") or {}
     error = detail.get("error") or {}
@@ -109,7 +114,12 @@ def of_event(event: CompletionEvent) -> Outcome:
         error_class=str(error.get("class") or "unknown"),
         message=str(error.get("message") or ""),
         record=detail,
+        variant=_variant(detail.get("variant")),
     )
+
+
+def _variant(value: object) -> int | None:
+    return int(value) if isinstance(value, int | str) and str(value).isdigit() else None
 
 
 def _etag(value: object) -> str | None:
@@ -141,7 +151,7 @@ class PolledOutcomes:
 
     def _results(self, pending: Mapping[str, Pending]) -> list[Outcome]:
         bases = {_output_base(self.target.output_prefix, key): key for key in pending}
-        found: dict[str, list[tuple[str, dict[str, str]]]] = {}
+        found: dict[tuple[str, str | None], list[tuple[str, dict[str, str]]]] = {}
         for item in self._listed(_folder_of(list(bases))):
             image_key = owner_of(item["Key"], bases)
             if image_key is None or (item["Key"], item["ETag"]) in self._not_ours:
@@ -151,8 +161,9 @@ class PolledOutcomes:
             if metadata.get("source-key") != image_key or metadata.get("source-etag") != wanted.image_etag:
                 self._not_ours.add((item["Key"], item["ETag"]))
                 continue
-            found.setdefault(image_key, []).append((item["Key"], metadata))
-        return [_processed(key, objects) for key, objects in found.items() if _has_output(objects)]
+            # Each variant is told of on its own, as its completion event does.
+            found.setdefault((image_key, metadata.get("variant")), []).append((item["Key"], metadata))
+        return [_processed(key, objects) for (key, _), objects in found.items() if _has_output(objects)]
 
     def _listed(self, prefix: str) -> Iterable[dict[str, Any]]:
         pages = self.target.s3.get_paginator("list_objects_v2").paginate(
@@ -216,6 +227,7 @@ def _processed(image_key: str, objects: list[tuple[str, dict[str, str]]]) -> Out
         cost_usd=price_of(metadata.get("rendering-speed")),
         sidecar_key=metadata.get("sidecar-key"),
         sidecar_etag=metadata.get("sidecar-etag"),
+        variant=_variant(metadata.get("variant")),
     )
 
 

@@ -109,9 +109,9 @@ def _known_to_the_stack(drop: StackFolder, pairs: list[FolderPair]) -> int:
     asked = {waiting.image_key: waiting for waiting in map(drop.pending_of, pairs)}
     known, spent_before = 0, drop.cost_usd  # paid for by the run that sent them, not this one
     for outcome in PolledOutcomes(drop.target).take(asked):
-        waiting = asked.pop(outcome.image_key, None)
-        if waiting is not None and outcome.answers(waiting):
-            drop.settle(outcome, waiting)
+        waiting = asked.get(outcome.image_key)
+        if waiting is not None and outcome.answers(waiting) and drop.tell(outcome, waiting):
+            del asked[outcome.image_key]
             known += 1
     drop.cost_usd = spent_before
     drop.state.save()

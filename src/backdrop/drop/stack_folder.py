@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
@@ -71,16 +72,25 @@ def folder_pairs(folder: Path, out: Path, only: Iterable[Path] | None = None) ->
 def estimated_cost(sidecar: bytes | None) -> float:
     """What a pair's sidecar will cost: one call at its speed, or one per variant. A sidecar that
     cannot be read is priced at the default speed: the function will refuse it for nothing."""
+    fields, calls = _calls(sidecar)
+    speed = fields.get("rendering_speed")
+    return sum((price_of(call.get("rendering_speed", speed)) for call in calls), 0.0)
+
+
+def _calls(sidecar: bytes | None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The sidecar's fields (none when it cannot be read), and the calls it asks for: one per
+    variant, or one."""
     try:
         fields = json.loads(sidecar or b"{}")
     except ValueError:
         fields = {}
     if not isinstance(fields, dict):
         fields = {}
-    speed = fields.get("rendering_speed")
     variants = fields.get("variants")
-    calls = [v for v in variants if isinstance(v, dict)] if isinstance(variants, list) else [{}]
-    return sum((price_of(call.get("rendering_speed", speed)) for call in calls), 0.0)
+    calls: list[dict[str, Any]] = []
+    if isinstance(variants, list):
+        calls = [variant for variant in variants if isinstance(variant, dict)]
+    return fields, calls or [{}]
 
 
 class StackFolder:
@@ -104,6 +114,8 @@ class StackFolder:
         self.pending: dict[str, Pending] = {}
         self.counts: Counter[str] = Counter()  # sent, processed, failed, skipped, and by error class
         self.failed_classes: Counter[str] = Counter()
+        # The outcomes told so far of pairs with variants not all told: where each went in out/.
+        self.told: dict[str, dict[int | None, tuple[Path, bool]]] = {}
         self.cost_usd = 0.0
 
     def key(self, name: str) -> str:
@@ -129,7 +141,8 @@ class StackFolder:
         versions = self.versions(pair)
         sidecar = self.key(pair.sidecar) if pair.sidecar else None
         image = self.key(str(pair.image))
-        return Pending(image, versions[image], sidecar, versions.get(sidecar or ""))
+        _, calls = _calls(self.body(pair.sidecar))
+        return Pending(image, versions[image], sidecar, versions.get(sidecar or ""), calls=len(calls))
 
     def send(self, pair: FolderPair) -> None:
         """Upload the pair, sidecar first, and wait for its outcome."""
@@ -150,42 +163,56 @@ class StackFolder:
             waiting = self.pending.get(outcome.image_key)
             if waiting is None or not outcome.answers(waiting) or (outcome.processed and not outcome.outputs):
                 continue  # another upload's, or an earlier version's (or an event naming no output)
-            del self.pending[outcome.image_key]
-            self.settle(outcome, waiting)
-            answered += 1
+            if self.tell(outcome, waiting):
+                del self.pending[outcome.image_key]
+                answered += 1
         if answered:
             self.state.save()
         return answered
 
-    def settle(self, outcome: Outcome, waiting: Pending) -> None:
+    def tell(self, outcome: Outcome, waiting: Pending) -> bool:
+        """Bring back one outcome of a waiting pair: the pair's, or one of its variants'. Whether
+        the pair is answered whole now (each variant is told of on its own)."""
+        told = self.told.setdefault(waiting.image_key, {})
+        if outcome.variant in told:
+            return False  # told twice: by its event, and by a look at the bucket
+        told[outcome.variant] = (self.settle(outcome, waiting), outcome.processed)
+        if outcome.variant is not None and len(told) < waiting.calls:
+            return False
+        del self.told[waiting.image_key]
+        failed = not all(processed for _, processed in told.values())
+        self.counts["failed" if failed else "processed"] += 1
+        first_kept, _ = next(iter(told.values()))
+        self.state.record_result(waiting.image_key, first_kept, _versions_of(waiting))
+        return True
+
+    def settle(self, outcome: Outcome, waiting: Pending) -> Path:
+        """Bring back the result, or keep the failure; where it went in out/."""
         self.cost_usd += outcome.cost_usd
         seconds = time.monotonic() - waiting.sent_at
         if outcome.processed:
-            self._bring_back(outcome, waiting, seconds)
-        else:
-            self._keep_failure(outcome, waiting)
+            return self._bring_back(outcome, waiting, seconds)
+        return self._keep_failure(outcome, waiting)
 
-    def _bring_back(self, outcome: Outcome, waiting: Pending, seconds: float) -> None:
+    def _bring_back(self, outcome: Outcome, waiting: Pending, seconds: float) -> Path:
         s3, bucket = self.target.s3, self.target.output_bucket
         kept = [
             self.results.keep_result(key, s3.get_object(Bucket=bucket, Key=key)["Body"].read())
             for key in outcome.outputs
         ]
-        self.state.record_result(waiting.image_key, kept[0], _versions_of(waiting))
         more = f", and {len(kept) - 1} more" if len(kept) > 1 else ""
         note = f" ({seconds:.1f} s, ${outcome.cost_usd:.3f}{more})"
         self.console.print(processed_line(waiting.image_key, str(kept[0].relative_to(self.folder)), note))
-        self.counts["processed"] += 1
         stale = self.results.drop_stale_failure(waiting.image_key)
         if stale is not None:
             self.console.print(f"  (its earlier failure, {stale.relative_to(self.folder)}, is removed)")
+        return kept[0]
 
-    def _keep_failure(self, outcome: Outcome, waiting: Pending) -> None:
+    def _keep_failure(self, outcome: Outcome, waiting: Pending) -> Path:
         kept = self.results.keep_failure(waiting.image_key, outcome.record)
-        self.state.record_result(waiting.image_key, kept, _versions_of(waiting))
         self.console.print(failed_line(waiting.image_key, outcome.error_class, outcome.message))
-        self.counts["failed"] += 1
         self.failed_classes[outcome.error_class] += 1
+        return kept
 
 
 def _versions_of(waiting: Pending) -> dict[str, str]:

@@ -119,6 +119,27 @@ def test_run_brings_every_result_and_failure_back_and_exits_1_when_one_failed(
     assert subscriptions_left(box) == ([], [])
 
 
+def test_run_waits_for_every_variant_and_brings_back_each_with_its_renditions(
+    box: Sandbox, aws: str, folder: Path, capsys: pytest.CaptureFixture[str]
+):
+    scenes = {
+        "prompt": "on a beach",
+        "rendering_speed": "TURBO",
+        "variants": [{}, {"prompt": "in the snow", "rendering_speed": "QUALITY"}],
+        "renditions": [{"name": "thumb", "format": "webp", "width": 16}],
+    }
+    pair(folder, "boot.png", scenes)
+
+    code, shown = run(capsys, aws, folder)
+
+    assert code == 0, shown
+    out = folder / "out"
+    for name in ("boot.png", "boot.v2.png", "boot@thumb.webp", "boot.v2@thumb.webp"):
+        assert (out / name).exists(), name
+    assert rows(shown)["processed"][0] == "1"  # one pair, both its variants
+    assert "Estimated cost $0.150; wall time" in " ".join(shown.split())  # TURBO 0.037 + QUALITY 0.113
+
+
 def test_run_skips_pairs_already_in_out_with_same_etags(
     box: Sandbox, aws: str, folder: Path, capsys: pytest.CaptureFixture[str]
 ):
