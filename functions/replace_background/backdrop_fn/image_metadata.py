@@ -787,22 +787,32 @@ class _Spliced(io.RawIOBase):
         if isinstance(self._current, bytes):
             data, self._current = self._current[: len(target)], self._current[len(target) :]
         else:
-            data = self._copy(*self._current, wanted=len(target))
-            self._current = (self._current[0] + len(data), self._current[1])
+            start, end = self._current
+            copied = self._copy_into(memoryview(target)[: end - start], start)
+            self._current = (start + copied, end)
+            return copied
         target[: len(data)] = data
         return len(data)
 
-    def _copy(self, start: int, end: int, *, wanted: int) -> bytes:
+    def _copy_into(self, target: memoryview, start: int) -> int:
+        """The original's bytes from ``start``, read straight into ``target``: a large read (an
+        upload's part) is never held twice."""
         while self._position < start:  # a dropped segment: read past it
             skipped = self._source.read(min(start - self._position, _READ_PIECE))
             if not skipped:
                 raise InvalidImage("the image changed while its metadata was removed")
             self._position += len(skipped)
-        data = self._source.read(min(wanted, end - start))
-        if not data:
+        read_into = getattr(self._source, "readinto", None)
+        if read_into is not None:
+            copied = read_into(target)
+        else:
+            data = self._source.read(len(target))
+            copied = len(data)
+            target[:copied] = data
+        if not copied:
             raise InvalidImage("the image changed while its metadata was removed")
-        self._position += len(data)
-        return data
+        self._position += copied
+        return int(copied)
 
     def close(self) -> None:
         if not self.closed:
