@@ -44,7 +44,8 @@ def upright_srgb(data: bytes) -> FixedImage:
     """
     from PIL import Image, ImageCms, ImageOps
 
-    from backdrop_fn.srgb import in_srgb, srgb_profile, without_metadata
+    from backdrop_fn.image_metadata import srgb_profile
+    from backdrop_fn.srgb import in_srgb, without_metadata
 
     try:
         with Image.open(io.BytesIO(data)) as opened:

@@ -323,7 +323,8 @@ def _rendered(
 ) -> RenderedImage:
     from PIL import Image
 
-    from backdrop_fn.srgb import has_alpha, in_srgb, srgb_profile, without_metadata
+    from backdrop_fn.image_metadata import srgb_profile
+    from backdrop_fn.srgb import has_alpha, in_srgb, without_metadata
 
     encoding = _ENCODINGS[rendition.format]
     scaled = source.resize(

@@ -14,8 +14,6 @@ from PIL import Image, ImageCms
 from backdrop_fn.image_metadata import srgb_profile
 from backdrop_fn.images import MAX_PIXELS
 
-__all__ = ["has_alpha", "in_srgb", "srgb_profile", "without_metadata"]
-
 # Pillow's own bomb check, set to the function's input limit: nothing the function decodes (an
 # input already checked against it, or the API's answer to such an input) is larger.
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
