@@ -6,6 +6,7 @@ error names its field, because a typo silently ignored would cost the user a wro
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -263,6 +264,9 @@ def _tag_problem(key: str, value: str) -> str | None:
     return None
 
 
+# A pair's sidecar is asked for by each of its calls, their events, tags and renditions: the same
+# bytes give the same (frozen) model, parsed once. Refusals are not kept, and are rare.
+@functools.lru_cache(maxsize=16)
 def parse_sidecar(raw: bytes) -> Sidecar:
     """Parse a sidecar's bytes, or raise InvalidSidecar with every problem named."""
     if len(raw) > MAX_SIDECAR_BYTES:
